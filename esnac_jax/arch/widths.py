@@ -38,7 +38,7 @@ class Space:
 
 @dataclasses.dataclass(frozen=True)
 class WidthGroup:
-  """One width knob: atoms that must share a width.
+  """One width knob: atoms (producing layer indices) that share a width.
 
   width: the current width of each atom; teacher_width: the teacher's;
   divisor: every width of the group must be a multiple of it (grouped convs,
@@ -217,6 +217,13 @@ def width_groups(arch: Arch, teacher: Arch, mode: str = 'by_width'
   for r in free:
     key = tw[r] if mode == 'by_width' else r
     clusters.setdefault(key, []).append(r)
+  members_of: dict[int, list[int]] = {}
+  for a, r in sa.root_of.items():
+    members_of.setdefault(r, []).append(a)
+
+  def atoms(roots: list[int]) -> tuple[int, ...]:
+    return tuple(sorted(a for r in roots for a in members_of[r]))
+
   groups = []
   for members in clusters.values():
     div = math.lcm(*(sa.divisor[r] for r in members))
@@ -225,9 +232,10 @@ def width_groups(arch: Arch, teacher: Arch, mode: str = 'by_width'
       # Grouped by teacher width but shrunk apart (possible only when an Arch
       # was edited by hand): keep them as separate knobs.
       for r in members:
-        groups.append(WidthGroup((r,), sa.width[r], tw[r], sa.divisor[r]))
+        groups.append(WidthGroup(atoms([r]), sa.width[r], tw[r],
+                                 sa.divisor[r]))
       continue
-    groups.append(WidthGroup(tuple(members), widths.pop(), tw[members[0]],
+    groups.append(WidthGroup(atoms(members), widths.pop(), tw[members[0]],
                              div))
   return tuple(sorted(groups, key=lambda g: g.atoms))
 
