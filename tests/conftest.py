@@ -2,7 +2,11 @@
 
 import os
 
+import jax
 import pytest
+
+# Tests run tiny programs once each: compile fast rather than run fast.
+jax.config.update('jax_disable_most_optimizations', True)
 
 from esnac_jax.arch import get_teacher
 
@@ -23,3 +27,16 @@ def teacher_name(request):
 
 def env_int(name: str, default: int) -> int:
   return int(os.environ.get(name, default))
+
+
+def random_variables(arch, seed: int = 0):
+  """Random-valued variables of the right shapes, without compiling init."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from esnac_jax.models import make_model
+  shapes = jax.eval_shape(make_model(arch).init, jax.random.key(0),
+                          jnp.zeros((1,) + arch.input_shape))
+  rng = np.random.default_rng(seed)
+  return jax.tree_util.tree_map(
+      lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
