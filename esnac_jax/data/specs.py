@@ -1,0 +1,28 @@
+"""What each supported dataset looks like to a model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  name: str
+  image_size: int
+  channels: int
+  num_classes: int
+
+
+DATASETS = {
+    'cifar10': DatasetSpec('cifar10', 32, 3, 10),
+    'cifar100': DatasetSpec('cifar100', 32, 3, 100),
+    # The 8x8 handwritten digits that scikit-learn ships: offline default.
+    'digits': DatasetSpec('digits', 8, 1, 10),
+}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+  if name not in DATASETS:
+    raise ValueError(f'unknown dataset {name!r}; known datasets: '
+                     f'{", ".join(sorted(DATASETS))}')
+  return DATASETS[name]
