@@ -1,0 +1,22 @@
+"""The embeddable ESNAC kernel: BiLSTM embedding + GP, pure and batched.
+
+Needs nothing from esnac_jax's architecture types: any [N, L, F] feature
+sequences with masks work.
+"""
+
+from esnac_jax.surrogate.acquisition import (KINDS as ACQUISITIONS,
+                                             expected_improvement,
+                                             select_batch, thompson,
+                                             upper_confidence_bound)
+from esnac_jax.surrogate.gp import Hypers
+from esnac_jax.surrogate.kernel import (FitInfo, SurrogateConfig,
+                                        bucket_size, embed, fit, fit_many,
+                                        hypers, init, objective, pad_history,
+                                        posterior, score)
+
+__all__ = [
+    'ACQUISITIONS', 'expected_improvement', 'select_batch', 'thompson',
+    'upper_confidence_bound', 'Hypers', 'FitInfo', 'SurrogateConfig',
+    'bucket_size', 'embed', 'fit', 'fit_many', 'hypers', 'init', 'objective',
+    'pad_history', 'posterior', 'score',
+]

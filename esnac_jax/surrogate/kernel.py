@@ -1,0 +1,259 @@
+"""The learnable embedding kernel: BiLSTM + GP, fitted jointly, batched.
+
+Pure functions of (params, arrays) with a static `SurrogateConfig`:
+
+  init(key, cfg, feature_dim, num_kernels=None) -> params
+  embed(params, cfg, feats, mask)                 -> [B, 2 * hidden]
+  objective(params, cfg, feats, fmask, y, ymask)  -> log-likelihood
+  fit(params, cfg, feats, fmask, y, ymask)        -> (params, FitInfo)
+  fit_many(params_k, cfg, feats, fmask, y, ymask_k)   K kernels, one program
+  posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
+  score(params_k, cfg, ..., new_feats, new_fmask, kind, key) -> [K, M]
+
+feats: [N, L, F] per-layer features; fmask: [N, L] valid layers;
+y: [N] rewards; ymask: [N] valid history points (padding is masked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from esnac_jax.surrogate import acquisition as acq
+from esnac_jax.surrogate import gp
+from esnac_jax.surrogate.embedding import BiLSTMEmbedding
+
+OBJECTIVES = ('mll', 'loo')
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class SurrogateConfig:
+  """Static settings of the kernel (hashable: a jit static argument).
+
+  objective: 'mll' log marginal likelihood (default) or 'loo' the original's
+    mean leave-one-out predictive log-likelihood.
+  learn_hypers: fit ls2, noise, signal and mean with the LSTM; otherwise they
+    stay at the values below (the original: 0.01, 0.05, 1, 0).
+  normalize_y: standardise rewards over the valid points before the GP.
+  include_noise: predictive variance of a noisy observation (original).
+  lr / weight_decay: Adam on the LSTM with coupled L2 decay, as torch's Adam;
+    hyper_lr: Adam on the log-hyperparameters.
+  max_steps / min_steps / ema / tol: the original's stopping rule: stop at
+    step j >= min_steps once |EMA(ll) - ll| < tol, EMA weight `ema`.
+  """
+  hidden: int = 64
+  num_layers: int = 4
+  objective: str = 'mll'
+  learn_hypers: bool = True
+  ls2: float = 0.01
+  noise: float = 0.05
+  signal: float = 1.0
+  mean: float = 0.0
+  normalize_y: bool = True
+  include_noise: bool = True
+  lr: float = 1e-3
+  hyper_lr: float = 0.05
+  weight_decay: float = 5e-4
+  max_steps: int = 100
+  min_steps: int = 6
+  ema: float = 0.5
+  tol: float = 1e-3
+
+  def __post_init__(self):
+    if self.objective not in OBJECTIVES:
+      raise ValueError(f'unknown surrogate objective {self.objective!r}; use '
+                       f'one of {OBJECTIVES}')
+    for name in ('hidden', 'num_layers', 'max_steps'):
+      if getattr(self, name) < 1:
+        raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+    for name in ('ls2', 'noise', 'signal', 'lr'):
+      if not getattr(self, name) > 0:
+        raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+
+  @classmethod
+  def faithful(cls, **overrides) -> SurrogateConfig:
+    """The original ESNAC kernel: LOO objective, fixed alpha/beta, raw y."""
+    base = dict(objective='loo', learn_hypers=False, normalize_y=False,
+                ls2=0.01, noise=0.05, signal=1.0, mean=0.0)
+    base.update(overrides)
+    return cls(**base)
+
+
+class FitInfo(NamedTuple):
+  steps: jax.Array   # optimiser steps taken
+  ll: jax.Array      # objective at the last evaluated step
+
+
+def _module(cfg: SurrogateConfig) -> BiLSTMEmbedding:
+  return BiLSTMEmbedding(cfg.hidden, cfg.num_layers)
+
+
+def init(key: jax.Array, cfg: SurrogateConfig, feature_dim: int,
+         num_kernels: int | None = None) -> Params:
+  """Fresh parameters; with num_kernels, K independent sets stacked on axis 0."""
+  if num_kernels is not None:
+    return jax.vmap(lambda k: init(k, cfg, feature_dim))(
+        jax.random.split(key, num_kernels))
+  x = jnp.zeros((1, 2, feature_dim), jnp.float32)
+  lstm = _module(cfg).init(key, x, jnp.ones((1, 2), bool))['params']
+  gp_params = {'log_ls2': jnp.log(jnp.float32(cfg.ls2)),
+               'log_noise': jnp.log(jnp.float32(cfg.noise)),
+               'log_signal': jnp.log(jnp.float32(cfg.signal)),
+               'mean': jnp.float32(cfg.mean)}
+  return {'lstm': lstm, 'gp': gp_params}
+
+
+def hypers(params: Params, cfg: SurrogateConfig) -> gp.Hypers:
+  if not cfg.learn_hypers:
+    f = jnp.float32
+    return gp.Hypers(f(cfg.ls2), f(cfg.noise), f(cfg.signal), f(cfg.mean))
+  g = params['gp']
+  return gp.Hypers(jnp.exp(g['log_ls2']), jnp.exp(g['log_noise']) + 1e-6,
+                   jnp.exp(g['log_signal']), g['mean'])
+
+
+def embed(params: Params, cfg: SurrogateConfig, feats: jax.Array,
+          mask: jax.Array) -> jax.Array:
+  """Unit-norm embeddings [B, 2 * hidden] of feature sequences [B, L, F]."""
+  return _module(cfg).apply({'params': params['lstm']}, feats, mask)
+
+
+def _standardise(y, ymask, cfg):
+  if not cfg.normalize_y:
+    return y, jnp.zeros((), y.dtype), jnp.ones((), y.dtype)
+  m = ymask.astype(y.dtype)
+  n = jnp.maximum(m.sum(), 1.0)
+  mu = jnp.sum(y * m) / n
+  sd = jnp.sqrt(jnp.sum(((y - mu) * m)**2) / n)
+  sd = jnp.where(sd > 1e-8, sd, 1.0)
+  return (y - mu) / sd, mu, sd
+
+
+def objective(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+              ymask) -> jax.Array:
+  """The log-likelihood that fitting maximises."""
+  e = embed(params, cfg, feats, fmask)
+  yn, _, _ = _standardise(y, ymask, cfg)
+  h = hypers(params, cfg)
+  if cfg.objective == 'loo':
+    return gp.loo_log_likelihood(e, yn, ymask, h)
+  return gp.log_marginal_likelihood(e, yn, ymask, h) / jnp.maximum(
+      ymask.sum(), 1)
+
+
+def optimizer(cfg: SurrogateConfig) -> optax.GradientTransformation:
+  """Adam with coupled L2 (torch semantics) on the LSTM; Adam on hypers."""
+  lstm = optax.chain(optax.add_decayed_weights(cfg.weight_decay),
+                     optax.adam(cfg.lr))
+  return optax.multi_transform({'lstm': lstm, 'gp': optax.adam(cfg.hyper_lr)},
+                               {'lstm': 'lstm', 'gp': 'gp'})
+
+
+def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask):
+  tx = optimizer(cfg)
+  grad_fn = jax.value_and_grad(objective)
+
+  def cond(s):
+    step, _, _, _, _, done = s
+    return (step < cfg.max_steps) & ~done
+
+  def body(s):
+    step, p, opt_state, ma, _, _ = s
+    ll, g = grad_fn(p, cfg, feats, fmask, y, ymask)
+    g = jax.tree_util.tree_map(lambda x: -x, g)  # maximise
+    updates, opt_state = tx.update(g, opt_state, p)
+    p = optax.apply_updates(p, updates)
+    ma = jnp.where(step > 0, cfg.ema * ll + (1 - cfg.ema) * ma, ll)
+    done = (step >= cfg.min_steps) & (jnp.abs(ma - ll) < cfg.tol)
+    return step + 1, p, opt_state, ma, ll, done
+
+  zero = jnp.zeros((), jnp.float32)
+  # Fewer than two points: nothing to learn (the original skips training).
+  done0 = ymask.sum() < 2
+  state = (jnp.zeros((), jnp.int32), params, tx.init(params), zero, zero,
+           done0)
+  step, params, _, _, ll, _ = jax.lax.while_loop(cond, body, state)
+  return params, FitInfo(step, ll)
+
+
+@functools.partial(jax.jit, static_argnames='cfg')
+def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+        ymask) -> tuple[Params, FitInfo]:
+  """Fits one kernel (LSTM and, if learned, hyperparameters) in one program."""
+  return _fit(params, cfg, feats, fmask, y, ymask)
+
+
+@functools.partial(jax.jit, static_argnames='cfg')
+def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
+             ymask_k) -> tuple[Params, FitInfo]:
+  """K kernels, each on its own subset mask [K, N], vmapped in one program."""
+  return jax.vmap(_fit, in_axes=(0, None, None, None, None, 0))(
+      params_k, cfg, feats, fmask, y, ymask_k)
+
+
+def _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask):
+  e = embed(params, cfg, feats, fmask)
+  e_new = embed(params, cfg, new_feats, new_fmask)
+  yn, mu, sd = _standardise(y, ymask, cfg)
+  mean, var = gp.posterior(e, yn, ymask, hypers(params, cfg), e_new,
+                           cfg.include_noise)
+  return mu + sd * mean, sd * sd * var
+
+
+@functools.partial(jax.jit, static_argnames='cfg')
+def posterior(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
+              new_feats, new_fmask) -> tuple[jax.Array, jax.Array]:
+  """Predictive mean and variance [M] of new sequences, in reward units."""
+  return _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
+
+
+@functools.partial(jax.jit, static_argnames=('cfg', 'kind', 'per_kernel'))
+def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
+          new_feats, new_fmask, kind: str = 'ei', key: jax.Array | None = None,
+          beta: float = 2.0, per_kernel: bool = False) -> jax.Array:
+  """Acquisition values [K, M] of M candidates under each of K kernels.
+
+  new_feats is [M, L, F] shared by all kernels, or with per_kernel=True
+  [K, M, L, F], each kernel scoring its own pool (the original). The
+  incumbent for EI is the best valid reward in each kernel's own subset.
+  """
+  k = jax.tree_util.tree_leaves(params_k)[0].shape[0]
+  keys = jax.random.split(key if key is not None else jax.random.key(0), k)
+  ax = 0 if per_kernel else None
+
+  def one(p, ym, nf, nm, kk):
+    mean, var = _posterior(p, cfg, feats, fmask, y, ym, nf, nm)
+    best = jnp.max(jnp.where(ym, y, -jnp.inf))
+    return acq.acquire(kind, mean, jnp.sqrt(var), best, kk, beta)
+
+  return jax.vmap(one, in_axes=(0, 0, ax, ax, 0))(params_k, ymask_k,
+                                                  new_feats, new_fmask, keys)
+
+
+def bucket_size(n: int, minimum: int = 16) -> int:
+  """History sizes are padded to powers of two so fits rarely recompile."""
+  return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def pad_history(feats, fmask, y, size: int):
+  """Pads history arrays to `size` points; returns them and the point mask."""
+  import numpy as np
+  n = len(y)
+  if n > size:
+    raise ValueError(f'history of {n} points does not fit {size}')
+  pad = size - n
+  feats = np.concatenate([feats, np.zeros((pad,) + feats.shape[1:],
+                                          feats.dtype)])
+  fmask = np.concatenate([fmask, np.zeros((pad,) + fmask.shape[1:], bool)])
+  # Padding rows get one valid layer so their (unused) embedding is finite.
+  fmask[n:, 0] = True
+  y = np.concatenate([np.asarray(y, np.float32), np.zeros(pad, np.float32)])
+  ymask = np.arange(size) < n
+  return feats, fmask, y, ymask

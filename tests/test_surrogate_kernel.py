@@ -1,0 +1,205 @@
+"""The kernel API: embedding, joint fitting, K kernels, scoring, selection."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from esnac_jax import surrogate as S
+from esnac_jax.arch import batch_features, compression_ratio, get_teacher, sample
+
+SMALL = S.SurrogateConfig(hidden=16, num_layers=1, max_steps=30)
+
+
+def _seqs(n, length=9, f=5, seed=0):
+  rng = np.random.default_rng(seed)
+  return (rng.normal(size=(n, length, f)).astype(np.float32),
+          np.ones((n, length), bool))
+
+
+def test_original_lstm_size_and_unit_norm():
+  cfg = S.SurrogateConfig()
+  p = S.init(jax.random.key(0), cfg, 272)
+  n = sum(x.size for x in jax.tree_util.tree_leaves(p['lstm']))
+  assert n == 471_040  # PyTorch nn.LSTM(272, 64, 4, bidirectional=True)
+  x, m = _seqs(3, f=272)
+  e = S.embed(p, cfg, x, m)
+  assert e.shape == (3, 128)
+  np.testing.assert_allclose(jnp.linalg.norm(e, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_mask_handles_shorter_sequences():
+  p = S.init(jax.random.key(1), SMALL, 5)
+  x, m = _seqs(2, length=6)
+  short = S.embed(p, SMALL, x[:, :4], m[:, :4])
+  padded = x.copy()
+  padded[:, 4:] = 99.0  # garbage behind the mask
+  mask = m.copy()
+  mask[:, 4:] = False
+  np.testing.assert_allclose(S.embed(p, SMALL, padded, mask), short,
+                             atol=1e-5)
+
+
+def test_fit_improves_the_objective_and_stops():
+  x, m = _seqs(12)
+  y = np.linspace(0.1, 0.9, 12).astype(np.float32)
+  ym = np.ones(12, bool)
+  p0 = S.init(jax.random.key(2), SMALL, 5)
+  before = S.objective(p0, SMALL, x, m, y, ym)
+  p1, info = S.fit(p0, SMALL, x, m, y, ym)
+  assert float(S.objective(p1, SMALL, x, m, y, ym)) > float(before)
+  assert 6 <= int(info.steps) <= 30
+  # Fewer than two points: no training, as the original.
+  _, info = S.fit(p0, SMALL, x, m, y, np.arange(12) < 1)
+  assert int(info.steps) == 0
+
+
+def test_faithful_preset_keeps_hypers_fixed():
+  cfg = S.SurrogateConfig.faithful(hidden=16, num_layers=1, max_steps=10)
+  assert cfg.objective == 'loo' and not cfg.normalize_y
+  x, m = _seqs(8)
+  y = np.linspace(0, 1, 8).astype(np.float32)
+  p, _ = S.fit(S.init(jax.random.key(0), cfg, 5), cfg, x, m, y,
+               np.ones(8, bool))
+  h = S.hypers(p, cfg)
+  assert float(h.ls2) == pytest.approx(0.01) and float(h.noise) == pytest.approx(0.05)
+
+
+def test_many_kernels_one_compile_per_bucket():
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=5)
+  k = 3
+  p = S.init(jax.random.key(0), cfg, 5, k)
+  before = S.fit_many._cache_size()
+  rng = np.random.default_rng(0)
+  for n in (5, 11, 16):
+    x, m = _seqs(n, seed=n)
+    y = rng.random(n).astype(np.float32)
+    size = S.bucket_size(n)
+    assert size == 16
+    xp, mp, yp, ym = S.pad_history(x, m, y, size)
+    subsets = np.stack([ym & (rng.random(size) < 0.5) for _ in range(k)])
+    out, info = S.fit_many(p, cfg, xp, mp, yp, subsets)
+    assert info.steps.shape == (k,)
+    assert all(np.isfinite(l).all() for l in jax.tree_util.tree_leaves(out))
+  assert S.fit_many._cache_size() - before == 1
+  assert S.bucket_size(17) == 32 and S.bucket_size(160) == 256
+
+
+def test_vmapped_kernels_equal_separate_fits():
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=8)
+  x, m = _seqs(10)
+  y = np.linspace(0, 1, 10).astype(np.float32)
+  p = S.init(jax.random.key(3), cfg, 5, 2)
+  subsets = np.array([[1, 0] * 5, [1, 1, 1, 0, 0] * 2], bool)
+  many, info = S.fit_many(p, cfg, x, m, y, subsets)
+  for i in range(2):
+    one, inf1 = S.fit(jax.tree_util.tree_map(lambda a: a[i], p), cfg, x, m,
+                      y, subsets[i])
+    assert int(inf1.steps) == int(info.steps[i])
+    # Adam normalises near-zero gradients, so compare what the fit is for.
+    mine = jax.tree_util.tree_map(lambda a: a[i], many)
+    np.testing.assert_allclose(S.objective(mine, cfg, x, m, y, subsets[i]),
+                               S.objective(one, cfg, x, m, y, subsets[i]),
+                               rtol=1e-4)
+    np.testing.assert_allclose(float(info.ll[i]), float(inf1.ll), rtol=1e-4)
+
+
+def test_score_shapes_and_acquisitions():
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=3)
+  x, m = _seqs(8)
+  y = np.linspace(0, 1, 8).astype(np.float32)
+  p = S.init(jax.random.key(0), cfg, 5, 3)
+  sub = np.ones((3, 8), bool)
+  cx, cm = _seqs(20, seed=5)
+  for kind in S.ACQUISITIONS:
+    s = S.score(p, cfg, x, m, y, sub, cx, cm, kind=kind,
+                key=jax.random.key(1))
+    assert s.shape == (3, 20) and np.isfinite(s).all()
+  own = np.stack([cx] * 3), np.stack([cm] * 3)
+  s = S.score(p, cfg, x, m, y, sub, *own, per_kernel=True)
+  np.testing.assert_allclose(s, S.score(p, cfg, x, m, y, sub, cx, cm),
+                             rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match="unknown acquisition 'pi'"):
+    S.score(p, cfg, x, m, y, sub, cx, cm, kind='pi')
+
+
+@pytest.mark.parametrize('case', ['one_point', 'duplicates', 'constant', 'zeros'])
+def test_degenerate_histories(case):
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10)
+  faithful = S.SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=10)
+  x, m = _seqs(6)
+  y = np.linspace(0.2, 0.8, 6).astype(np.float32)
+  ym = np.ones(6, bool)
+  if case == 'one_point':
+    ym = np.arange(6) < 1
+    y[0] = 0.0  # the teacher anchor alone, as at the original's step 1
+  elif case == 'duplicates':
+    x[3:] = x[:3]
+  elif case == 'constant':
+    y[:] = 0.5
+  else:
+    y[:] = 0.0
+  cx, cm = _seqs(10, seed=9)
+  for c in (cfg, faithful):
+    p = S.init(jax.random.key(0), c, 5, 2)
+    p, info = S.fit_many(p, c, x, m, y, np.stack([ym, ym]))
+    assert all(np.isfinite(l).all() for l in jax.tree_util.tree_leaves(p))
+    s = S.score(p, c, x, m, y, np.stack([ym, ym]), cx, cm)
+    assert np.isfinite(s).all() and (np.asarray(s) >= 0).all()
+    mean, var = S.posterior(jax.tree_util.tree_map(lambda a: a[0], p), c, x,
+                            m, y, ym, cx, cm)
+    assert np.isfinite(mean).all() and (np.asarray(var) > 0).all()
+    if case == 'one_point' and c is faithful:
+      # Only the teacher (y = 0): EI = sigma * phi(0), farthest wins.
+      np.testing.assert_allclose(s[0], np.sqrt(var) * 0.3989423, rtol=1e-4)
+
+
+def test_select_batch():
+  scores = np.array([[0.9, 0.8, 0.1], [0.9, 0.2, 0.7], [0.1, 0.2, 0.3]])
+  ids = ['a', 'b', 'c']
+  assert S.select_batch(scores, ids) == [(0, 0), (1, 2), (2, 1)]
+  assert S.select_batch(scores, ids, exclude={'a'}) == [(0, 1), (1, 2)]
+  own = [['a', 'b', 'c'], ['a', 'x', 'y'], ['z', 'b', 'c']]
+  assert S.select_batch(scores, own) == [(0, 0), (1, 2), (2, 2)]
+
+
+def test_bad_config():
+  with pytest.raises(ValueError, match="unknown surrogate objective 'elbo'"):
+    S.SurrogateConfig(objective='elbo')
+  with pytest.raises(ValueError, match='hidden must be >= 1'):
+    S.SurrogateConfig(hidden=0)
+  with pytest.raises(ValueError, match='does not fit'):
+    S.pad_history(*_seqs(5), np.zeros(5), 4)
+
+
+def test_learned_embedding_ranks_better_than_untrained():
+  """Reward is a known function of size and depth; fitting must learn it."""
+  t = get_teacher('resnet18')
+  rng = np.random.default_rng(0)
+  archs = [sample(t, rng) for _ in range(140)]
+
+  def reward(a):
+    c = compression_ratio(a, t)
+    removed = sum(l.kind == 'identity' for l in a.layers) / a.num_layers
+    return c * (2 - c) * (1.0 - 0.5 * removed)
+
+  y = np.array([reward(a) for a in archs], np.float32)
+  x = batch_features(archs, t, 'normalized')
+  m = np.ones(x.shape[:2], bool)
+  n = 40
+  cfg = S.SurrogateConfig(hidden=32, num_layers=1, lr=1e-2, max_steps=60)
+  xs, ms, ys, ym = S.pad_history(x[:n], m[:n], y[:n], 64)
+
+  def held_out_rho(p):
+    mean, _ = S.posterior(p, cfg, xs, ms, ys, ym, x[n:], m[n:])
+    return spearmanr(np.asarray(mean), y[n:]).statistic
+
+  rho_fit, rho_init = [], []
+  for seed in range(3):
+    p0 = S.init(jax.random.key(seed), cfg, x.shape[-1])
+    p1, _ = S.fit(p0, cfg, xs, ms, ys, ym)
+    rho_init.append(held_out_rho(p0))
+    rho_fit.append(held_out_rho(p1))
+  assert np.mean(rho_fit) > 0.7
+  assert np.mean(rho_fit) > np.mean(rho_init) + 0.1, (rho_fit, rho_init)
