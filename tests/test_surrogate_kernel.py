@@ -72,18 +72,18 @@ def test_many_kernels_one_compile_per_bucket():
   p = S.init(jax.random.key(0), cfg, 5, k)
   before = S.fit_many._cache_size()
   rng = np.random.default_rng(0)
-  for n in (5, 11, 16):
+  for n in (5, 17, 32):
     x, m = _seqs(n, seed=n)
     y = rng.random(n).astype(np.float32)
     size = S.bucket_size(n)
-    assert size == 16
+    assert size == 32
     xp, mp, yp, ym = S.pad_history(x, m, y, size)
     subsets = np.stack([ym & (rng.random(size) < 0.5) for _ in range(k)])
     out, info = S.fit_many(p, cfg, xp, mp, yp, subsets)
     assert info.steps.shape == (k,)
     assert all(np.isfinite(l).all() for l in jax.tree_util.tree_leaves(out))
   assert S.fit_many._cache_size() - before == 1
-  assert S.bucket_size(17) == 32 and S.bucket_size(160) == 256
+  assert S.bucket_size(17) == 32 and S.bucket_size(161) == 192
 
 
 def test_vmapped_kernels_equal_separate_fits():
@@ -203,3 +203,41 @@ def test_learned_embedding_ranks_better_than_untrained():
     rho_fit.append(held_out_rho(p1))
   assert np.mean(rho_fit) > 0.7
   assert np.mean(rho_fit) > np.mean(rho_init) + 0.1, (rho_fit, rho_init)
+
+
+def test_compact_subsets_equal_masked_fit():
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=6)
+  x, m = _seqs(12)
+  y = np.linspace(0, 1, 12).astype(np.float32)
+  p = S.init(jax.random.key(4), cfg, 5, 2)
+  sub = np.array([[1, 0, 1] * 4, [0, 1, 1] * 4], bool)
+  masked, i1 = S.fit_many(p, cfg, x, m, y, sub)
+  data = S.gather_subsets(x, m, y, sub)
+  assert data[0].shape == (2, 32, 9, 5)
+  compact, i2 = S.fit_many(p, cfg, *data, per_kernel=True)
+  np.testing.assert_allclose(i1.ll, i2.ll, rtol=1e-4)
+  cx, cm = _seqs(7, seed=2)
+  np.testing.assert_allclose(S.score(masked, cfg, x, m, y, sub, cx, cm),
+                             S.score(compact, cfg, x, m, y, sub, cx, cm),
+                             rtol=1e-3, atol=1e-6)
+
+
+def test_shared_embedding_heads():
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10)
+  x, m = _seqs(12)
+  y = np.linspace(0, 1, 12).astype(np.float32)
+  sub = np.array([[1, 0, 1] * 4, [0, 1, 1] * 4, [1] * 12], bool)
+  p = S.init_shared(jax.random.key(0), cfg, 5, 3)
+  p1, info = S.fit_shared(p, cfg, x, m, y, sub)
+  assert p1['gp']['log_ls2'].shape == (3,) and int(info.steps) >= 6
+  cx, cm = _seqs(7, seed=2)
+  s = S.score(p1, cfg, x, m, y, sub, cx, cm)
+  assert s.shape == (3, 7) and np.isfinite(s).all()
+  # Head k of the shared model is an ordinary kernel with that LSTM.
+  one = {'lstm': p1['lstm'], 'gp': jax.tree_util.tree_map(lambda a: a[2],
+                                                          p1['gp'])}
+  mean, var = S.posterior(one, cfg, x, m, y, sub[2], cx, cm)
+  best = y.max()
+  np.testing.assert_allclose(
+      s[2], S.expected_improvement(mean, jnp.sqrt(var), best), rtol=1e-4,
+      atol=1e-7)

@@ -11,12 +11,14 @@ from esnac_jax.surrogate.acquisition import (KINDS as ACQUISITIONS,
 from esnac_jax.surrogate.gp import Hypers
 from esnac_jax.surrogate.kernel import (FitInfo, SurrogateConfig,
                                         bucket_size, embed, fit, fit_many,
-                                        hypers, init, objective, pad_history,
-                                        posterior, score)
+                                        fit_shared, gather_subsets, hypers,
+                                        init, init_shared, objective,
+                                        pad_history, posterior, score)
 
 __all__ = [
     'ACQUISITIONS', 'expected_improvement', 'select_batch', 'thompson',
     'upper_confidence_bound', 'Hypers', 'FitInfo', 'SurrogateConfig',
-    'bucket_size', 'embed', 'fit', 'fit_many', 'hypers', 'init', 'objective',
+    'bucket_size', 'embed', 'fit', 'fit_many', 'fit_shared',
+    'gather_subsets', 'hypers', 'init', 'init_shared', 'objective',
     'pad_history', 'posterior', 'score',
 ]

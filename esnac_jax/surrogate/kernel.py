@@ -156,9 +156,10 @@ def optimizer(cfg: SurrogateConfig) -> optax.GradientTransformation:
                                {'lstm': 'lstm', 'gp': 'gp'})
 
 
-def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask):
+def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask,
+         objective_fn=None):
   tx = optimizer(cfg)
-  grad_fn = jax.value_and_grad(objective)
+  grad_fn = jax.value_and_grad(objective_fn or objective)
 
   def cond(s):
     step, _, _, _, _, done = s
@@ -176,7 +177,7 @@ def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask):
 
   zero = jnp.zeros((), jnp.float32)
   # Fewer than two points: nothing to learn (the original skips training).
-  done0 = ymask.sum() < 2
+  done0 = jnp.max(ymask.sum(-1)) < 2
   state = (jnp.zeros((), jnp.int32), params, tx.init(params), zero, zero,
            done0)
   step, params, _, _, ll, _ = jax.lax.while_loop(cond, body, state)
@@ -190,21 +191,79 @@ def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
   return _fit(params, cfg, feats, fmask, y, ymask)
 
 
-@functools.partial(jax.jit, static_argnames='cfg')
+@functools.partial(jax.jit, static_argnames=('cfg', 'per_kernel'))
 def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
-             ymask_k) -> tuple[Params, FitInfo]:
-  """K kernels, each on its own subset mask [K, N], vmapped in one program."""
-  return jax.vmap(_fit, in_axes=(0, None, None, None, None, 0))(
+             ymask_k, per_kernel: bool = False) -> tuple[Params, FitInfo]:
+  """K kernels, vmapped in one program.
+
+  Shared data (feats [N, L, F], y [N]) with a subset mask ymask_k [K, N]; or,
+  with per_kernel=True, each kernel's own compacted subset (feats [K, N, L, F],
+  y [K, N], ymask_k [K, N], see `gather_subsets`), which embeds only the
+  points a kernel uses: half the work of masking with Bernoulli(0.5) subsets.
+  """
+  ax = 0 if per_kernel else None
+  return jax.vmap(_fit, in_axes=(0, None, ax, ax, ax, 0))(
       params_k, cfg, feats, fmask, y, ymask_k)
+
+
+def gather_subsets(feats, fmask, y, ymask_k, size: int | None = None):
+  """Per-kernel compact copies of the points each subset mask selects.
+
+  Returns feats [K, S, L, F], fmask [K, S, L], y [K, S], ymask [K, S] with
+  S = `size` or the bucket of the largest subset.
+  """
+  import numpy as np
+  ymask_k = np.asarray(ymask_k, bool)
+  biggest = int(ymask_k.sum(1).max()) if len(ymask_k) else 0
+  size = size or bucket_size(biggest)
+  out = [pad_history(feats[m], fmask[m], np.asarray(y)[m], size)
+         for m in ymask_k]
+  return tuple(np.stack(z) for z in zip(*out))
+
+
+def _shared_objective(params, cfg, feats, fmask, y, ymask_k):
+  e = embed(params, cfg, feats, fmask)
+
+  def head(g, ym):
+    yn, _, _ = _standardise(y, ym, cfg)
+    h = hypers({'gp': g}, cfg)
+    if cfg.objective == 'loo':
+      return gp.loo_log_likelihood(e, yn, ym, h)
+    return gp.log_marginal_likelihood(e, yn, ym, h) / jnp.maximum(ym.sum(), 1)
+
+  return jnp.mean(jax.vmap(head)(params['gp'], ymask_k))
+
+
+@functools.partial(jax.jit, static_argnames='cfg')
+def fit_shared(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+               ymask_k) -> tuple[Params, FitInfo]:
+  """One embedding shared by K GP heads, each on its own subset [K, N].
+
+  params: one LSTM and K stacked GP hyperparameter sets (`init_shared`).
+  Each step embeds the history once instead of K times.
+  """
+  return _fit(params, cfg, feats, fmask, y, ymask_k, _shared_objective)
+
+
+def init_shared(key: jax.Array, cfg: SurrogateConfig, feature_dim: int,
+                num_kernels: int) -> Params:
+  p = init(key, cfg, feature_dim)
+  p['gp'] = jax.tree_util.tree_map(
+      lambda a: jnp.broadcast_to(a, (num_kernels,) + a.shape), p['gp'])
+  return p
+
+
+def _gp_posterior(params, cfg, e, y, ymask, e_new):
+  yn, mu, sd = _standardise(y, ymask, cfg)
+  mean, var = gp.posterior(e, yn, ymask, hypers(params, cfg), e_new,
+                           cfg.include_noise)
+  return mu + sd * mean, sd * sd * var
 
 
 def _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask):
   e = embed(params, cfg, feats, fmask)
   e_new = embed(params, cfg, new_feats, new_fmask)
-  yn, mu, sd = _standardise(y, ymask, cfg)
-  mean, var = gp.posterior(e, yn, ymask, hypers(params, cfg), e_new,
-                           cfg.include_noise)
-  return mu + sd * mean, sd * sd * var
+  return _gp_posterior(params, cfg, e, y, ymask, e_new)
 
 
 @functools.partial(jax.jit, static_argnames='cfg')
@@ -223,23 +282,47 @@ def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
   new_feats is [M, L, F] shared by all kernels, or with per_kernel=True
   [K, M, L, F], each kernel scoring its own pool (the original). The
   incumbent for EI is the best valid reward in each kernel's own subset.
+  params_k from `init_shared`/`fit_shared` (one LSTM, K GP heads) embed the
+  history and a shared pool once.
   """
-  k = jax.tree_util.tree_leaves(params_k)[0].shape[0]
+  shared = _is_shared(params_k)
+  k = jax.tree_util.tree_leaves(params_k['gp'])[0].shape[0]
   keys = jax.random.split(key if key is not None else jax.random.key(0), k)
   ax = 0 if per_kernel else None
 
-  def one(p, ym, nf, nm, kk):
-    mean, var = _posterior(p, cfg, feats, fmask, y, ym, nf, nm)
+  def one(p, ym, nf, nm, kk, e=None, e_new=None):
+    if e is None:
+      e = embed(p, cfg, feats, fmask)
+      e_new = embed(p, cfg, nf, nm)
+    mean, var = _gp_posterior(p, cfg, e, y, ym, e_new)
     best = jnp.max(jnp.where(ym, y, -jnp.inf))
     return acq.acquire(kind, mean, jnp.sqrt(var), best, kk, beta)
 
+  if shared:
+    lstm = {'lstm': params_k['lstm']}
+    e = embed(lstm, cfg, feats, fmask)
+    if per_kernel:
+      e_new = jax.vmap(lambda nf, nm: embed(lstm, cfg, nf, nm))(new_feats,
+                                                                 new_fmask)
+    else:
+      e_new = embed(lstm, cfg, new_feats, new_fmask)
+    return jax.vmap(lambda g, ym, en, kk: one({'gp': g}, ym, None, None, kk,
+                                              e, en),
+                    in_axes=(0, 0, ax, 0))(params_k['gp'], ymask_k, e_new,
+                                           keys)
   return jax.vmap(one, in_axes=(0, 0, ax, ax, 0))(params_k, ymask_k,
                                                   new_feats, new_fmask, keys)
 
 
-def bucket_size(n: int, minimum: int = 16) -> int:
-  """History sizes are padded to powers of two so fits rarely recompile."""
-  return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+def _is_shared(params: Params) -> bool:
+  """One unstacked LSTM with stacked GP heads (from `init_shared`)."""
+  return params['lstm']['l0_fwd_w_hh'].ndim == 2
+
+
+def bucket_size(n: int, step: int = 32) -> int:
+  """History sizes are padded to multiples of `step` so a growing history
+  recompiles once every `step` points, wasting at most `step - 1` rows."""
+  return max(step, -(-max(n, 1) // step) * step)
 
 
 def pad_history(feats, fmask, y, size: int):
