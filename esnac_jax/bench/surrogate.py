@@ -1,0 +1,364 @@
+"""Benchmark: one BO step of the learnable kernel (fit K kernels, score M).
+
+  python -m esnac_jax.bench.surrogate                  # ResNet-34, N=160, K=8, M=1000
+  python -m esnac_jax.bench.surrogate --quick          # tiny sizes, seconds
+
+For each variant it reports compile time, steady time, the floating-point
+work of the step (LSTM forward/backward while fitting, forward while
+scoring, Cholesky factorisations) and the achieved rate against this
+machine's fp32 matmul rate measured in the same run. The "original way"
+(one candidate at a time: batch-1 embedding calls, explicit inverses,
+per-point leave-one-out) is timed on a slice of the same work and scaled up.
+Fits run a fixed number of optimiser steps (the original averaged about 15)
+so every variant does comparable work; the warm-start row instead reports
+how many steps the stopping rule needs from warm versus cold parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esnac_jax import surrogate as S
+from esnac_jax.arch import batch_features, compression_ratio, get_teacher, sample
+from esnac_jax.surrogate import gp
+
+_TEACHER = flags.DEFINE_string('teacher', 'resnet34', 'Teacher for sequences.')
+_HISTORY = flags.DEFINE_integer('history', 160, 'Evaluated architectures.')
+_KERNELS = flags.DEFINE_integer('kernels', 8, 'K kernels.')
+_CANDIDATES = flags.DEFINE_integer('candidates', 1000, 'M candidates scored.')
+_STEPS = flags.DEFINE_integer('fit_steps', 15, 'Optimiser steps per fit.')
+_FEATURES = flags.DEFINE_enum('features', 'original',
+                              ['original', 'normalized'], 'Feature encoding.')
+_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed repeats per variant.')
+_VARIANTS = flags.DEFINE_list(
+    'variants', ['default', 'faithful', 'masked', 'shared', 'small', 'warm',
+                 'original_way'], 'Which rows to run.')
+_HIDDEN = flags.DEFINE_integer('hidden', 64, 'LSTM hidden size.')
+_LAYERS = flags.DEFINE_integer('layers', 4, 'LSTM layers.')
+_QUICK = flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
+_OUT = flags.DEFINE_string('out', 'bench_results/surrogate.json',
+                           'Where to write the JSON figures.')
+
+
+def matmul_rate(n: int = 2048, reps: int = 5) -> float:
+  """Best observed fp32 matmul FLOP/s of this machine (jitted n x n)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x, y: x @ y)
+  f(a, a).block_until_ready()
+  best = float('inf')
+  for _ in range(reps):
+    t = time.perf_counter()
+    f(a, a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2.0 * n**3 / best
+
+
+def lstm_flops(length: int, f: int, hidden: int, layers: int) -> float:
+  """Forward FLOPs of the BiLSTM for one sequence (matmuls and gates)."""
+  total, dim = 0.0, f
+  for _ in range(layers):
+    per_dir = length * (2 * dim * 4 * hidden + 2 * hidden * 4 * hidden +
+                        12 * hidden)
+    total += 2 * per_dir
+    dim = 2 * hidden
+  return total
+
+
+def chol_flops(n: int) -> float:
+  return n**3 / 3.0
+
+
+@dataclasses.dataclass
+class Row:
+  name: str
+  compile_s: float
+  steady_s: float
+  flops: float
+  note: str = ''
+
+
+def _time(fn, repeats: int) -> tuple[float, float]:
+  t = time.perf_counter()
+  jax.block_until_ready(fn())
+  first = time.perf_counter() - t
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t)
+  steady = statistics.median(times)
+  return max(first - steady, 0.0), steady
+
+
+def make_data(teacher_name: str, n: int, m: int, kind: str, seed: int = 0):
+  """Histories and candidate pools of real compressed children."""
+  t = get_teacher(teacher_name)
+  rng = np.random.default_rng(seed)
+  archs = [sample(t, rng) for _ in range(n + m)]
+  feats = batch_features([t] + archs, t, kind)
+  c = np.array([compression_ratio(a, t) for a in archs])
+  y = np.concatenate([[0.0], c * (2 - c) * rng.uniform(0.85, 1.0, n + m)])
+  # The teacher is the anchor point with reward 0 (as in the original).
+  hist = slice(0, n + 1)
+  pool = slice(n + 1, n + 1 + m)
+  mask = np.ones(feats.shape[:2], bool)
+  return (feats[hist], mask[hist], y[hist].astype(np.float32), feats[pool],
+          mask[pool])
+
+
+def _subsets(rng, k: int, n: int) -> np.ndarray:
+  sub = rng.random((k, n)) < 0.5
+  sub[:, 0] = True  # every kernel sees the teacher anchor
+  return sub
+
+
+def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
+        repeats: int, variants: list[str], hidden: int = 64,
+        layers: int = 4) -> dict:
+  peak = matmul_rate(512 if n < 50 else 2048)
+  hx, hm, hy, cx, cm = make_data(teacher, n, m, kind)
+  length, f = hx.shape[1], hx.shape[2]
+  rng = np.random.default_rng(1)
+  sub = _subsets(rng, k, len(hy))
+  key = jax.random.key(0)
+  rows: list[Row] = []
+
+  def cfg_for(name):
+    base = dict(max_steps=steps, tol=-1.0, min_steps=steps, hidden=hidden,
+                num_layers=layers)
+    if name == 'faithful':
+      return S.SurrogateConfig.faithful(**base)
+    if name == 'small':
+      base.update(hidden=max(1, hidden // 2), num_layers=max(1, layers // 2))
+    return S.SurrogateConfig(**base)
+
+  for name in variants:
+    print(f'running {name} ...', flush=True)
+    if name in ('default', 'faithful', 'small'):
+      cfg = cfg_for(name)
+      data = S.gather_subsets(hx, hm, hy, sub)
+      size = data[0].shape[1]
+      p0 = S.init(key, cfg, f, k)
+
+      def step(cfg=cfg, data=data, p0=p0):
+        p, _ = S.fit_many(p0, cfg, *data, per_kernel=True)
+        return S.score(p, cfg, hx, hm, hy, sub, cx, cm)
+
+      f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
+      work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
+              k * (len(hy) + m) * f1 + k * chol_flops(len(hy)))
+      rows.append(Row(name, *_time(step, repeats), work,
+                      f'compact subsets of {size}, H={cfg.hidden}x'
+                      f'{cfg.num_layers}, {cfg.objective}'))
+    elif name == 'masked':
+      cfg = cfg_for('default')
+      size = S.bucket_size(len(hy))
+      padded = S.pad_history(hx, hm, hy, size)
+      psub = np.zeros((k, size), bool)
+      psub[:, :len(hy)] = sub
+      p0 = S.init(key, cfg, f, k)
+
+      def step(cfg=cfg, p0=p0):
+        p, _ = S.fit_many(p0, cfg, padded[0], padded[1], padded[2], psub)
+        return S.score(p, cfg, padded[0], padded[1], padded[2], psub, cx, cm)
+
+      f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
+      work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
+              k * (size + m) * f1 + k * chol_flops(size))
+      rows.append(Row(name, *_time(step, repeats), work,
+                      f'every kernel embeds all {size} padded points'))
+    elif name == 'shared':
+      cfg = cfg_for('default')
+      size = S.bucket_size(len(hy))
+      padded = S.pad_history(hx, hm, hy, size)
+      psub = np.zeros((k, size), bool)
+      psub[:, :len(hy)] = sub
+      p0 = S.init_shared(key, cfg, f, k)
+
+      def step(cfg=cfg, p0=p0):
+        p, _ = S.fit_shared(p0, cfg, padded[0], padded[1], padded[2], psub)
+        return S.score(p, cfg, padded[0], padded[1], padded[2], psub, cx, cm)
+
+      f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
+      work = (steps * (3 * size * f1 + 2 * k * chol_flops(size)) +
+              (size + m) * f1 + k * chol_flops(size))
+      rows.append(Row(name, *_time(step, repeats), work,
+                      'one LSTM, K GP heads'))
+    elif name == 'warm':
+      rows.append(_warm_row(hx, hm, hy, sub, f, k, key, hidden, layers))
+    elif name == 'original_way':
+      rows.append(_original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps,
+                                length, hidden, layers))
+  return {
+      'machine': {'devices': [str(d) for d in jax.devices()],
+                  'matmul_flops_per_s': peak},
+      'sizes': {'teacher': teacher, 'layers': int(length), 'features': int(f),
+                'history': n, 'kernels': k, 'candidates': m,
+                'fit_steps': steps, 'feature_kind': kind},
+      'rows': [dataclasses.asdict(r) | {
+          'achieved_flops_per_s': r.flops / r.steady_s if r.steady_s else 0,
+          'fraction_of_matmul_rate': (r.flops / r.steady_s / peak
+                                      if r.steady_s else 0)} for r in rows],
+  }
+
+
+def _warm_row(hx, hm, hy, sub, f, k, key, hidden, layers) -> Row:
+  """Steps the stopping rule needs: cold start vs warm start one step later."""
+  cfg = S.SurrogateConfig(hidden=hidden, num_layers=layers)
+  n = len(hy)
+  prev = sub.copy()
+  prev[:, n - 8:] = False  # the history before the last batch of 8
+  p0 = S.init(key, cfg, f, k)
+  data_prev = S.gather_subsets(hx, hm, hy, prev)
+  data = S.gather_subsets(hx, hm, hy, sub, size=data_prev[0].shape[1]
+                          if sub.sum(1).max() <= data_prev[0].shape[1]
+                          else None)
+  p_prev, _ = S.fit_many(p0, cfg, *data_prev, per_kernel=True)
+  t = time.perf_counter()
+  _, cold = S.fit_many(p0, cfg, *data, per_kernel=True)
+  jax.block_until_ready(cold)
+  t_cold = time.perf_counter() - t
+  t = time.perf_counter()
+  _, warm = S.fit_many(p_prev, cfg, *data, per_kernel=True)
+  jax.block_until_ready(warm)
+  t_warm = time.perf_counter() - t
+  return Row('warm', 0.0, t_warm, 0.0,
+             f'stopping rule: warm {float(np.mean(warm.steps)):.1f} steps '
+             f'({t_warm:.2f}s) vs cold {float(np.mean(cold.steps)):.1f} '
+             f'steps ({t_cold:.2f}s)')
+
+
+def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
+                  layers) -> Row:
+  """The original's arithmetic, one candidate at a time, timed on a slice.
+
+  Fit step: embed each point of the kernel's subset with its own batch-1
+  forward and backward (vjp), the LOO loss from n explicit inverses of the
+  (n-1)-point systems, then Adam. Scoring: a batch-1 embedding and an
+  explicit-inverse posterior per candidate.
+  """
+  cfg = S.SurrogateConfig.faithful(hidden=hidden, num_layers=layers)
+  p = jax.tree_util.tree_map(lambda a: a[0], S.init(jax.random.key(0), cfg,
+                                                    f, 1))
+  idx = np.flatnonzero(sub[0])
+  xs, ms, ys = hx[idx], hm[idx], jnp.asarray(hy[idx])
+  n = len(idx)
+  tx = S.kernel.optimizer(cfg)
+  opt_state = tx.init(p)
+
+  fwd = jax.jit(lambda p, x, m: jax.vjp(
+      lambda p: S.embed(p, cfg, x[None], m[None])[0], p))
+  bwd = jax.jit(lambda vjp, g: vjp(g)[0])
+
+  @jax.jit
+  def loo_grad(e):
+    def loss(e):
+      def one(i):
+        keep = jnp.arange(n) != i
+        order = jnp.argsort(~keep)[:-1]  # the other n - 1 points
+        eo = e[order]
+        kk = gp.rbf(eo, eo, 0.01, 1.0)
+        kinv = jnp.linalg.inv(kk + 0.05 * jnp.eye(n - 1))
+        kv = gp.rbf(e[i][None], eo, 0.01, 1.0)[0]
+        mu = kv @ kinv @ ys[order]
+        var = 1.0 - kv @ kinv @ kv + 0.05
+        return -(0.5 * jnp.log(2 * jnp.pi * var) + (ys[i] - mu)**2 / (2 * var))
+      return -jnp.mean(jax.vmap(one)(jnp.arange(n)))
+    return jax.value_and_grad(loss)(e)
+
+  def fit_step(p, opt_state):
+    outs = [fwd(p, xs[i], ms[i]) for i in range(n)]
+    e = jnp.stack([o[0] for o in outs])
+    _, ge = loo_grad(e)
+    grads = None
+    for (_, vjp), g in zip(outs, ge):
+      gi = bwd(vjp, g)
+      grads = gi if grads is None else jax.tree_util.tree_map(jnp.add, grads,
+                                                              gi)
+    updates, opt_state = tx.update(grads, opt_state, p)
+    return jax.block_until_ready(jax.tree_util.tree_map(jnp.add, p,
+                                                        updates)), opt_state
+
+  t = time.perf_counter()
+  p1, opt_state = fit_step(p, opt_state)  # compiles
+  compile_s = time.perf_counter() - t
+  t = time.perf_counter()
+  fit_step(p1, opt_state)
+  per_step = time.perf_counter() - t
+
+  e_hist = jnp.stack([S.embed(p, cfg, x[None], mm[None])[0]
+                      for x, mm in zip(xs, ms)])
+  kinv = jnp.linalg.inv(gp.rbf(e_hist, e_hist, 0.01, 1.0) +
+                        0.05 * jnp.eye(n))
+  alpha = kinv @ ys
+  embed1 = jax.jit(lambda p, x, m: S.embed(p, cfg, x[None], m[None])[0])
+
+  @jax.jit
+  def predict(en):
+    kv = gp.rbf(en[None], e_hist, 0.01, 1.0)[0]
+    return kv @ alpha, jnp.sqrt(1.0 - kv @ kinv @ kv + 0.05)
+
+  jax.block_until_ready(predict(embed1(p, cx[0], cm[0])))
+  slice_m = min(m, 100)
+  t = time.perf_counter()
+  for i in range(slice_m):
+    jax.block_until_ready(predict(embed1(p, cx[i], cm[i])))
+  per_candidate = (time.perf_counter() - t) / slice_m
+  total = k * steps * per_step + k * m * per_candidate
+  f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
+  work = k * steps * 3 * n * f1 + k * m * f1
+  return Row('original_way', compile_s, total, work,
+             f'scaled from 1 kernel x 1 step ({per_step:.2f}s per step at '
+             f'n={n}) and {slice_m} candidates ({per_candidate * 1e3:.1f}ms '
+             'each)')
+
+
+def print_table(res: dict) -> None:
+  peak = res['machine']['matmul_flops_per_s']
+  sz = res['sizes']
+  print(f"\nBO step: {sz['teacher']} ({sz['layers']} layers x "
+        f"{sz['features']} features), history {sz['history']}, "
+        f"K={sz['kernels']}, M={sz['candidates']}, {sz['fit_steps']} fit "
+        f'steps; fp32 matmul rate {peak / 1e9:.1f} GFLOP/s')
+  orig = {r['name']: r for r in res['rows']}.get('original_way')
+  print(f"{'variant':14s} {'compile s':>10s} {'steady s':>10s} "
+        f"{'GFLOP':>9s} {'GFLOP/s':>9s} {'of peak':>8s} {'vs orig':>8s}  note")
+  for r in res['rows']:
+    ratio = (orig['steady_s'] / r['steady_s']
+             if orig and r['steady_s'] else float('nan'))
+    print(f"{r['name']:14s} {r['compile_s']:10.2f} {r['steady_s']:10.2f} "
+          f"{r['flops'] / 1e9:9.1f} {r['achieved_flops_per_s'] / 1e9:9.1f} "
+          f"{r['fraction_of_matmul_rate']:8.1%} {ratio:7.1f}x  {r['note']}")
+
+
+def main(argv):
+  del argv
+  if _QUICK.value:
+    args = ('resnet18', 24, 3, 40, 3)
+    net = (8, 1)
+  else:
+    args = (_TEACHER.value, _HISTORY.value, _KERNELS.value,
+            _CANDIDATES.value, _STEPS.value)
+    net = (_HIDDEN.value, _LAYERS.value)
+  t = time.perf_counter()
+  res = run(*args, _FEATURES.value, _REPEATS.value, _VARIANTS.value, *net)
+  res['wall_s'] = time.perf_counter() - t
+  print_table(res)
+  if _OUT.value:
+    os.makedirs(os.path.dirname(_OUT.value) or '.', exist_ok=True)
+    with open(_OUT.value, 'w') as fh:
+      json.dump(res, fh, indent=1)
+    print(f'wrote {_OUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main)
