@@ -14,7 +14,7 @@ def _examples():
 def test_own_teacher_example():
   ns = {}
   exec(_examples()[0], ns)
-  assert ns['teacher'].num_params > 0 and ns['teacher'].num_layers == 10
+  assert ns['teacher'].num_params > 0 and ns['teacher'].num_layers == 9
 
 
 def test_surrogate_example():
