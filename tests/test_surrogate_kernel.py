@@ -241,3 +241,18 @@ def test_shared_embedding_heads():
   np.testing.assert_allclose(
       s[2], S.expected_improvement(mean, jnp.sqrt(var), best), rtol=1e-4,
       atol=1e-7)
+
+
+@pytest.mark.parametrize('objective', ['mll', 'loo'])
+def test_gradients_through_the_lstm(objective):
+  from jax.test_util import check_grads
+  cfg = S.SurrogateConfig(hidden=3, num_layers=2, objective=objective)
+  with jax.enable_x64(True):
+    x, m = _seqs(5, length=4, f=3)
+    m[1, 3:] = False
+    p = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64),
+                               S.init(jax.random.key(0), cfg, 3))
+    y = np.linspace(0, 1, 5)
+    f = lambda p: S.objective(p, cfg, x.astype(np.float64), m, y,
+                              np.ones(5, bool))
+    check_grads(f, (p,), order=1, modes=('rev',), atol=1e-4, rtol=1e-4)
