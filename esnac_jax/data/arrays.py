@@ -1,0 +1,107 @@
+"""In-memory splits and deterministic NumPy batching.
+
+All datasets here fit in host memory (CIFAR: 150 MB as uint8), so a split is
+a pair of arrays and batching is index arithmetic: shuffles come from
+(seed, epoch) alone, so a resumed run sees the same batches. Each process
+of a multi-host job reads only its own shard of the training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """images: uint8 or float32 NHWC (raw); labels: int32."""
+  images: np.ndarray
+  labels: np.ndarray
+
+  def __post_init__(self):
+    if len(self.images) != len(self.labels):
+      raise ValueError(f'{len(self.images)} images but {len(self.labels)} '
+                       'labels')
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def shard(self, index: int, count: int) -> Split:
+    """Every count-th example from `index` (one host's share)."""
+    if not 0 <= index < count:
+      raise ValueError(f'shard index {index} outside 0..{count - 1}')
+    return Split(self.images[index::count], self.labels[index::count])
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Train/val/test splits plus how to turn raw images into model inputs."""
+  name: str
+  train: Split
+  val: Split
+  test: Split
+  mean: np.ndarray   # per channel, in raw image units
+  std: np.ndarray
+  num_classes: int
+  augment_crop: int = 0   # padding of the random crop (0: no crop)
+  augment_flip: bool = False
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train.images.shape[1:])
+
+  def normalise(self, images: np.ndarray) -> np.ndarray:
+    return ((images.astype(np.float32) - self.mean) / self.std).astype(
+        np.float32)
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, crop: int,
+            flip: bool) -> np.ndarray:
+  """Random crop with zero padding `crop` and random horizontal flip."""
+  n, h, w, _ = images.shape
+  out = images
+  if crop:
+    padded = np.pad(images, ((0, 0), (crop, crop), (crop, crop), (0, 0)))
+    dy = rng.integers(0, 2 * crop + 1, n)
+    dx = rng.integers(0, 2 * crop + 1, n)
+    rows = dy[:, None] + np.arange(h)[None]
+    cols = dx[:, None] + np.arange(w)[None]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None],
+                 cols[:, None, :]]
+  if flip:
+    mask = rng.random(n) < 0.5
+    out = np.where(mask[:, None, None, None], out[:, :, ::-1], out)
+  return out
+
+
+def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int,
+                  augment_data: bool = True) -> Iterator[tuple[np.ndarray,
+                                                               np.ndarray]]:
+  """One epoch of shuffled, augmented, normalised batches (drop remainder)."""
+  split = ds.train
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+  if len(split) < batch_size:
+    raise ValueError(f'{len(split)} training examples cannot fill one batch '
+                     f'of {batch_size}')
+  rng = np.random.default_rng([seed, epoch])
+  order = rng.permutation(len(split))
+  for start in range(0, len(order) - batch_size + 1, batch_size):
+    idx = np.sort(order[start:start + batch_size])
+    x = split.images[idx]
+    if augment_data and (ds.augment_crop or ds.augment_flip):
+      x = augment(x, rng, ds.augment_crop, ds.augment_flip)
+    yield ds.normalise(x), split.labels[idx]
+
+
+def eval_batches(ds: Dataset, split: Split, batch_size: int
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Every example once, in fixed-size batches with a validity mask."""
+  n = len(split)
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, start + batch_size)
+    valid = idx < n
+    idx = np.where(valid, idx, 0)
+    yield ds.normalise(split.images[idx]), split.labels[idx], valid

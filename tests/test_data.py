@@ -1,0 +1,91 @@
+"""Datasets: the digits split, CIFAR via mocked TFDS, deterministic batching."""
+
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from esnac_jax.data import (DatasetUnavailableError, augment, eval_batches,
+                            load_cifar, load_dataset, load_digits,
+                            train_batches)
+
+
+@pytest.fixture(scope='module')
+def digits():
+  return load_digits()
+
+
+def test_digits_split(digits):
+  sizes = len(digits.train), len(digits.val), len(digits.test)
+  assert sum(sizes) == 1797 and sizes[0] > 1000
+  assert digits.image_shape == (8, 8, 1) and digits.num_classes == 10
+  for s in (digits.train, digits.val, digits.test):
+    counts = np.bincount(s.labels, minlength=10) / len(s)
+    assert np.all(np.abs(counts - 0.1) < 0.02)  # stratified
+  x = digits.normalise(digits.train.images)
+  assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3
+  again = load_digits()
+  np.testing.assert_array_equal(again.val.labels, digits.val.labels)
+
+
+def test_train_batches_are_deterministic(digits):
+  a = list(train_batches(digits, 100, seed=1, epoch=0))
+  b = list(train_batches(digits, 100, seed=1, epoch=0))
+  c = list(train_batches(digits, 100, seed=1, epoch=1))
+  assert len(a) == len(digits.train) // 100
+  for (xa, ya), (xb, yb) in zip(a, b):
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+  assert not np.array_equal(a[0][1], c[0][1])
+  seen = np.concatenate([y for _, y in a])
+  assert len(seen) == 100 * len(a)
+
+
+def test_eval_batches_cover_everything_once(digits):
+  got = [(y, v) for _, y, v in eval_batches(digits, digits.val, 64)]
+  labels = np.concatenate([y[v] for y, v in got])
+  np.testing.assert_array_equal(labels, digits.val.labels)
+  assert all(len(y) == 64 for y, _ in got)
+
+
+def test_augment_crop_and_flip():
+  rng = np.random.default_rng(0)
+  img = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
+  out = augment(img, rng, crop=2, flip=False)
+  assert out.shape == img.shape
+  flipped = augment(img, np.random.default_rng(1), crop=0, flip=True)
+  for a, b in zip(img, flipped):
+    assert np.array_equal(a, b) or np.array_equal(a[:, ::-1], b)
+
+
+@pytest.mark.parametrize('name,classes', [('cifar10', 10), ('cifar100', 100)])
+def test_cifar_through_mocked_tfds(name, classes):
+  with tfds.testing.mock_data(num_examples=40):
+    ds = load_cifar(name)
+  assert (len(ds.train), len(ds.val), len(ds.test)) == (36, 4, 40)
+  assert ds.image_shape == (32, 32, 3) and ds.num_classes == classes
+  assert ds.train.labels.max() < classes
+  x, y = next(train_batches(ds, 8, seed=0, epoch=0))
+  assert x.shape == (8, 32, 32, 3) and x.dtype == np.float32
+  with tfds.testing.mock_data(num_examples=40):
+    sharded = load_dataset(name, process_index=1, process_count=2)
+  assert len(sharded.train) == 18 and len(sharded.val) == 4
+
+
+def test_missing_cifar_is_a_clear_error(tmp_path):
+  t = time.perf_counter()
+  with pytest.raises(DatasetUnavailableError, match=r"(?s)cifar10 is not "
+                     r"prepared under data_dir=.*array_record.*"
+                     r"--config.data_dir=DIR"):
+    load_cifar('cifar10', data_dir=str(tmp_path))
+  assert time.perf_counter() - t < 30  # never the ~200 s download retries
+
+
+def test_bad_requests(digits):
+  with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+    load_dataset('mnist')
+  with pytest.raises(ValueError, match='cannot fill one batch'):
+    next(train_batches(digits, 5000, 0, 0))
+  with pytest.raises(ValueError, match='shard index 3 outside 0..1'):
+    digits.train.shard(3, 2)
