@@ -1,0 +1,110 @@
+"""Epoch loops shared by teacher, candidate and final training."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from esnac_jax.arch import Arch
+from esnac_jax.data import Dataset, eval_batches, train_batches
+from esnac_jax.train.losses import LossConfig
+from esnac_jax.train.optim import OptimConfig, make_optimizer
+from esnac_jax.train.steps import (TrainState, accuracy, create_state,
+                                   logits_fn, train_step_fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  epochs: int
+  batch_size: int
+  optim: OptimConfig
+  loss: LossConfig = LossConfig('ce')
+  eval_batch_size: int = 256
+  dtype: str = 'float32'   # activations: 'float32' or 'bfloat16'
+
+  def __post_init__(self):
+    if self.epochs < 1:
+      raise ValueError(f'epochs must be >= 1, got {self.epochs}')
+    if self.batch_size < 1:
+      raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+    if self.dtype not in ('float32', 'bfloat16'):
+      raise ValueError(f"dtype must be 'float32' or 'bfloat16', got "
+                       f'{self.dtype!r}')
+
+  @property
+  def jnp_dtype(self):
+    return jnp.bfloat16 if self.dtype == 'bfloat16' else jnp.float32
+
+
+@dataclasses.dataclass
+class Trained:
+  """The best-validation-epoch weights and what they scored."""
+  variables: dict
+  val_acc: float
+  best_epoch: int
+  history: list[float]
+  seconds: float
+
+
+def check_classes(arch: Arch, ds: Dataset) -> None:
+  if arch.output_shape != (ds.num_classes,):
+    raise ValueError(f"the network outputs {arch.output_shape[0]} classes but "
+                     f"dataset {ds.name!r} has {ds.num_classes}")
+  if arch.input_shape != ds.image_shape:
+    raise ValueError(f'the network takes inputs of shape {arch.input_shape} '
+                     f'but dataset {ds.name!r} has images of shape '
+                     f'{ds.image_shape}')
+
+
+def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
+               cfg: TrainConfig, seed: int,
+               teacher: tuple[Arch, dict] | None = None,
+               log: Callable[[str], None] | None = None,
+               label: str = 'train') -> list[Trained]:
+  """Trains several networks in lockstep on the same minibatches.
+
+  With `teacher`, its logits are computed once per batch and shared. Each
+  network keeps its best-validation-epoch weights (not the last epoch's).
+  """
+  for a in archs:
+    check_classes(a, ds)
+  steps = len(ds.train) // cfg.batch_size
+  tx = make_optimizer(cfg.optim, steps, cfg.epochs)
+  dtype = cfg.jnp_dtype
+  states = [create_state(v, tx) for v in init_vars]
+  fns = [train_step_fn(a, tx, cfg.loss, dtype) for a in archs]
+  t_logits = logits_fn(teacher[0], dtype) if teacher else None
+  best = [None] * len(archs)
+  history: list[list[float]] = [[] for _ in archs]
+  t0 = time.perf_counter()
+  for epoch in range(cfg.epochs):
+    for x, y in train_batches(ds, cfg.batch_size, seed, epoch):
+      tl = t_logits(teacher[1], x) if teacher else None
+      states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
+    for i, (a, s) in enumerate(zip(archs, states)):
+      acc = accuracy(a, s.variables, eval_batches(ds, ds.val,
+                                                  cfg.eval_batch_size), dtype)
+      history[i].append(acc)
+      if best[i] is None or acc > best[i][0]:
+        best[i] = (acc, epoch, jax.device_get(s.variables))
+    if log:
+      done = time.perf_counter() - t0
+      eta = done / (epoch + 1) * (cfg.epochs - epoch - 1)
+      accs = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
+      log(f'{label} epoch {epoch + 1}/{cfg.epochs}: val acc {accs}'
+          f'{" ..." if len(history) > 8 else ""} ({done:.0f}s, ETA '
+          f'{eta:.0f}s)')
+  seconds = time.perf_counter() - t0
+  return [Trained(b[2], b[0], b[1], h, seconds)
+          for b, h in zip(best, history)]
+
+
+def accuracy_on_test(arch: Arch, variables: dict, ds: Dataset,
+                  cfg: TrainConfig) -> float:
+  return accuracy(arch, variables, eval_batches(ds, ds.test,
+                                                cfg.eval_batch_size),
+                  cfg.jnp_dtype)

@@ -1,0 +1,100 @@
+"""The teacher: train from scratch or restore from the workdir (orbax)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from esnac_jax.arch import Arch
+from esnac_jax.data import Dataset
+from esnac_jax.models import init_variables
+from esnac_jax.train.loop import TrainConfig, check_classes, accuracy_on_test, train_many
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint exists but cannot be used."""
+
+
+def _manager(path: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(path), options=ocp.CheckpointManagerOptions(
+          max_to_keep=1, create=True))
+
+
+def save_teacher(path: str, arch: Arch, variables: dict, metrics: dict) -> None:
+  meta = {'arch': arch.to_dict(), 'metrics': metrics}
+  with _manager(path) as mngr:
+    mngr.save(0, args=ocp.args.Composite(
+        variables=ocp.args.StandardSave(variables),
+        meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+
+
+def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
+  """(variables, metrics) saved for `arch` at `path`.
+
+  Raises FileNotFoundError when there is none and CheckpointError when it is
+  unreadable or belongs to another architecture.
+  """
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'no teacher checkpoint at {path}')
+  hint = (f'delete {path} to train the teacher again, or use another '
+          '--workdir')
+  try:
+    with _manager(path) as mngr:
+      step = mngr.latest_step()
+      if step is None:
+        raise CheckpointError(f'teacher checkpoint at {path} holds no '
+                              f'finished save; {hint}')
+      meta = mngr.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))['meta']
+      if Arch.from_dict(meta['arch']) != arch:
+        raise CheckpointError(f'the teacher checkpoint at {path} is for '
+                              f"another architecture ({meta['arch']['name']}, "
+                              f'another width or dataset); {hint}')
+      target = jax.tree_util.tree_map(
+          lambda x: np.zeros(x.shape, x.dtype),
+          jax.eval_shape(lambda: init_variables(arch, jax.random.key(0))))
+      variables = mngr.restore(step, args=ocp.args.Composite(
+          variables=ocp.args.StandardRestore(target)))['variables']
+  except CheckpointError:
+    raise
+  except Exception as e:  # orbax raises many kinds for damaged files
+    raise CheckpointError(f'the teacher checkpoint at {path} is unreadable '
+                          f'({type(e).__name__}: {str(e)[:200]}); {hint}') from e
+  return variables, meta['metrics']
+
+
+def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
+                          workdir: str, seed: int,
+                          log: Callable[[str], None] = print
+                          ) -> tuple[dict, dict]:
+  """Restores the teacher from workdir/teacher, or trains and saves it.
+
+  metrics: val_acc (the best epoch's, which selects the weights), test_acc
+  (measured once), best_epoch, epochs, seconds.
+  """
+  check_classes(arch, ds)
+  path = os.path.join(workdir, 'teacher')
+  if os.path.isdir(path):
+    variables, metrics = restore_teacher(path, arch)
+    log(f'restored teacher from {path}: val acc {metrics["val_acc"]:.4f}, '
+        f'test acc {metrics["test_acc"]:.4f}')
+    return variables, metrics
+  init = init_variables(arch, jax.random.key(seed))
+  [trained] = train_many([arch], [init], ds, cfg, seed, log=log,
+                         label='teacher')
+  metrics = {'val_acc': trained.val_acc,
+             'test_acc': accuracy_on_test(arch, trained.variables, ds, cfg),
+             'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
+             'seconds': trained.seconds, 'val_history': trained.history}
+  save_teacher(path, arch, trained.variables, metrics)
+  log(f'teacher trained in {trained.seconds:.0f}s: val acc '
+      f'{metrics["val_acc"]:.4f} (epoch {trained.best_epoch + 1}), test acc '
+      f'{metrics["test_acc"]:.4f}; saved to {path}')
+  return trained.variables, metrics

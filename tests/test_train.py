@@ -1,0 +1,148 @@
+"""Teacher training and restore, distillation of candidates, losses, optimisers."""
+
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from esnac_jax.arch import get_teacher, sample
+from esnac_jax.data import load_digits
+from esnac_jax.train import (CheckpointError, LossConfig, OptimConfig,
+                             TrainConfig, distill_candidates, final_train,
+                             get_teacher_variables, loss_fn, make_optimizer,
+                             restore_teacher, accuracy_on_test)
+from esnac_jax.train.steps import accuracy
+from esnac_jax.data import eval_batches
+
+TEACHER_CFG = TrainConfig(epochs=2, batch_size=64,
+                          optim=OptimConfig('sgd', 0.05, schedule='cosine'))
+
+
+@pytest.fixture(scope='module')
+def digits():
+  return load_digits()
+
+
+@pytest.fixture(scope='module')
+def teacher(digits, tmp_path_factory):
+  arch = get_teacher('resnet18', 10, 1, 0.125, 8)
+  workdir = str(tmp_path_factory.mktemp('wd'))
+  logs = []
+  variables, metrics = get_teacher_variables(arch, digits, TEACHER_CFG,
+                                             workdir, 0, log=logs.append)
+  return arch, variables, metrics, workdir, logs
+
+
+def test_teacher_trains_and_reports(teacher, digits):
+  arch, variables, metrics, _, logs = teacher
+  assert metrics['val_acc'] > 0.3  # 2 epochs of a tiny net; chance is 0.1
+  assert len(metrics['val_history']) == 2
+  assert max(metrics['val_history']) == metrics['val_acc']
+  assert abs(accuracy_on_test(arch, variables, digits, TEACHER_CFG) -
+             metrics['test_acc']) < 1e-9
+  assert any('ETA' in line for line in logs)
+
+
+def test_teacher_restores_from_workdir(teacher, digits):
+  arch, variables, metrics, workdir, _ = teacher
+  logs = []
+  again, m2 = get_teacher_variables(arch, digits, TEACHER_CFG, workdir, 0,
+                                    log=logs.append)
+  assert 'restored' in logs[0] and m2['test_acc'] == metrics['test_acc']
+  for a, b in zip(jax.tree_util.tree_leaves(variables),
+                  jax.tree_util.tree_leaves(again)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_of_another_teacher_is_refused(teacher):
+  _, _, _, workdir, _ = teacher
+  other = get_teacher('resnet18', 10, 1, 0.25, 8)
+  with pytest.raises(CheckpointError, match='for another architecture'):
+    restore_teacher(os.path.join(workdir, 'teacher'), other)
+
+
+def test_corrupt_and_missing_checkpoints(teacher, tmp_path):
+  import shutil
+  arch, _, _, workdir, _ = teacher
+  bad = tmp_path / 'teacher'
+  shutil.copytree(os.path.join(workdir, 'teacher'), bad)
+  for f in glob.glob(str(bad / '**' / '*'), recursive=True):
+    if os.path.isfile(f) and 'variables' in f:
+      with open(f, 'wb') as fh:
+        fh.write(b'garbage')
+  with pytest.raises(CheckpointError, match=r'unreadable.*delete .* to train '
+                     'the teacher again'):
+    restore_teacher(str(bad), arch)
+  with pytest.raises(FileNotFoundError, match='no teacher checkpoint'):
+    restore_teacher(str(tmp_path / 'nothing'), arch)
+
+
+def test_class_count_mismatch(digits, tmp_path):
+  arch = get_teacher('resnet18', 100, 1, 0.125, 8)
+  with pytest.raises(ValueError, match="outputs 100 classes but dataset "
+                     "'digits' has 10"):
+    get_teacher_variables(arch, digits, TEACHER_CFG, str(tmp_path), 0)
+
+
+def test_distillation_keeps_the_best_epoch(teacher, digits):
+  arch, variables, _, _, _ = teacher
+  rng = np.random.default_rng(0)
+  children = [sample(arch, rng) for _ in range(2)]
+  cfg = TrainConfig(epochs=2, batch_size=64, optim=OptimConfig('adam', 1e-3),
+                    loss=LossConfig('mse'))
+  out = distill_candidates(arch, variables, children, digits, cfg, seed=0)
+  for child, r in zip(children, out):
+    assert len(r.history) == 2 and r.val_acc == max(r.history)
+    assert r.best_epoch == int(np.argmax(r.history))
+    acc = accuracy(child, r.variables, eval_batches(digits, digits.val, 256))
+    assert abs(acc - r.val_acc) < 1e-9  # the kept weights are that epoch's
+  # Final training continues from the search weights, selects on val.
+  cfg_final = TrainConfig(epochs=1, batch_size=64, optim=OptimConfig(
+      'sgd', 0.01), loss=LossConfig('kl', label_weight=1.0), dtype='bfloat16')
+  with pytest.raises(ValueError, match='needs the teacher'):
+    final_train(children[0], out[0].variables, digits, cfg_final, 0)
+  fin = final_train(children[0], out[0].variables, digits, cfg_final, 0,
+                    teacher=(arch, variables))
+  assert 0.0 <= fin.val_acc <= 1.0
+
+
+def test_losses():
+  logits = jnp.array([[1.0, 2.0, 0.5]])
+  t = jnp.array([[0.5, 2.5, 0.0]])
+  y = jnp.array([1])
+  assert float(loss_fn(LossConfig('mse'), logits, y, t)) == pytest.approx(
+      np.mean((np.array(logits) - np.array(t))**2))
+  assert float(loss_fn(LossConfig('kl'), t, y, t)) == pytest.approx(0, abs=1e-6)
+  ce = float(optax.softmax_cross_entropy_with_integer_labels(logits, y)[0])
+  both = LossConfig('kl', temperature=2.0, label_weight=0.5)
+  assert float(loss_fn(both, t, y, t)) == pytest.approx(
+      0.5 * float(optax.softmax_cross_entropy_with_integer_labels(t, y)[0]),
+      rel=1e-5)
+  assert float(loss_fn(LossConfig('ce'), logits, y)) == pytest.approx(ce)
+  with pytest.raises(ValueError, match="unknown loss 'l1'"):
+    LossConfig('l1')
+  with pytest.raises(ValueError, match='needs teacher logits'):
+    loss_fn(LossConfig('mse'), logits, y)
+
+
+def test_optimizers():
+  cfg = OptimConfig('sgd', 0.1, momentum=0.0, weight_decay=0.0,
+                    schedule='step', boundaries=(1,), gamma=0.1)
+  tx = make_optimizer(cfg, 2, 3)
+  assert make_optimizer(cfg, 2, 3) is tx  # cached: jitted steps are reused
+  p = jnp.zeros(())
+  s = tx.init(p)
+  moves = []
+  for _ in range(4):
+    u, s = tx.update(jnp.ones(()), s, p)
+    moves.append(float(u))
+  np.testing.assert_allclose(moves, [-0.1, -0.1, -0.01, -0.01], rtol=1e-6)
+  with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+    OptimConfig('rmsprop')
+  with pytest.raises(ValueError, match="dtype must be 'float32' or "
+                     "'bfloat16'"):
+    TrainConfig(1, 1, OptimConfig(), dtype='float16')
