@@ -256,3 +256,26 @@ def test_gradients_through_the_lstm(objective):
     f = lambda p: S.objective(p, cfg, x.astype(np.float64), m, y,
                               np.ones(5, bool))
     check_grads(f, (p,), order=1, modes=('rev',), atol=1e-4, rtol=1e-4)
+
+
+def test_loo_fit_of_eight_kernels_does_not_hang():
+  """Regression: the LOO fit of K=8 kernels on 96 points deadlocked XLA:CPU
+  (batched multi-column cho_solve). Run in a subprocess with a timeout."""
+  import subprocess
+  import sys
+  code = '''
+import jax, numpy as np
+from esnac_jax import surrogate as S
+cfg = S.SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=2)
+p = S.init(jax.random.key(0), cfg, 16, 8)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(8, 96, 108, 16)).astype(np.float32)
+out, info = S.fit_many(p, cfg, x, np.ones((8, 96, 108), bool),
+                       rng.random((8, 96)).astype(np.float32),
+                       np.ones((8, 96), bool), per_kernel=True)
+print('steps', np.asarray(info.steps).tolist())
+'''
+  res = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                       text=True, timeout=300)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert 'steps [2, 2, 2, 2, 2, 2, 2, 2]' in res.stdout

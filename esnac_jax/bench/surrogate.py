@@ -40,8 +40,8 @@ _FEATURES = flags.DEFINE_enum('features', 'original',
                               ['original', 'normalized'], 'Feature encoding.')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed repeats per variant.')
 _VARIANTS = flags.DEFINE_list(
-    'variants', ['default', 'faithful', 'masked', 'shared', 'small', 'warm',
-                 'original_way'], 'Which rows to run.')
+    'variants', ['default', 'original_way', 'faithful', 'masked', 'shared',
+                 'small', 'small_shared', 'warm'], 'Which rows to run.')
 _HIDDEN = flags.DEFINE_integer('hidden', 64, 'LSTM hidden size.')
 _LAYERS = flags.DEFINE_integer('layers', 4, 'LSTM layers.')
 _QUICK = flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
@@ -142,6 +142,11 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
     return S.SurrogateConfig(**base)
 
   for name in variants:
+    if rows:
+      r = rows[-1]
+      print(f'  {r.name}: compile {r.compile_s:.1f}s, steady {r.steady_s:.2f}s,'
+            f' {r.flops / r.steady_s / peak if r.steady_s else 0:.1%} of the '
+            f'matmul rate; {r.note}', flush=True)
     print(f'running {name} ...', flush=True)
     if name in ('default', 'faithful', 'small'):
       cfg = cfg_for(name)
@@ -176,8 +181,8 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
               k * (size + m) * f1 + k * chol_flops(size))
       rows.append(Row(name, *_time(step, repeats), work,
                       f'every kernel embeds all {size} padded points'))
-    elif name == 'shared':
-      cfg = cfg_for('default')
+    elif name in ('shared', 'small_shared'):
+      cfg = cfg_for('small' if name == 'small_shared' else 'default')
       size = S.bucket_size(len(hy))
       padded = S.pad_history(hx, hm, hy, size)
       psub = np.zeros((k, size), bool)
@@ -192,7 +197,8 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
       work = (steps * (3 * size * f1 + 2 * k * chol_flops(size)) +
               (size + m) * f1 + k * chol_flops(size))
       rows.append(Row(name, *_time(step, repeats), work,
-                      'one LSTM, K GP heads'))
+                      f'one LSTM (H={cfg.hidden}x{cfg.num_layers}), K GP '
+                      'heads'))
     elif name == 'warm':
       rows.append(_warm_row(hx, hm, hy, sub, f, k, key, hidden, layers))
     elif name == 'original_way':

@@ -1,0 +1,151 @@
+"""Benchmark: candidate scoring throughput (short distillation runs).
+
+  python -m esnac_jax.bench.evaluate                 # digits + ResNet-18/CIFAR
+  python -m esnac_jax.bench.evaluate --setups=digits --ks=1,4
+
+For K = 1, 4, 8 random children of a teacher it trains the K candidates in
+lockstep on shared minibatches (teacher logits once per batch) and reports
+candidates per hour (a search-time run: 10 epochs plus a validation pass
+per epoch, with and without compilation), the number of XLA compiles and
+their seconds, and the achieved FLOP/s against this machine's fp32 matmul
+rate measured in the same run. Path: 'materialised' (each child at its real
+size, one program per distinct Arch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esnac_jax.arch import get_teacher, sample
+from esnac_jax.bench.surrogate import matmul_rate
+from esnac_jax.models import inherit, init_variables
+from esnac_jax.train import LossConfig, OptimConfig
+from esnac_jax.train.optim import make_optimizer
+from esnac_jax.train.steps import create_state, logits_fn, train_step_fn
+
+_SETUPS = flags.DEFINE_list('setups', ['digits', 'resnet18_cifar'],
+                            'digits and/or resnet18_cifar.')
+_KS = flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
+_BATCH = flags.DEFINE_integer('batch', 0, 'Batch size (0: setup default).')
+_OUT = flags.DEFINE_string('out', 'bench_results/evaluate.json', 'JSON path.')
+
+# name: (teacher, classes, channels, width, size, batch, train examples)
+SETUPS = {
+    'digits': ('resnet18', 10, 1, 0.25, 8, 64, 1078),
+    'resnet18_cifar': ('resnet18', 100, 3, 1.0, 32, 128, 45_000),
+}
+EPOCHS = 10
+
+
+class CompileCounter:
+  """Counts XLA backend compiles and their seconds while active."""
+
+  def __init__(self):
+    self.count, self.seconds, self.active = 0, 0.0, False
+    jax.monitoring.register_event_duration_secs_listener(self._on)
+
+  def _on(self, event, duration, **kwargs):
+    if self.active and event == '/jax/core/compile/backend_compile_duration':
+      self.count += 1
+      self.seconds += duration
+
+  def start(self):
+    self.count, self.seconds, self.active = 0, 0.0, True
+
+  def stop(self):
+    self.active = False
+    return self.count, self.seconds
+
+
+def run_setup(name: str, ks: list[int], steps: int, batch: int,
+              counter: CompileCounter, seed: int = 0) -> list[dict]:
+  tname, classes, ch, width, size, default_batch, n_train = SETUPS[name]
+  batch = batch or default_batch
+  teacher = get_teacher(tname, classes, ch, width, size)
+  tvars = init_variables(teacher, jax.random.key(seed))
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(size=(batch, size, size, ch)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, classes, batch), jnp.int32)
+  t_logits = logits_fn(teacher)
+  jax.block_until_ready(t_logits(tvars, x))
+  tx = make_optimizer(OptimConfig('adam', 1e-3), n_train // batch, EPOCHS)
+  loss = LossConfig('mse')
+  steps_per_epoch = n_train // batch
+  rows = []
+  for k in ks:
+    children = [sample(teacher, rng) for _ in range(k)]
+    states = [create_state(inherit(teacher, c, tvars), tx) for c in children]
+    fns = [train_step_fn(c, tx, loss) for c in children]
+    counter.start()
+    t = time.perf_counter()
+    tl = t_logits(tvars, x)
+    states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
+    jax.block_until_ready(states)
+    first = time.perf_counter() - t
+    compiles, compile_s = counter.stop()
+    t = time.perf_counter()
+    for _ in range(steps):
+      tl = t_logits(tvars, x)
+      states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
+    jax.block_until_ready(states)
+    per_step = (time.perf_counter() - t) / steps
+    # Train step ~ 3x forward FLOPs per example; the teacher forward once.
+    flops = batch * (3 * sum(c.flops for c in children) + teacher.flops)
+    run_s = EPOCHS * steps_per_epoch * per_step * 1.1  # + ~10% validation
+    rows.append({
+        'setup': name, 'path': 'materialised', 'k': k, 'batch': batch,
+        'step_s': per_step, 'first_step_s': first, 'compiles': compiles,
+        'compile_s': compile_s, 'flops_per_step': flops,
+        'achieved_flops_per_s': flops / per_step,
+        'candidates_per_hour': 3600 * k / run_s,
+        'candidates_per_hour_with_compile': 3600 * k / (run_s + first),
+        'mean_child_params': float(np.mean([c.num_params for c in children])),
+    })
+  return rows
+
+
+def main(argv):
+  del argv
+  counter = CompileCounter()
+  peak = matmul_rate()
+  rows = []
+  for setup in _SETUPS.value:
+    if setup not in SETUPS:
+      raise app.UsageError(f'unknown setup {setup!r}; known: '
+                           f'{", ".join(SETUPS)}')
+    print(f'running {setup} ...', flush=True)
+    rows += run_setup(setup, [int(k) for k in _KS.value], _STEPS.value,
+                      _BATCH.value, counter)
+  print(f'\nfp32 matmul rate {peak / 1e9:.1f} GFLOP/s on '
+        f'{jax.devices()[0].device_kind}')
+  print(f"{'setup':16s} {'path':13s} {'K':>2s} {'batch':>5s} {'step s':>8s} "
+        f"{'compiles':>8s} {'compile s':>9s} {'GFLOP/s':>8s} {'of peak':>7s} "
+        f"{'cand/h':>8s} {'cand/h+c':>8s}")
+  for r in rows:
+    r['fraction_of_matmul_rate'] = r['achieved_flops_per_s'] / peak
+    print(f"{r['setup']:16s} {r['path']:13s} {r['k']:2d} {r['batch']:5d} "
+          f"{r['step_s']:8.3f} {r['compiles']:8d} {r['compile_s']:9.1f} "
+          f"{r['achieved_flops_per_s'] / 1e9:8.1f} "
+          f"{r['fraction_of_matmul_rate']:7.1%} "
+          f"{r['candidates_per_hour']:8.1f} "
+          f"{r['candidates_per_hour_with_compile']:8.1f}")
+  out = {'machine': {'device': jax.devices()[0].device_kind,
+                     'matmul_flops_per_s': peak}, 'epochs': EPOCHS,
+         'rows': rows}
+  if _OUT.value:
+    os.makedirs(os.path.dirname(_OUT.value) or '.', exist_ok=True)
+    with open(_OUT.value, 'w') as f:
+      json.dump(out, f, indent=1)
+    print(f'wrote {_OUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main)
