@@ -24,18 +24,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from esnac_jax.arch import get_teacher, sample
-from esnac_jax.bench.surrogate import matmul_rate
+from esnac_jax.bench.common import matmul_rate
 from esnac_jax.models import inherit, init_variables
 from esnac_jax.train import LossConfig, OptimConfig
 from esnac_jax.train.optim import make_optimizer
 from esnac_jax.train.steps import create_state, logits_fn, train_step_fn
 
-_SETUPS = flags.DEFINE_list('setups', ['digits', 'resnet18_cifar'],
-                            'digits and/or resnet18_cifar.')
-_KS = flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
-_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
-_BATCH = flags.DEFINE_integer('batch', 0, 'Batch size (0: setup default).')
-_OUT = flags.DEFINE_string('out', 'bench_results/evaluate.json', 'JSON path.')
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Command-line flags (defined only when run as a program, so the
+  benchmarks can be imported together)."""
+  flags.DEFINE_list('setups', ['digits', 'resnet18_cifar'],
+                    'digits and/or resnet18_cifar.')
+  flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
+  flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
+  flags.DEFINE_integer('batch', 0, 'Batch size (0: setup default).')
+  flags.DEFINE_string('out', 'bench_results/evaluate.json', 'JSON path.')
+
 
 # name: (teacher, classes, channels, width, size, batch, train examples)
 SETUPS = {
@@ -117,13 +124,13 @@ def main(argv):
   counter = CompileCounter()
   peak = matmul_rate()
   rows = []
-  for setup in _SETUPS.value:
+  for setup in FLAGS.setups:
     if setup not in SETUPS:
       raise app.UsageError(f'unknown setup {setup!r}; known: '
                            f'{", ".join(SETUPS)}')
     print(f'running {setup} ...', flush=True)
-    rows += run_setup(setup, [int(k) for k in _KS.value], _STEPS.value,
-                      _BATCH.value, counter)
+    rows += run_setup(setup, [int(k) for k in FLAGS.ks], FLAGS.steps,
+                      FLAGS.batch, counter)
   print(f'\nfp32 matmul rate {peak / 1e9:.1f} GFLOP/s on '
         f'{jax.devices()[0].device_kind}')
   print(f"{'setup':16s} {'path':13s} {'K':>2s} {'batch':>5s} {'step s':>8s} "
@@ -140,12 +147,13 @@ def main(argv):
   out = {'machine': {'device': jax.devices()[0].device_kind,
                      'matmul_flops_per_s': peak}, 'epochs': EPOCHS,
          'rows': rows}
-  if _OUT.value:
-    os.makedirs(os.path.dirname(_OUT.value) or '.', exist_ok=True)
-    with open(_OUT.value, 'w') as f:
+  if FLAGS.out:
+    os.makedirs(os.path.dirname(FLAGS.out) or '.', exist_ok=True)
+    with open(FLAGS.out, 'w') as f:
       json.dump(out, f, indent=1)
-    print(f'wrote {_OUT.value}')
+    print(f'wrote {FLAGS.out}')
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

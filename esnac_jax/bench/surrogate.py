@@ -29,37 +29,31 @@ import numpy as np
 
 from esnac_jax import surrogate as S
 from esnac_jax.arch import batch_features, compression_ratio, get_teacher, sample
+from esnac_jax.bench.common import matmul_rate
 from esnac_jax.surrogate import gp
 
-_TEACHER = flags.DEFINE_string('teacher', 'resnet34', 'Teacher for sequences.')
-_HISTORY = flags.DEFINE_integer('history', 160, 'Evaluated architectures.')
-_KERNELS = flags.DEFINE_integer('kernels', 8, 'K kernels.')
-_CANDIDATES = flags.DEFINE_integer('candidates', 1000, 'M candidates scored.')
-_STEPS = flags.DEFINE_integer('fit_steps', 15, 'Optimiser steps per fit.')
-_FEATURES = flags.DEFINE_enum('features', 'original',
-                              ['original', 'normalized'], 'Feature encoding.')
-_REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed repeats per variant.')
-_VARIANTS = flags.DEFINE_list(
-    'variants', ['default', 'original_way', 'faithful', 'masked', 'shared',
-                 'small', 'small_shared', 'warm'], 'Which rows to run.')
-_HIDDEN = flags.DEFINE_integer('hidden', 64, 'LSTM hidden size.')
-_LAYERS = flags.DEFINE_integer('layers', 4, 'LSTM layers.')
-_QUICK = flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
-_OUT = flags.DEFINE_string('out', 'bench_results/surrogate.json',
-                           'Where to write the JSON figures.')
+FLAGS = flags.FLAGS
 
 
-def matmul_rate(n: int = 2048, reps: int = 5) -> float:
-  """Best observed fp32 matmul FLOP/s of this machine (jitted n x n)."""
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x, y: x @ y)
-  f(a, a).block_until_ready()
-  best = float('inf')
-  for _ in range(reps):
-    t = time.perf_counter()
-    f(a, a).block_until_ready()
-    best = min(best, time.perf_counter() - t)
-  return 2.0 * n**3 / best
+def define_flags() -> None:
+  """Command-line flags (defined only when run as a program, so the
+  benchmarks can be imported together)."""
+  flags.DEFINE_string('teacher', 'resnet34', 'Teacher for sequences.')
+  flags.DEFINE_integer('history', 160, 'Evaluated architectures.')
+  flags.DEFINE_integer('kernels', 8, 'K kernels.')
+  flags.DEFINE_integer('candidates', 1000, 'M candidates scored.')
+  flags.DEFINE_integer('fit_steps', 15, 'Optimiser steps per fit.')
+  flags.DEFINE_enum('features', 'original', ['original', 'normalized'],
+                    'Feature encoding.')
+  flags.DEFINE_integer('repeats', 2, 'Timed repeats per variant.')
+  flags.DEFINE_list(
+      'variants', ['default', 'original_way', 'faithful', 'masked', 'shared',
+                   'small', 'small_shared', 'warm'], 'Which rows to run.')
+  flags.DEFINE_integer('hidden', 64, 'LSTM hidden size.')
+  flags.DEFINE_integer('layers', 4, 'LSTM layers.')
+  flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
+  flags.DEFINE_string('out', 'bench_results/surrogate.json',
+                      'Where to write the JSON figures.')
 
 
 def lstm_flops(length: int, f: int, hidden: int, layers: int) -> float:
@@ -348,23 +342,24 @@ def print_table(res: dict) -> None:
 
 def main(argv):
   del argv
-  if _QUICK.value:
+  if FLAGS.quick:
     args = ('resnet18', 24, 3, 40, 3)
     net = (8, 1)
   else:
-    args = (_TEACHER.value, _HISTORY.value, _KERNELS.value,
-            _CANDIDATES.value, _STEPS.value)
-    net = (_HIDDEN.value, _LAYERS.value)
+    args = (FLAGS.teacher, FLAGS.history, FLAGS.kernels,
+            FLAGS.candidates, FLAGS.fit_steps)
+    net = (FLAGS.hidden, FLAGS.layers)
   t = time.perf_counter()
-  res = run(*args, _FEATURES.value, _REPEATS.value, _VARIANTS.value, *net)
+  res = run(*args, FLAGS.features, FLAGS.repeats, FLAGS.variants, *net)
   res['wall_s'] = time.perf_counter() - t
   print_table(res)
-  if _OUT.value:
-    os.makedirs(os.path.dirname(_OUT.value) or '.', exist_ok=True)
-    with open(_OUT.value, 'w') as fh:
+  if FLAGS.out:
+    os.makedirs(os.path.dirname(FLAGS.out) or '.', exist_ok=True)
+    with open(FLAGS.out, 'w') as fh:
       json.dump(res, fh, indent=1)
-    print(f'wrote {_OUT.value}')
+    print(f'wrote {FLAGS.out}')
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
