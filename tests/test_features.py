@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from esnac_jax.arch import (INPUT, KINDS, ArchBuilder, add_skips, batch_features, feature_dim,
-                            features, get_teacher, remove_layers,
-                            removable_layers, sample)
+from esnac_jax.arch import (INPUT, KINDS, ArchBuilder, batch_features,
+                            feature_dim, features, get_teacher,
+                            remove_layers, removable_layers, sample)
 
 
 def test_original_encoding_of_a_conv():

@@ -1,6 +1,5 @@
 """Width groups: tied across residual sums, concats and depthwise convs."""
 
-import numpy as np
 import pytest
 
 from esnac_jax.arch import build_arch, get_teacher, shrink, width_groups

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import jax
@@ -19,3 +21,11 @@ def matmul_rate(n: int = 2048, reps: int = 5) -> float:
     f(a, a).block_until_ready()
     best = min(best, time.perf_counter() - t)
   return 2.0 * n**3 / best
+
+
+def write_json(path: str, obj: dict) -> None:
+  """Writes benchmark figures and says where."""
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(obj, f, indent=1)
+  print(f'wrote {path}')

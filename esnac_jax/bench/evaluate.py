@@ -14,8 +14,6 @@ size, one program per distinct Arch).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 from absl import app, flags
@@ -24,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from esnac_jax.arch import get_teacher, sample
-from esnac_jax.bench.common import matmul_rate
+from esnac_jax.bench.common import matmul_rate, write_json
 from esnac_jax.models import inherit, init_variables
 from esnac_jax.train import LossConfig, OptimConfig
 from esnac_jax.train.optim import make_optimizer
@@ -148,10 +146,7 @@ def main(argv):
                      'matmul_flops_per_s': peak}, 'epochs': EPOCHS,
          'rows': rows}
   if FLAGS.out:
-    os.makedirs(os.path.dirname(FLAGS.out) or '.', exist_ok=True)
-    with open(FLAGS.out, 'w') as f:
-      json.dump(out, f, indent=1)
-    print(f'wrote {FLAGS.out}')
+    write_json(FLAGS.out, out)
 
 
 if __name__ == '__main__':

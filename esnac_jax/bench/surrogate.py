@@ -17,8 +17,6 @@ how many steps the stopping rule needs from warm versus cold parameters.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import statistics
 import time
 
@@ -29,7 +27,7 @@ import numpy as np
 
 from esnac_jax import surrogate as S
 from esnac_jax.arch import batch_features, compression_ratio, get_teacher, sample
-from esnac_jax.bench.common import matmul_rate
+from esnac_jax.bench.common import matmul_rate, write_json
 from esnac_jax.surrogate import gp
 
 FLAGS = flags.FLAGS
@@ -160,10 +158,8 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
                       f'{cfg.num_layers}, {cfg.objective}'))
     elif name == 'masked':
       cfg = cfg_for('default')
-      size = S.bucket_size(len(hy))
-      padded = S.pad_history(hx, hm, hy, size)
-      psub = np.zeros((k, size), bool)
-      psub[:, :len(hy)] = sub
+      padded, psub = _padded(hx, hm, hy, sub)
+      size = len(psub[0])
       p0 = S.init(key, cfg, f, k)
 
       def step(cfg=cfg, p0=p0):
@@ -177,10 +173,8 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
                       f'every kernel embeds all {size} padded points'))
     elif name in ('shared', 'small_shared'):
       cfg = cfg_for('small' if name == 'small_shared' else 'default')
-      size = S.bucket_size(len(hy))
-      padded = S.pad_history(hx, hm, hy, size)
-      psub = np.zeros((k, size), bool)
-      psub[:, :len(hy)] = sub
+      padded, psub = _padded(hx, hm, hy, sub)
+      size = len(psub[0])
       p0 = S.init_shared(key, cfg, f, k)
 
       def step(cfg=cfg, p0=p0):
@@ -209,6 +203,14 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
           'fraction_of_matmul_rate': (r.flops / r.steady_s / peak
                                       if r.steady_s else 0)} for r in rows],
   }
+
+
+def _padded(hx, hm, hy, sub):
+  """The whole history padded to its bucket, and the subsets padded too."""
+  size = S.bucket_size(len(hy))
+  psub = np.zeros((len(sub), size), bool)
+  psub[:, :len(hy)] = sub
+  return S.pad_history(hx, hm, hy, size), psub
 
 
 def _warm_row(hx, hm, hy, sub, f, k, key, hidden, layers) -> Row:
@@ -354,10 +356,7 @@ def main(argv):
   res['wall_s'] = time.perf_counter() - t
   print_table(res)
   if FLAGS.out:
-    os.makedirs(os.path.dirname(FLAGS.out) or '.', exist_ok=True)
-    with open(FLAGS.out, 'w') as fh:
-      json.dump(res, fh, indent=1)
-    print(f'wrote {FLAGS.out}')
+    write_json(FLAGS.out, res)
 
 
 if __name__ == '__main__':

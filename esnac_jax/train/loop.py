@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +13,8 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset, eval_batches, train_batches
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import OptimConfig, make_optimizer
-from esnac_jax.train.steps import (TrainState, accuracy, create_state,
-                                   logits_fn, train_step_fn)
+from esnac_jax.train.steps import (accuracy, create_state, logits_fn,
+                                   train_step_fn)
 
 
 @dataclasses.dataclass(frozen=True)
