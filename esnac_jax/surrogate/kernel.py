@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from esnac_jax.surrogate import acquisition as acq
@@ -211,7 +212,6 @@ def gather_subsets(feats, fmask, y, ymask_k, size: int | None = None):
   Returns feats [K, S, L, F], fmask [K, S, L], y [K, S], ymask [K, S] with
   S = `size` or the bucket of the largest subset.
   """
-  import numpy as np
   ymask_k = np.asarray(ymask_k, bool)
   biggest = int(ymask_k.sum(1).max()) if len(ymask_k) else 0
   size = size or bucket_size(biggest)
@@ -326,7 +326,6 @@ def bucket_size(n: int, step: int = 32) -> int:
 
 def pad_history(feats, fmask, y, size: int):
   """Pads history arrays to `size` points; returns them and the point mask."""
-  import numpy as np
   n = len(y)
   if n > size:
     raise ValueError(f'history of {n} points does not fit {size}')
