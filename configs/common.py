@@ -1,20 +1,32 @@
 """Settings every config shares; each teacher config overrides a few.
 
-Faithful values follow the original ESNAC (options.py, seed 127).
+Two presets, chosen with the config argument (`configs/resnet18.py:faithful`):
+  default   our improved search (see the README's list of differences);
+  faithful  the original ESNAC's choices (options.py, seed 127).
 """
 
 import ml_collections
 
+PRESETS = ('default', 'faithful')
 
-def get_base_config() -> ml_collections.ConfigDict:
+
+def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
+  if preset not in PRESETS:
+    raise ValueError(f'unknown preset {preset!r}; use one of {PRESETS}')
+  faithful = preset == 'faithful'
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 127
   c.dataset = 'cifar100'        # cifar10 | cifar100 | digits
+  c.data_dir = ''               # TFDS data dir; '' = TFDS's default
 
   c.teacher = ml_collections.ConfigDict()
   c.teacher.name = 'resnet18'   # vgg19 | resnet18 | resnet34 | shufflenet
   #                               | mobilenetv2
   c.teacher.width = 1.0         # channel multiplier
+  # Trained only when workdir/teacher holds no checkpoint.
+  c.teacher.train = _train(epochs=200, batch_size=128, optimizer='sgd',
+                           lr=0.1, schedule='cosine', loss='ce')
 
   # The compression operators' sampling distributions (ar_p1/ar_p2/ar_p3).
   c.search_space = ml_collections.ConfigDict()
@@ -22,18 +34,93 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.search_space.shrink_range = (0.0, 1.0)
   c.search_space.skip_probs = (0.003, 0.005, 0.01, 0.03, 0.05)
   c.search_space.group_mode = 'by_width'   # by_width (original) | fine
+
+  c.search = ml_collections.ConfigDict()
+  c.search.searcher = 'esnac'        # esnac | random | evolution
+  c.search.steps = 20                # co_step_n
+  c.search.candidates_per_step = 8   # co_kernel_n: one per kernel
+  c.search.esnac = ml_collections.ConfigDict()
+  e = c.search.esnac
+  e.features = 'original' if faithful else 'normalized'
+  e.shared_lstm = not faithful       # one LSTM with K GP heads
+  e.pool_size = 1000                 # ac_search_n
+  e.pool_per_kernel = faithful       # the original: 1000 draws per kernel
+  e.mutate_frac = 0.0 if faithful else 0.5  # pool share of mutations
+  e.parents = 8                      # best candidates mutations start from
+  e.acquisition = 'ei'               # ei | ucb | thompson
+  e.subset_prob = 0.5                # co_gamma
+  e.teacher_anchor = True
+  e.warm_start = False
+  c.search.surrogate = ml_collections.ConfigDict()
+  s = c.search.surrogate
+  s.hidden = 64 if faithful else 32              # ke_hidden_size
+  s.num_layers = 4 if faithful else 2            # ke_num_layers
+  s.objective = 'loo' if faithful else 'mll'     # loo | mll
+  s.learn_hypers = not faithful
+  s.ls2 = 0.01                                   # ke_alpha
+  s.noise = 0.05                                 # ke_beta
+  s.normalize_y = not faithful
+  s.max_steps = 100
+  c.search.evolution = ml_collections.ConfigDict()
+  c.search.evolution.population = 24
+  c.search.evolution.tournament = 6
+
+  # Optional limits (0 = none): parameters and FLOPs filter proposals;
+  # a candidate below min_acc (validation, fraction) scores reward 0.
+  c.constraints = ml_collections.ConfigDict()
+  c.constraints.max_params = 0
+  c.constraints.max_flops = 0
+  c.constraints.min_acc = 0.0
+
+  # Scoring a candidate: the original's tr_se_* (KD as MSE on logits).
+  c.distill = _train(epochs=10, batch_size=128, optimizer='adam', lr=1e-3,
+                     schedule='constant', loss='mse')
+  c.distill.select = 'first'     # kept teacher channels: first | l1
+  c.distill.bn_stats = 'reset'                       # reset | inherit
+
+  # Final training of the top candidates, from their search weights
+  # (tr_fu_*): SGD 0.01, x0.1 at epochs 100 and 200, cross-entropy.
+  c.final = _train(epochs=300, batch_size=128, optimizer='sgd', lr=0.01,
+                   schedule='step', loss='ce', boundaries=(100, 200))
+  c.final.top_n = 4                  # co_best_n
   return c
 
 
+def _train(epochs, batch_size, optimizer, lr, schedule, loss,
+           boundaries=()) -> ml_collections.ConfigDict:
+  t = ml_collections.ConfigDict()
+  t.epochs = epochs
+  t.batch_size = batch_size
+  t.optimizer = optimizer            # adam | sgd
+  t.lr = lr
+  t.momentum = 0.9
+  t.weight_decay = 5e-4
+  t.schedule = schedule              # constant | step | cosine
+  t.boundaries = tuple(boundaries)   # epochs where a step schedule decays
+  t.gamma = 0.1
+  t.loss = loss                      # ce | mse | kl
+  t.temperature = 4.0
+  t.label_weight = 0.0
+  t.dtype = 'float32'                # activations: float32 | bfloat16
+  return t
+
+
 def parse_arg(arg, **defaults) -> ml_collections.ConfigDict:
-  """'key=value,flag' config arguments, big_vision style: file.py:runlocal."""
+  """'key=value,flag' config arguments, big_vision style: file.py:runlocal.
+
+  A bare word that is a preset name selects that preset.
+  """
   out = ml_collections.ConfigDict(defaults)
   for part in (arg or '').split(','):
     if not part:
       continue
     key, _, value = part.partition('=')
+    if key in PRESETS and not value and 'preset' in out:
+      out.preset = key
+      continue
     if key not in out:
       raise ValueError(f'unknown config argument {key!r}; known: '
-                       f'{", ".join(sorted(out))}')
+                       f'{", ".join(sorted(out))} or a preset '
+                       f'({", ".join(PRESETS)})')
     out[key] = type(defaults[key])(value) if value else True
   return out

@@ -1,0 +1,106 @@
+"""The whole job of `esnac_jax.main`: teacher, search, final stage, report.
+
+Workdir layout:
+  teacher/          orbax checkpoint of the teacher (+ its metrics)
+  search/           orbax search state, one step per finished search step
+  final-stepN/      final training of the top candidates after N steps
+  results.json      everything a person or a script needs (README schema)
+  pareto.png, reward.png, tb/ (TensorBoard)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Callable
+
+import jax
+import ml_collections
+
+from esnac_jax import from_config
+from esnac_jax.data import load_dataset
+from esnac_jax.search.checkpoint import SearchCheckpointer
+from esnac_jax.search.evaluate import Evaluator
+from esnac_jax.search.final import final_stage
+from esnac_jax.search.loop import SearchOutcome, kept_indices, run_search
+from esnac_jax.search import report
+from esnac_jax.train import get_teacher_variables
+
+
+def run(config: ml_collections.ConfigDict, workdir: str,
+        log: Callable[[str], None] = print,
+        kill_during_save: int | None = None) -> dict:
+  """Runs or resumes the job described by `config` in `workdir`; returns
+  the results.json document."""
+  t_start = time.perf_counter()
+  # Validate everything before any expensive work.
+  teacher = from_config.teacher_arch(config)
+  from_config.check_budget(config)
+  searcher = from_config.make_searcher(config, teacher)
+  teacher_cfg = from_config.train_config(config.teacher.train,
+                                         'teacher.train')
+  distill_cfg = from_config.train_config(config.distill, 'distill')
+  final_cfg = from_config.train_config(config.final, 'final')
+  config_dict = json.loads(config.to_json())
+  os.makedirs(workdir, exist_ok=True)
+
+  ds = load_dataset(config.dataset, config.data_dir or None,
+                    jax.process_index(), jax.process_count())
+  log(f'data: {ds.name}, {len(ds.train)} train / {len(ds.val)} val / '
+      f'{len(ds.test)} test images')
+  log(f'teacher: {teacher.name} width {config.teacher.width}, '
+      f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
+  teacher_vars, teacher_metrics = get_teacher_variables(
+      teacher, ds, teacher_cfg, workdir, config.seed, log)
+
+  evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
+                       distill_cfg, from_config.constraints(config),
+                       config.distill.select, config.distill.bn_stats)
+  steps = config.search.steps
+  writer = report.MetricWriter(os.path.join(workdir, 'tb'))
+  results_path = os.path.join(workdir, 'results.json')
+
+  def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
+    recs = out.searcher.records
+    doc = report.results_dict(config_dict, teacher, teacher_metrics, recs,
+                              step, out.timing, final)
+    report.write_json(results_path, doc)
+    report.plot_pareto(os.path.join(workdir, 'pareto.png'),
+                       teacher.num_params, teacher_metrics['val_acc'], recs)
+    report.plot_reward(os.path.join(workdir, 'reward.png'), recs)
+    return doc
+
+  def on_step(out: SearchOutcome, step: int) -> None:
+    new = [r for r in out.searcher.records if r.step == step]
+    writer.write_scalars(step, {
+        'search/best_reward': out.searcher.best(1)[0].reward,
+        'search/step_best_reward': max(r.reward for r in new),
+        'search/step_mean_reward': sum(r.reward for r in new) / len(new),
+        'search/step_mean_val_acc': sum(r.val_acc for r in new) / len(new),
+        'search/evaluations': len(out.searcher.records),
+        'time/propose_s': out.timing['propose_s'],
+        'time/train_s': out.timing['train_s']})
+    write_outputs(out, step)
+
+  ckpt = SearchCheckpointer(os.path.join(workdir, 'search'), kill_during_save)
+  try:
+    out = run_search(searcher, evaluate, ckpt, steps=steps,
+                     per_step=config.search.candidates_per_step,
+                     seed=config.seed, keep=max(config.final.top_n, 1),
+                     config=config_dict, on_step=on_step, log=log)
+  finally:
+    ckpt.close()
+  recs = out.searcher.records
+  kept = kept_indices(recs, config.final.top_n)
+  final = final_stage(recs, kept, out.weights, teacher, teacher_vars,
+                      teacher_metrics, ds, final_cfg, config.seed,
+                      os.path.join(workdir, f'final-step{steps}'), log)
+  doc = write_outputs(out, steps, final)
+  writer.close()
+  best = doc['best']
+  log(f'done in {time.perf_counter() - t_start:.0f}s: {len(recs)} '
+      f'candidates; best search reward {best["reward"]:.4f} (candidate '
+      f'{best["index"]}, {best["times"]:.1f}x smaller, val acc '
+      f'{best["val_acc"]:.4f}); results in {results_path}')
+  return doc

@@ -1,0 +1,27 @@
+"""Searchers behind one ask/tell interface, the reward, the search loop."""
+
+from esnac_jax.arch import Arch, SamplerConfig
+from esnac_jax.search.base import Searcher
+from esnac_jax.search.esnac import ESNACConfig, ESNACSearcher
+from esnac_jax.search.evolution import EvolutionSearcher
+from esnac_jax.search.random_search import RandomSearcher
+from esnac_jax.search.record import Record, Result
+from esnac_jax.search.reward import Constraints, reward
+
+SEARCHERS = {'esnac': ESNACSearcher, 'random': RandomSearcher,
+             'evolution': EvolutionSearcher}
+
+
+def make_searcher(name: str, teacher: Arch, sampler: SamplerConfig,
+                  seed: int, constraints: Constraints = Constraints(),
+                  **kwargs) -> Searcher:
+  """A searcher by name; kwargs go to its constructor."""
+  if name not in SEARCHERS:
+    raise ValueError(f'unknown searcher {name!r}; known searchers: '
+                     f'{", ".join(SEARCHERS)}')
+  return SEARCHERS[name](teacher, sampler, seed, constraints, **kwargs)
+
+
+__all__ = ['SEARCHERS', 'Constraints', 'ESNACConfig', 'ESNACSearcher',
+           'EvolutionSearcher', 'RandomSearcher', 'Record', 'Result',
+           'Searcher', 'make_searcher', 'reward']

@@ -1,0 +1,139 @@
+"""The ask/tell interface every searcher implements, and what they share.
+
+  searcher.ask(n)              -> n distinct new Archs to evaluate
+  searcher.tell(archs, results)   their Results (accuracy and reward)
+  searcher.state()             -> one serialisable value (JSON-able dict,
+                                   plus an optional array pytree under
+                                   'arrays')
+  Searcher.from_state(...)     rebuilds it exactly
+
+All randomness of the n-th `ask` comes from (seed, n): a resumed searcher
+proposes exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from esnac_jax.arch import Arch, SamplerConfig, mutate, sample
+from esnac_jax.search.record import Record, Result
+from esnac_jax.search.reward import Constraints
+
+MAX_DRAWS_PER_CANDIDATE = 50
+
+
+class Searcher(abc.ABC):
+  """History, deterministic randomness and the constraints filter."""
+
+  name = 'base'
+
+  def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
+               constraints: Constraints = Constraints()):
+    self.teacher = teacher
+    self.sampler = sampler
+    self.seed = int(seed)
+    self.constraints = constraints
+    self.records: list[Record] = []
+    self.asks = 0          # how many times `ask` ran: the RNG counter
+    self.pending_step = 0  # the step a batch being asked belongs to
+
+  # ---- the interface -------------------------------------------------------
+
+  def ask(self, n: int) -> list[Arch]:
+    if n < 1:
+      raise ValueError(f'ask needs n >= 1, got {n}')
+    rng = np.random.default_rng([self.seed, self.asks])
+    key = jax.random.fold_in(jax.random.key(self.seed), self.asks)
+    out = self._ask(n, rng, key)
+    self.asks += 1
+    return out
+
+  def tell(self, archs: Sequence[Arch], results: Sequence[Result],
+           step: int | None = None) -> list[Record]:
+    if len(archs) != len(results):
+      raise ValueError(f'tell got {len(archs)} archs and {len(results)} '
+                       'results')
+    step = self.asks if step is None else step
+    new = [Record(a, a.num_params, a.flops, r.val_acc, r.reward, step,
+                  r.best_epoch, r.seconds) for a, r in zip(archs, results)]
+    self.records.extend(new)
+    self._tell(new)
+    return new
+
+  def state(self) -> dict[str, Any]:
+    return {'searcher': self.name, 'seed': self.seed, 'asks': self.asks,
+            'records': [r.to_dict() for r in self.records],
+            'arrays': self._arrays()}
+
+  def load_state(self, state: dict[str, Any]) -> None:
+    if state['searcher'] != self.name:
+      raise ValueError(f"the saved search state is from searcher "
+                       f"{state['searcher']!r}, not {self.name!r}")
+    self.seed = int(state['seed'])
+    self.asks = int(state['asks'])
+    self.records = [Record.from_dict(d) for d in state['records']]
+    self._load_arrays(state.get('arrays'))
+
+  # ---- for subclasses ------------------------------------------------------
+
+  @abc.abstractmethod
+  def _ask(self, n: int, rng: np.random.Generator,
+           key: jax.Array) -> list[Arch]:
+    ...
+
+  def _tell(self, new: list[Record]) -> None:
+    del new
+
+  def _arrays(self) -> Any:
+    return None
+
+  def _load_arrays(self, arrays: Any) -> None:
+    del arrays
+
+  # ---- helpers -------------------------------------------------------------
+
+  @property
+  def seen(self) -> set[Arch]:
+    return {r.arch for r in self.records}
+
+  def best(self, k: int = 1) -> list[Record]:
+    """The k best records by reward (earliest first among ties)."""
+    order = sorted(range(len(self.records)),
+                   key=lambda i: (-self.records[i].reward, i))
+    return [self.records[i] for i in order[:k]]
+
+  def draw(self, rng: np.random.Generator, n: int,
+           parents: Sequence[Arch] = (), mutate_frac: float = 0.0,
+           exclude: set[Arch] | frozenset = frozenset(),
+           distinct: bool = True) -> list[Arch]:
+    """n candidates admitted by the constraints and not in `exclude`: a
+    fraction `mutate_frac` are one-step mutations of random `parents`, the
+    rest samples from the prior. Distinct unless `distinct=False` (the
+    original drew its pools i.i.d.)."""
+    out: list[Arch] = []
+    got: set[Arch] = set()
+    n_mut = int(round(n * mutate_frac)) if parents else 0
+    for i in range(n * MAX_DRAWS_PER_CANDIDATE):
+      if len(out) == n:
+        return out
+      if len(out) < n_mut:
+        parent = parents[rng.integers(len(parents))]
+        try:
+          a = mutate(parent, self.teacher, rng, self.sampler)
+        except ValueError:
+          continue
+      else:
+        a = sample(self.teacher, rng, self.sampler)
+      if a in exclude or (distinct and a in got) or not \
+          self.constraints.admits(a):
+        continue
+      out.append(a)
+      got.add(a)
+    raise ValueError(
+        f'could draw only {len(out)} of {n} admissible new candidates in '
+        f'{n * MAX_DRAWS_PER_CANDIDATE} tries; the constraints '
+        f'({self.constraints}) or the search space are too tight')

@@ -1,0 +1,97 @@
+"""The search state on disk: one orbax checkpoint per finished step.
+
+Each save holds `meta` (JSON: config, step, searcher history and RNG
+counter, timing) and, when there are any, `arrays` (the surrogate's fitted
+parameters and the kept candidates' weights). Orbax writes into a temporary
+directory and renames it when complete, so a process killed mid-write
+leaves the previous step intact; the last two steps are kept, and a
+damaged latest step falls back to the one before.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Callable
+
+import orbax.checkpoint as ocp
+
+from esnac_jax.train import CheckpointError
+
+FORMAT = 'esnac_jax.search/1'
+
+
+class SearchCheckpointer:
+  """Saves and restores the search state under `directory`.
+
+  kill_during_save: test hook; SIGKILLs this process while the save of
+  that step is being written (what a pre-emption at the worst moment does).
+  """
+
+  def __init__(self, directory: str, kill_during_save: int | None = None):
+    self.directory = os.path.abspath(directory)
+    self._kill_during_save = kill_during_save
+    self._mngr = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=2, create=True))
+
+  def latest_step(self) -> int | None:
+    return self._mngr.latest_step()
+
+  def save(self, step: int, meta: dict[str, Any], arrays: Any = None) -> None:
+    meta = dict(meta, format=FORMAT, step=step, has_arrays=arrays is not None)
+    items = {'meta': ocp.args.JsonSave(meta)}
+    if arrays is not None:
+      items['arrays'] = ocp.args.StandardSave(arrays)
+    self._mngr.save(step, args=ocp.args.Composite(**items))
+    if self._kill_during_save == step:
+      os.kill(os.getpid(), signal.SIGKILL)
+    self._mngr.wait_until_finished()
+
+  def restore(self, log: Callable[[str], None] = print
+              ) -> tuple[dict[str, Any], Any] | None:
+    """(meta, arrays) of the newest readable step, or None if none exists."""
+    steps = sorted(self._mngr.all_steps(), reverse=True)
+    errors = []
+    for step in steps:
+      try:
+        out = self._restore(step)
+      except Exception as e:  # orbax raises many kinds for damaged files
+        errors.append(f'step {step}: {type(e).__name__}: {str(e)[:200]}')
+        continue
+      if errors:  # move damaged newer steps aside so they can be redone
+        self._set_aside(steps[:len(errors)], log)
+      return out
+    if errors:
+      raise CheckpointError(
+          f'no readable search checkpoint in {self.directory} '
+          f'({"; ".join(errors)}); delete that directory to start the search '
+          'afresh (the teacher checkpoint is kept)')
+    return None
+
+  def _restore(self, step: int) -> tuple[dict[str, Any], Any]:
+    meta = self._mngr.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))['meta']
+    if meta.get('format') != FORMAT:
+      raise CheckpointError(f'unknown search state format '
+                            f'{meta.get("format")!r}')
+    arrays = None
+    if meta['has_arrays']:
+      arrays = self._mngr.restore(step, args=ocp.args.Composite(
+          arrays=ocp.args.StandardRestore()))['arrays']
+    return meta, arrays
+
+  def _set_aside(self, steps: list[int], log: Callable[[str], None]) -> None:
+    self._mngr.close()
+    for step in steps:
+      src = os.path.join(self.directory, str(step))
+      dst = f'{self.directory}.damaged-step{step}'
+      os.replace(src, dst)
+      log(f'warning: search checkpoint step {step} was unreadable; moved it '
+          f'to {dst} and resumed from the step before')
+    self._mngr = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=2, create=True))
+
+  def close(self) -> None:
+    self._mngr.close()

@@ -1,0 +1,169 @@
+"""The ESNAC searcher: K learned-embedding GP kernels propose K candidates.
+
+Each `ask(K)`:
+  1. history = the teacher as an anchor with reward 0 (optional) + every
+     evaluated candidate; kernel k sees a Bernoulli(subset_prob) subset of
+     it (the anchor always), as the original's multiple-kernel strategy;
+  2. the K kernels (BiLSTM + GP) are fitted in one compiled program:
+     independent LSTMs (`shared_lstm=False`, the original) or one LSTM with
+     K GP heads;
+  3. candidate pools — one per kernel of `pool_size` i.i.d. prior samples
+     (original), or one shared pool, part of it mutations of the best
+     candidates so far — are featurised and scored in one call;
+  4. each kernel takes its best-scoring candidate that no earlier kernel
+     took and that was never evaluated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esnac_jax.arch import Arch, SamplerConfig, batch_features, feature_dim
+from esnac_jax.search.base import Searcher
+from esnac_jax.search.reward import Constraints
+from esnac_jax.surrogate import kernel as K
+from esnac_jax.surrogate.acquisition import KINDS as ACQUISITIONS
+from esnac_jax.surrogate.acquisition import select_batch
+
+
+@dataclasses.dataclass(frozen=True)
+class ESNACConfig:
+  """How the ESNAC searcher proposes; `faithful()` is the original."""
+  surrogate: K.SurrogateConfig = K.SurrogateConfig(hidden=32, num_layers=2)
+  features: str = 'normalized'
+  shared_lstm: bool = True
+  pool_size: int = 1000
+  pool_per_kernel: bool = False
+  mutate_frac: float = 0.5
+  parents: int = 8
+  acquisition: str = 'ei'
+  subset_prob: float = 0.5
+  teacher_anchor: bool = True
+  warm_start: bool = False
+
+  def __post_init__(self):
+    feature_dim(self.features)  # unknown kinds raise
+    if self.acquisition not in ACQUISITIONS:
+      raise ValueError(f'unknown acquisition {self.acquisition!r}; use one of '
+                       f'{ACQUISITIONS}')
+    if self.pool_size < 1 or self.parents < 1:
+      raise ValueError('pool_size and parents must be >= 1, got '
+                       f'{self.pool_size} and {self.parents}')
+    for name in ('mutate_frac', 'subset_prob'):
+      if not 0 <= getattr(self, name) <= 1:
+        raise ValueError(f'{name} must be in [0, 1], got '
+                         f'{getattr(self, name)}')
+
+  @classmethod
+  def faithful(cls, **overrides) -> ESNACConfig:
+    """The original: 8 fresh H=64x4 LSTMs on raw 272-d features, LOO with
+    fixed alpha/beta, 1000 i.i.d. prior samples per kernel, EI."""
+    base = dict(surrogate=K.SurrogateConfig.faithful(), features='original',
+                shared_lstm=False, pool_size=1000, pool_per_kernel=True,
+                mutate_frac=0.0, acquisition='ei', subset_prob=0.5,
+                teacher_anchor=True, warm_start=False)
+    base.update(overrides)
+    return cls(**base)
+
+
+class ESNACSearcher(Searcher):
+  name = 'esnac'
+
+  def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
+               constraints: Constraints = Constraints(),
+               config: ESNACConfig = ESNACConfig()):
+    super().__init__(teacher, sampler, seed, constraints)
+    self.config = config
+    self.params: Any = None  # the last fitted surrogate (warm start, transfer)
+    self.last_fit: dict[str, Any] = {}
+    self._feats: dict[Arch, np.ndarray] = {}
+
+  # ---- features ------------------------------------------------------------
+
+  def features(self, archs: list[Arch]) -> np.ndarray:
+    """[len(archs), layers, F], cached per Arch."""
+    missing = [a for a in dict.fromkeys(archs) if a not in self._feats]
+    if missing:
+      for a, f in zip(missing, batch_features(missing, self.teacher,
+                                              self.config.features)):
+        self._feats[a] = f
+    return np.stack([self._feats[a] for a in archs])
+
+  # ---- ask -----------------------------------------------------------------
+
+  def _ask(self, n: int, rng: np.random.Generator,
+           key: jax.Array) -> list[Arch]:
+    cfg = self.config
+    scfg = cfg.surrogate
+    k_init, k_score = jax.random.split(key)
+    hist = ([self.teacher] if cfg.teacher_anchor else []) + \
+        [r.arch for r in self.records]
+    y = np.array(([0.0] if cfg.teacher_anchor else []) +
+                 [r.reward for r in self.records], np.float32)
+    subsets = rng.random((n, len(hist))) < cfg.subset_prob
+    if cfg.teacher_anchor:
+      subsets[:, 0] = True
+
+    seen = self.seen
+    parents = [r.arch for r in self.best(cfg.parents)]
+    pools = [self.draw(rng, cfg.pool_size, parents, cfg.mutate_frac, seen,
+                       distinct=not cfg.pool_per_kernel)
+             for _ in range(n if cfg.pool_per_kernel else 1)]
+
+    if not hist:  # no anchor, nothing evaluated: nothing to fit
+      return self.draw(rng, n, exclude=seen)
+
+    feats = self.features(hist)
+    fmask = np.ones(feats.shape[:2], bool)
+    size = K.bucket_size(len(hist))
+    pf, pm, py, pym = K.pad_history(feats, fmask, y, size)
+    ymask_k = np.zeros((n, size), bool)
+    ymask_k[:, :len(hist)] = subsets
+
+    fdim = feats.shape[-1]
+    warm = cfg.warm_start and self.params is not None and \
+        _num_kernels(self.params) == n
+    if cfg.shared_lstm:
+      params = self.params if warm else K.init_shared(k_init, scfg, fdim, n)
+      params, info = K.fit_shared(params, scfg, pf, pm, py, ymask_k)
+    else:
+      params = self.params if warm else K.init(k_init, scfg, fdim, n)
+      sub = K.gather_subsets(feats, fmask, y, subsets)
+      params, info = K.fit_many(params, scfg, *sub, per_kernel=True)
+    self.params = jax.device_get(params)
+    self.last_fit = {'steps': np.asarray(info.steps).tolist(),
+                     'objective': np.asarray(info.ll).tolist()}
+
+    if cfg.pool_per_kernel:
+      new = np.stack([self.features(p) for p in pools])
+      ids: Any = pools
+    else:
+      new = self.features(pools[0])
+      ids = pools[0]
+    scores = K.score(params, scfg, pf, pm, py, ymask_k, new,
+                     np.ones(new.shape[:-1], bool), kind=cfg.acquisition,
+                     key=k_score, per_kernel=cfg.pool_per_kernel)
+    picks = select_batch(np.asarray(scores), ids, exclude=seen)
+    out = [(pools[k] if cfg.pool_per_kernel else pools[0])[m]
+           for k, m in picks]
+    if len(out) < n:  # kernels left with nothing new: fill from the prior
+      out += self.draw(rng, n - len(out), exclude=seen | set(out))
+    return out
+
+  # ---- state ---------------------------------------------------------------
+
+  def _arrays(self) -> Any:
+    return None if self.params is None else {'surrogate': self.params}
+
+  def _load_arrays(self, arrays: Any) -> None:
+    self.params = None if not arrays else jax.tree_util.tree_map(
+        jnp.asarray, arrays['surrogate'])
+
+
+def _num_kernels(params: Any) -> int:
+  return jax.tree_util.tree_leaves(params['gp'])[0].shape[0]

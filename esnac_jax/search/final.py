@@ -1,0 +1,80 @@
+"""Final stage: fully train the top candidates, select on validation, test
+the chosen one once. Each finished candidate is checkpointed, so a killed
+final stage resumes with the next one."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import orbax.checkpoint as ocp
+
+from esnac_jax.arch import Arch
+from esnac_jax.data import Dataset
+from esnac_jax.search.record import Record
+from esnac_jax.search.reward import reward
+from esnac_jax.train import TrainConfig, accuracy_on_test, final_train
+
+
+def final_stage(records: list[Record], kept: list[int],
+                weights: dict[int, dict], teacher: Arch, teacher_vars: dict,
+                teacher_metrics: dict, ds: Dataset, cfg: TrainConfig,
+                seed: int, directory: str,
+                log: Callable[[str], None] = print) -> dict:
+  """Trains records[kept[i]] from their search weights; returns the
+  'final' section of results.json."""
+  mngr = ocp.CheckpointManager(os.path.abspath(directory),
+                               options=ocp.CheckpointManagerOptions(create=True))
+  done = set(mngr.all_steps())
+  entries = []
+  kd = cfg.loss.kind != 'ce'
+  for rank, idx in enumerate(kept):
+    rec = records[idx]
+    meta = None
+    if rank in done:
+      meta = mngr.restore(rank, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))['meta']
+      if meta['index'] != idx:
+        raise RuntimeError(f'{directory} holds final training of candidate '
+                           f"{meta['index']} at rank {rank}, expected {idx}; "
+                           'delete it to redo the final stage')
+      log(f'final {rank + 1}/{len(kept)}: candidate {idx} already trained '
+          f"(val acc {meta['val_acc']:.4f})")
+    else:
+      log(f'final {rank + 1}/{len(kept)}: training candidate {idx} '
+          f'({rec.params:,} params, search val acc {rec.val_acc:.4f}) for '
+          f'{cfg.epochs} epochs')
+      trained = final_train(rec.arch, weights[idx], ds, cfg, seed,
+                            teacher=(teacher, teacher_vars) if kd else None,
+                            log=log)
+      meta = {'index': idx, 'rank': rank, 'params': rec.params,
+              'search_val_acc': rec.val_acc, 'val_acc': trained.val_acc,
+              'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
+              'val_history': trained.history, 'seconds': trained.seconds}
+      mngr.save(rank, args=ocp.args.Composite(
+          meta=ocp.args.JsonSave(meta),
+          variables=ocp.args.StandardSave(trained.variables)))
+      mngr.wait_until_finished()
+    meta['val_reward'] = reward(meta['val_acc'], teacher_metrics['val_acc'],
+                                rec.params, teacher.num_params)
+    entries.append(meta)
+  if not entries:
+    mngr.close()
+    return {'candidates': [], 'chosen': None}
+  chosen = max(entries, key=lambda m: (m['val_reward'], -m['rank']))
+  variables = mngr.restore(chosen['rank'], args=ocp.args.Composite(
+      variables=ocp.args.StandardRestore()))['variables']
+  mngr.close()
+  arch = records[chosen['index']].arch
+  test_acc = accuracy_on_test(arch, variables, ds, cfg)
+  chosen = dict(chosen, test_acc=test_acc,
+                test_reward=reward(test_acc, teacher_metrics['test_acc'],
+                                   arch.num_params, teacher.num_params),
+                times=teacher.num_params / arch.num_params,
+                arch=arch.to_dict())
+  log(f'final: chose candidate {chosen["index"]} on validation (val acc '
+      f'{chosen["val_acc"]:.4f}, reward {chosen["val_reward"]:.4f}); test '
+      f'acc {test_acc:.4f} vs teacher {teacher_metrics["test_acc"]:.4f}, '
+      f'{chosen["times"]:.1f}x smaller, test reward '
+      f'{chosen["test_reward"]:.4f}')
+  return {'candidates': entries, 'chosen': chosen}

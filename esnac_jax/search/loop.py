@@ -1,0 +1,145 @@
+"""The search loop: ask, evaluate, tell, checkpoint; resumable at any step."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from esnac_jax.search.base import Searcher
+from esnac_jax.search.checkpoint import SearchCheckpointer
+from esnac_jax.search.record import Record, Result
+
+Evaluate = Callable[..., tuple[list[Result], list[dict]]]
+
+
+class ConfigMismatchError(ValueError):
+  """The workdir holds a search made with another config."""
+
+
+@dataclasses.dataclass
+class SearchOutcome:
+  searcher: Searcher
+  weights: dict[int, dict]  # record index -> best-epoch weights (kept ones)
+  timing: dict[str, float]
+  resumed_from: int         # steps already done when this process started
+
+
+def step_seed(seed: int, step: int) -> int:
+  """The evaluation seed of a step (data order, augmentation)."""
+  return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+
+
+def kept_indices(records: list[Record], keep: int) -> list[int]:
+  """Indices of the `keep` best records by reward (earliest among ties)."""
+  order = sorted(range(len(records)), key=lambda i: (-records[i].reward, i))
+  return order[:keep]
+
+
+def check_config(saved: dict, current: dict, directory: str,
+                 may_change: tuple[str, ...]) -> None:
+  """Raises ConfigMismatchError naming the keys that differ."""
+  a, b = _flatten(saved), _flatten(current)
+  diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and
+          not any(k == p or k.startswith(p + '.') for p in may_change)]
+  if diff:
+    shown = '; '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in diff[:6])
+    raise ConfigMismatchError(
+        f'{directory} holds a search made with a different config ({shown}'
+        f'{" ..." if len(diff) > 6 else ""}). Rerun with the same config '
+        f'(only {", ".join(may_change)} may change), use another --workdir, '
+        f'or delete {directory} to start the search afresh (the trained '
+        'teacher is kept).')
+
+
+def _flatten(d: Any, prefix: str = '') -> dict[str, Any]:
+  if isinstance(d, dict):
+    out = {}
+    for k, v in d.items():
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    return out
+  return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
+
+
+def run_search(searcher: Searcher, evaluate: Evaluate,
+               ckpt: SearchCheckpointer, *, steps: int, per_step: int,
+               seed: int, keep: int, config: dict,
+               may_change: tuple[str, ...] = ('search.steps', 'final'),
+               on_step: Callable[[SearchOutcome, int], None] | None = None,
+               log: Callable[[str], None] = print) -> SearchOutcome:
+  """Runs (or resumes) `steps` steps of `per_step` candidates each.
+
+  After every step the whole state — searcher history, RNG counter and
+  arrays, the `keep` best candidates' weights, timing — is checkpointed.
+  """
+  out = SearchOutcome(searcher, {}, {'propose_s': 0.0, 'train_s': 0.0}, 0)
+  restored = ckpt.restore(log)
+  if restored is not None:
+    meta, arrays = restored
+    check_config(meta['config'], config, ckpt.directory, may_change)
+    arrays = arrays or {}
+    searcher.load_state(dict(meta['searcher'],
+                             arrays=arrays.get('searcher')))
+    out.weights = {int(k): v for k, v in arrays.get('weights', {}).items()}
+    out.timing = meta['timing']
+    out.resumed_from = meta['step']
+    log(f'resumed the search from {ckpt.directory}: step {meta["step"]}/'
+        f'{steps} done, {len(searcher.records)} candidates evaluated')
+  t_start = time.perf_counter()
+  for step in range(out.resumed_from + 1, steps + 1):
+    t0 = time.perf_counter()
+    archs = searcher.ask(per_step)
+    t1 = time.perf_counter()
+    log(f'step {step}/{steps}: proposed {len(archs)} candidates in '
+        f'{t1 - t0:.1f}s; training them')
+    results, weights = evaluate(archs, step_seed(seed, step), log)
+    t2 = time.perf_counter()
+    n0 = len(searcher.records)
+    searcher.tell(archs, results, step)
+    out.weights.update({n0 + i: w for i, w in enumerate(weights)})
+    kept = kept_indices(searcher.records, keep)
+    out.weights = {i: out.weights[i] for i in kept if i in out.weights}
+    out.timing['propose_s'] += t1 - t0
+    out.timing['train_s'] += t2 - t1
+    _save(ckpt, step, searcher, out, config)
+    if on_step:
+      on_step(out, step)
+    log(_progress(searcher, step, steps, out.resumed_from, t_start, t0, t1,
+                  t2))
+  return out
+
+
+def _save(ckpt: SearchCheckpointer, step: int, searcher: Searcher,
+          out: SearchOutcome, config: dict) -> None:
+  state = searcher.state()
+  arrays = {}
+  searcher_arrays = state.pop('arrays')
+  if searcher_arrays is not None:
+    arrays['searcher'] = searcher_arrays
+  if out.weights:
+    arrays['weights'] = {str(i): w for i, w in out.weights.items()}
+  ckpt.save(step, {'config': config, 'searcher': state,
+                   'timing': out.timing}, arrays or None)
+
+
+def _progress(searcher: Searcher, step: int, steps: int, first: int,
+              t_start: float, t0: float, t1: float, t2: float) -> str:
+  best = searcher.best(1)[0]
+  now = time.perf_counter()
+  done = step - first
+  eta = (now - t_start) / done * (steps - step)
+  teacher_params = searcher.teacher.num_params
+  new = [r.reward for r in searcher.records if r.step == step]
+  return (f'step {step}/{steps} done: step best reward {max(new):.4f}; best '
+          f'so far {best.reward:.4f} (acc {best.val_acc:.4f}, '
+          f'{teacher_params / best.params:.1f}x smaller, step {best.step}); '
+          f'{len(searcher.records)} evaluated; propose {t1 - t0:.1f}s, train '
+          f'{t2 - t1:.1f}s; elapsed {_hms(now - t_start)}, ETA {_hms(eta)}')
+
+
+def _hms(seconds: float) -> str:
+  s = int(round(seconds))
+  return f'{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s' if s >= 3600 \
+      else f'{s // 60}m{s % 60:02d}s'

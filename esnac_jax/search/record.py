@@ -1,0 +1,40 @@
+"""One evaluated candidate, as stored in the search state and results.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from esnac_jax.arch import Arch
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+  arch: Arch
+  params: int
+  flops: int
+  val_acc: float       # best distillation epoch's validation accuracy
+  reward: float
+  step: int            # search step that proposed and evaluated it
+  best_epoch: int = 0
+  seconds: float = 0.0  # training time of its batch (shared by the batch)
+
+  def to_dict(self) -> dict[str, Any]:
+    d = dataclasses.asdict(self)
+    d['arch'] = self.arch.to_dict()
+    return d
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> Record:
+    d = dict(d)
+    d['arch'] = Arch.from_dict(d['arch'])
+    return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """What evaluating one candidate returns to a searcher's `tell`."""
+  val_acc: float
+  reward: float
+  best_epoch: int = 0
+  seconds: float = 0.0

@@ -1,0 +1,52 @@
+"""The ESNAC reward and optional search constraints.
+
+f(x) = c (2 - c) * acc_student / acc_teacher,  c = 1 - params_s / params_t
+(compression.py `reward`, the N2N reward without its constraint branch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from esnac_jax.arch import Arch
+
+
+def reward(acc: float, teacher_acc: float, params: int,
+           teacher_params: int) -> float:
+  """The original's reward; 0 for the teacher itself, at most 1."""
+  if not teacher_acc > 0:
+    raise ValueError(f'teacher accuracy must be > 0, got {teacher_acc}')
+  if teacher_params < 1:
+    raise ValueError(f'teacher parameters must be >= 1, got {teacher_params}')
+  c = 1.0 - params / teacher_params
+  return c * (2.0 - c) * acc / teacher_acc
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraints:
+  """Optional limits. Parameter and FLOP limits filter candidates when they
+  are proposed (no training is spent on them); a candidate below
+  `min_acc` (validation accuracy, a fraction) scores reward 0, the
+  teacher's own reward, so the search learns to avoid it."""
+  max_params: int | None = None
+  max_flops: int | None = None
+  min_acc: float | None = None
+
+  def __post_init__(self):
+    for name in ('max_params', 'max_flops'):
+      v = getattr(self, name)
+      if v is not None and v < 1:
+        raise ValueError(f'constraints.{name} must be >= 1, got {v}')
+    if self.min_acc is not None and not 0 <= self.min_acc <= 1:
+      raise ValueError(f'constraints.min_acc is a fraction in [0, 1], got '
+                       f'{self.min_acc}')
+
+  def admits(self, arch: Arch) -> bool:
+    return ((self.max_params is None or arch.num_params <= self.max_params)
+            and (self.max_flops is None or arch.flops <= self.max_flops))
+
+  def reward(self, acc: float, teacher_acc: float, params: int,
+             teacher_params: int) -> float:
+    if self.min_acc is not None and acc < self.min_acc:
+      return 0.0
+    return reward(acc, teacher_acc, params, teacher_params)
