@@ -54,6 +54,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   teacher_vars, teacher_metrics = get_teacher_variables(
       teacher, ds, teacher_cfg, workdir, config.seed, log)
 
+  if not teacher_metrics['val_acc'] > 0:
+    raise ValueError(
+        f'the teacher scores 0 validation accuracy, so the reward (relative '
+        f'to it) is undefined; train it longer (config.teacher.train) after '
+        f'deleting {os.path.join(workdir, "teacher")}, or check the data')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        distill_cfg, from_config.constraints(config),
                        config.distill.select, config.distill.bn_stats)

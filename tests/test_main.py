@@ -1,0 +1,195 @@
+"""End to end through `python -m esnac_jax.main`: outputs, resume after
+SIGKILL (during a step and during a checkpoint write), bad input."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+           JAX_PLATFORMS='cpu')
+TINY = ['--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
+        '--config.search.steps=3', '--config.search.candidates_per_step=2',
+        '--config.search.esnac.pool_size=32',
+        '--config.search.surrogate.hidden=8',
+        '--config.search.surrogate.num_layers=1',
+        '--config.search.surrogate.max_steps=10',
+        '--config.distill.epochs=1', '--config.final.epochs=1',
+        '--config.final.top_n=1']
+
+
+def _cmd(workdir, *extra, config='configs/digits.py'):
+  return [sys.executable, '-m', 'esnac_jax.main', f'--config={config}',
+          f'--workdir={workdir}', *TINY, *extra]
+
+
+def _run(cmd, env=ENV, timeout=600):
+  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def _history(workdir):
+  with open(os.path.join(workdir, 'results.json')) as f:
+    doc = json.load(f)
+  return [(c['arch'], c['val_acc'], c['reward'], c['step'])
+          for c in doc['candidates']]
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  """One uninterrupted tiny search on digits."""
+  workdir = str(tmp_path_factory.mktemp('reference'))
+  p = _run(_cmd(workdir))
+  assert p.returncode == 0, p.stderr[-3000:]
+  return workdir, p.stdout
+
+
+def _with_teacher(reference_dir, tmp_path):
+  """A fresh workdir holding the reference's trained teacher (saves time)."""
+  workdir = str(tmp_path / 'w')
+  os.makedirs(workdir)
+  shutil.copytree(os.path.join(reference_dir, 'teacher'),
+                  os.path.join(workdir, 'teacher'))
+  return workdir
+
+
+def test_outputs(reference):
+  workdir, out = reference
+  with open(os.path.join(workdir, 'results.json')) as f:
+    doc = json.load(f)
+  assert doc['format'] == 'esnac_jax.results/1'
+  assert doc['evaluations'] == 6 and doc['steps_done'] == 3
+  assert {c['step'] for c in doc['candidates']} == {1, 2, 3}
+  for c in doc['candidates']:
+    assert 0 < c['params'] < doc['teacher']['params'] and c['flops'] > 0
+    assert 0 <= c['val_acc'] <= 1
+  assert doc['best']['reward'] == max(c['reward'] for c in doc['candidates'])
+  chosen = doc['final']['chosen']
+  assert chosen['index'] == doc['best']['index']   # top_n = 1
+  assert 0 <= chosen['test_acc'] <= 1 and 'val_acc' in chosen
+  assert doc['teacher']['val_acc'] > 0.1 and doc['config']['seed'] == 127
+  for png in ('pareto.png', 'reward.png'):
+    with open(os.path.join(workdir, png), 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  assert any(n.startswith('events.out.tfevents')
+             for n in os.listdir(os.path.join(workdir, 'tb')))
+  assert 'step 3/3 done' in out and 'ETA' in out and 'best so far' in out
+
+
+def test_rerun_of_a_finished_search_does_no_new_work(reference):
+  workdir, _ = reference
+  before = _history(workdir)
+  p = _run(_cmd(workdir))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'resumed the search' in p.stdout and 'training them' not in p.stdout
+  assert 'restored teacher' in p.stdout
+  assert 'already trained' in p.stdout
+  assert _history(workdir) == before
+
+
+def test_sigkill_during_a_step_then_resume(reference, tmp_path):
+  workdir = _with_teacher(reference[0], tmp_path)
+  proc = subprocess.Popen(_cmd(workdir), cwd=ROOT, env=ENV, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  seen = []
+  for line in proc.stdout:
+    seen.append(line)
+    if line.startswith('step 2/3: proposed'):
+      proc.send_signal(signal.SIGKILL)
+      break
+  proc.wait(timeout=60)
+  assert proc.returncode == -signal.SIGKILL, ''.join(seen)[-2000:]
+  with open(os.path.join(workdir, 'results.json')) as f:
+    assert json.load(f)['steps_done'] == 1
+  p = _run(_cmd(workdir))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'step 1/3 done, 2 candidates evaluated' in p.stdout
+  assert _history(workdir) == _history(reference[0])
+
+
+def test_sigkill_during_a_checkpoint_write_then_resume(reference, tmp_path):
+  workdir = _with_teacher(reference[0], tmp_path)
+  p = _run(_cmd(workdir), env=dict(ENV, ESNAC_TEST_KILL_DURING_SAVE='2'))
+  assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+  p = _run(_cmd(workdir))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'resumed the search' in p.stdout
+  assert _history(workdir) == _history(reference[0])
+
+
+def test_other_config_in_the_same_workdir_is_refused(reference, tmp_path):
+  workdir = str(tmp_path / 'copy')
+  shutil.copytree(reference[0], workdir)
+  p = _run(_cmd(workdir, '--config.search.esnac.pool_size=16'))
+  assert p.returncode == 2
+  assert 'search.esnac.pool_size: 32 -> 16' in p.stderr
+  assert 'start the search afresh' in p.stderr
+  assert 'Traceback' not in p.stderr
+
+
+@pytest.mark.parametrize('flag,message', [
+    ('--config.teacher.name=alexnet', "unknown teacher 'alexnet'.*known "
+     'teachers: mobilenetv2, resnet18, resnet34, shufflenet, vgg19'),
+    ('--config.dataset=mnist', "unknown dataset 'mnist'; known datasets: "
+     'cifar10, cifar100, digits'),
+    ('--config.search.searcher=tpe', "unknown searcher 'tpe'.*known "
+     'searchers: esnac, random, evolution'),
+    ('--config.search.steps=-2', 'config.search.steps must be >= 1, got -2'),
+    ('--config.distill.epochs=0', 'config.distill: epochs must be >= 1'),
+    ('--config.search.esnac.acquisition=pi', "unknown acquisition 'pi'"),
+])
+def test_bad_config_values_are_one_line_errors(tmp_path, flag, message):
+  p = _run(_cmd(str(tmp_path / 'w'), flag))
+  assert p.returncode == 2, p.stderr[-2000:]
+  assert 'Traceback' not in p.stderr
+  import re
+  assert re.search(message, p.stderr), p.stderr[-2000:]
+
+
+def test_override_of_the_wrong_type(tmp_path):
+  p = _run(_cmd(str(tmp_path / 'w'), '--config.search.steps=many'))
+  assert p.returncode != 0
+  assert 'Traceback' not in p.stderr
+  assert 'search.steps' in p.stderr
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('not a directory')
+  p = _run(_cmd(str(blocker / 'w')))
+  assert p.returncode == 2
+  assert 'cannot write to --workdir' in p.stderr
+  assert 'Traceback' not in p.stderr
+
+
+def test_cifar_path_with_mocked_tfds(tmp_path):
+  """The CIFAR config through main, with TFDS's mock data (no download)."""
+  code = (
+      'import sys, tensorflow_datasets as tfds\n'
+      'from absl import app\n'
+      'from esnac_jax import main\n'
+      'with tfds.testing.mock_data(num_examples=120):\n'
+      '  app.run(main.main, argv=sys.argv)\n')
+  cmd = [sys.executable, '-c', code, '--config=configs/resnet18.py',
+         f'--workdir={tmp_path / "w"}', '--config.dataset=cifar10',
+         '--config.teacher.width=0.0625', '--config.teacher.train.epochs=1',
+         '--config.teacher.train.batch_size=12', '--config.search.steps=1',
+         '--config.search.candidates_per_step=2',
+         '--config.search.esnac.pool_size=16',
+         '--config.search.surrogate.hidden=8',
+         '--config.search.surrogate.num_layers=1',
+         '--config.distill.epochs=1', '--config.distill.batch_size=12',
+         '--config.final.epochs=1', '--config.final.batch_size=12',
+         '--config.final.top_n=1']
+  p = _run(cmd)
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'data: cifar10, 108 train / 12 val / 120 test images' in p.stdout
+  with open(tmp_path / 'w' / 'results.json') as f:
+    doc = json.load(f)
+  assert doc['evaluations'] == 2 and doc['teacher']['params'] > 0
+  assert doc['final']['chosen'] is not None
