@@ -23,3 +23,11 @@ def test_surrogate_example():
   assert ns['scores'].shape == (4, 500)
   assert len({m for _, m in ns['batch']}) == 4
   assert ns['emb'].shape == (3, 64)
+
+
+def test_search_example():
+  ns = {}
+  exec(_examples()[2], ns)
+  s = ns['searcher']
+  assert len(s.records) == 12 and len({r.arch for r in s.records}) == 12
+  assert ns['best'].reward == max(r.reward for r in s.records) > 0
