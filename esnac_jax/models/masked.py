@@ -1,0 +1,155 @@
+"""The masked path: K candidates as masks over the teacher's network.
+
+A child of a teacher differs from it only by removed layers (identity
+rows), fewer channels and extra summed skip edges. So every child can run
+as the teacher's network with the teacher's parameter shapes plus masks:
+
+  keep [L]  1 where the layer is computed, 0 where the child has identity
+  edge [P]  1 where the child has extra skip P (every pair a child could
+            add, `extra_pairs(teacher)`, is wired in times its mask)
+  chan      one vector per layer output (teacher width): 1 on the channels
+            the child keeps (the 'first'-k weight inheritance), re-applied
+            after every layer — after BN too, which maps a zero channel to
+            its shift.
+
+Then one compiled program serves every child of the teacher, and
+`jax.vmap` over (parameters, masks) trains K children at once. On the kept
+channels the masked network computes what the materialised child computes,
+and the gradients of the kept parameters are the child's
+(tests/test_masked.py); `extract` turns trained masked variables into the
+child's own.
+
+Not supported: channel shuffles and grouped (non-depthwise) convolutions
+(ShuffleNet), where the child's channel order is not a masked subset of the
+teacher's; those teachers use the materialised path.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esnac_jax.arch.core import Arch
+from esnac_jax.arch.operators import check_child, removable_layers, skip_pairs
+from esnac_jax.arch.widths import analyse, is_depthwise
+from esnac_jax.models.inherit import _space_index, inherit, kept_channels
+from esnac_jax.models.network import ArchNet
+
+Masks = dict[str, Any]
+
+
+def check_maskable(teacher: Arch) -> None:
+  """Raises ValueError for teachers the masked path cannot represent."""
+  for i, layer in enumerate(teacher.layers):
+    grouped = layer.kind == 'conv' and layer.groups > 1 and \
+        not is_depthwise(layer)
+    if (layer.kind == 'shuffle' and layer.groups > 1) or grouped:
+      raise ValueError(
+          f"the masked path cannot run {teacher.name}: layer {i} "
+          f"('{layer.name}') is a channel shuffle or grouped convolution, "
+          "whose kept channels are not a masked subset of the teacher's; "
+          "use the materialised path (config.distill.path='materialised')")
+
+
+class MaskedNet(ArchNet):
+  """The teacher's network run under one candidate's masks.
+
+  `arch` is the teacher; parameter names equal ArchNet's, so the teacher's
+  variables (and anything inherited from them) plug in directly.
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array, masks: Masks,
+               train: bool = False) -> jax.Array:
+    arch = self.arch
+    x = x.astype(self.dtype)
+    removable = set(removable_layers(arch))
+    into = _skips_into(arch)
+    outs: list[jax.Array] = []
+    last = arch.num_layers - 1
+    for i, layer in enumerate(arch.layers):
+      srcs = arch.in_edges[i]
+      if i == 0:
+        h = x
+      elif layer.kind == 'concat':
+        h = jnp.concatenate([outs[j] for j in srcs], axis=-1)
+      else:
+        h = outs[srcs[0]]
+        for j in srcs[1:]:
+          h = h + outs[j]
+        for p, a in into.get(i, ()):
+          h = h + masks['edge'][p].astype(self.dtype) * outs[a]
+      y = self._apply(i, layer, h, train)
+      if i in removable:
+        y = jnp.where(masks['keep'][i] > 0, y, h)
+      if i != last:
+        y = y * masks['chan'][i].astype(self.dtype)
+      outs.append(y)
+    return outs[-1]
+
+
+@functools.lru_cache(maxsize=16)
+def extra_pairs(teacher: Arch) -> tuple[tuple[int, int], ...]:
+  """The skip pairs a child may add: `skip_pairs` less the teacher's own
+  edges (which every child has)."""
+  own = set(teacher.edges)
+  return tuple(p for p in skip_pairs(teacher) if p not in own)
+
+
+@functools.lru_cache(maxsize=16)
+def _skips_into(teacher: Arch) -> dict[int, tuple[tuple[int, int], ...]]:
+  into: dict[int, list[tuple[int, int]]] = {}
+  for p, (a, b) in enumerate(extra_pairs(teacher)):
+    into.setdefault(b, []).append((p, a))
+  return {b: tuple(v) for b, v in into.items()}
+
+
+def make_masked_model(teacher: Arch, dtype: Any = jnp.float32) -> MaskedNet:
+  check_maskable(teacher)
+  return MaskedNet(teacher, dtype)
+
+
+def candidate_masks(teacher: Arch, child: Arch) -> Masks:
+  """The masks that make the teacher's network compute `child`."""
+  check_maskable(teacher)
+  check_child(child, teacher)
+  sa = analyse(teacher)
+  kept = kept_channels(teacher, child, {}, 'first')
+  chan = []
+  for i, layer in enumerate(teacher.layers):
+    m = np.zeros(layer.out_shape[-1], np.float32)
+    m[_space_index(sa.out_spaces[i], kept, sa.width)] = 1.0
+    chan.append(m)
+  keep = np.array([c.kind == t.kind for c, t in zip(child.layers,
+                                                   teacher.layers)],
+                  np.float32)
+  have = set(child.edges)
+  edge = np.array([p in have for p in extra_pairs(teacher)], np.float32)
+  return {'keep': keep, 'edge': edge, 'chan': tuple(chan)}
+
+
+def stack_masks(masks: list[Masks]) -> Masks:
+  """K candidates' masks stacked on a leading axis (for vmap)."""
+  return jax.tree_util.tree_map(lambda *a: np.stack(a), *masks)
+
+
+def masked_variables(teacher_vars: dict, bn_stats: str = 'reset') -> dict:
+  """A candidate's starting variables on the masked path: the teacher's
+  parameters (every child inherits its kept slice of them), with BN
+  statistics reset (the original) or inherited."""
+  stats = teacher_vars.get('batch_stats', {})
+  if bn_stats == 'reset':
+    stats = {k: {'mean': np.zeros_like(v['mean']),
+                 'var': np.ones_like(v['var'])} for k, v in stats.items()}
+  return {'params': teacher_vars['params'], 'batch_stats': stats}
+
+
+def extract(teacher: Arch, child: Arch, masked_vars: dict) -> dict:
+  """The child's own (materialised) variables from trained masked ones."""
+  return inherit(teacher, child, jax.device_get(masked_vars), 'first',
+                 'inherit')

@@ -1,0 +1,98 @@
+"""The masked path equals the materialised path: outputs, BN statistics
+and gradients of the kept parameters, on random children of every maskable
+teacher. Compared in float64, where the two programs agree to rounding
+(in float32 deep unnormalised children amplify rounding to ~1e-4)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from esnac_jax.arch import mutate, sample
+from esnac_jax.models import inherit, make_model
+from esnac_jax.models.masked import (MaskedNet, candidate_masks,
+                                     check_maskable, extract,
+                                     masked_variables)
+from conftest import env_int, random_variables, tiny_teacher
+
+N = env_int('ESNAC_MASKED_N', 1)
+MASKABLE = ('vgg19', 'resnet18', 'resnet34', 'mobilenetv2')
+
+
+def _run(model, variables, x, *args):
+  """Logits, new BN statistics and parameter gradients in training mode."""
+  def f(params):
+    out, upd = model.apply({'params': params,
+                            'batch_stats': variables['batch_stats']}, x,
+                           *args, train=True, mutable=['batch_stats'])
+    r = jnp.cos(jnp.arange(out.size, dtype=out.dtype)).reshape(out.shape)
+    return jnp.sum(out * r), (out, upd['batch_stats'])   # a linear loss
+  (_, (out, stats)), grads = jax.value_and_grad(f, has_aux=True)(
+      variables['params'])
+  return out, stats, grads
+
+
+def _close(got, want, what):
+  """Leaf by leaf, to 1e-9 of the largest value in the same layer (a conv
+  bias read by a train-mode BN has exact gradient 0: only rounding), and
+  1e-12 absolute for layers whose gradients all but vanish."""
+  for layer, leaves in want.items():
+    scale = max(float(np.max(np.abs(v))) for v in leaves.values()) + 1e-12
+    for k, v in leaves.items():
+      err = float(np.max(np.abs(np.asarray(got[layer][k]) - np.asarray(v))))
+      assert err <= 1e-9 * scale + 1e-12, (what, layer, k, err, scale)
+  assert set(got) == set(want)
+
+
+@pytest.mark.parametrize('name', MASKABLE)
+def test_masked_equals_materialised(name):
+  teacher = tiny_teacher(name)
+  rng = np.random.default_rng(0)
+  children = [sample(teacher, rng) for _ in range(N)]
+  children += [mutate(c, teacher, rng) for c in children]
+  with jax.enable_x64(True):
+    tvars = jax.tree_util.tree_map(lambda a: 0.3 * a.astype(np.float64),
+                                   random_variables(teacher, seed=1))
+    tvars['batch_stats'] = jax.tree_util.tree_map(
+        lambda a: np.abs(a) + 0.5, tvars['batch_stats'])
+    x = rng.normal(size=(3,) + teacher.input_shape)
+    mvars = masked_variables(tvars, 'inherit')
+    masked = MaskedNet(teacher, jnp.float64)
+    for child in children:
+      cvars = inherit(teacher, child, tvars, 'first', 'inherit')
+      masks = candidate_masks(teacher, child)
+      model = make_model(child, jnp.float64)
+      scale = float(np.max(np.abs(model.apply(cvars, x)))) + 1e-12
+      assert np.max(np.abs(masked.apply(mvars, x, masks) -
+                           model.apply(cvars, x))) <= 1e-9 * scale
+      out_c, stats_c, g_c = _run(model, cvars, x)
+      out_m, stats_m, g_m = _run(masked, mvars, x, masks)
+      assert np.max(np.abs(out_m - out_c)) <= 1e-9 * (
+          float(np.max(np.abs(out_c))) + 1e-12)
+      got = extract(teacher, child, {'params': g_m, 'batch_stats': stats_m})
+      _close(got['params'], g_c, f'{name} gradients')
+      _close(got['batch_stats'], stats_c, f'{name} BN statistics')
+
+
+def test_masked_float32_forward_matches(teacher_name='resnet18'):
+  """The default dtype: equal to float32 tolerance."""
+  teacher = tiny_teacher(teacher_name)
+  tvars = jax.tree_util.tree_map(lambda a: 0.3 * a,
+                                 random_variables(teacher, seed=2))
+  tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
+                                                tvars['batch_stats'])
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(4,) + teacher.input_shape).astype(np.float32)
+  child = sample(teacher, rng)
+  got = MaskedNet(teacher).apply(masked_variables(tvars, 'inherit'), x,
+                                 candidate_masks(teacher, child))
+  want = make_model(child).apply(inherit(teacher, child, tvars, 'first',
+                                         'inherit'), x)
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-4 * float(np.max(np.abs(want))))
+
+
+def test_shufflenet_is_refused():
+  with pytest.raises(ValueError, match='masked path cannot run.*shuffle.*'
+                     "materialised"):
+    check_maskable(tiny_teacher('shufflenet'))
