@@ -77,6 +77,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
                      schedule='constant', loss='mse')
   c.distill.select = 'first'     # kept teacher channels: first | l1
   c.distill.bn_stats = 'reset'                       # reset | inherit
+  # auto | materialised (one program per candidate) | masked (teacher
+  # network under masks, one program) | masked_vmap (K candidates vmapped)
+  c.distill.path = 'auto'
 
   # Final training of the top candidates, from their search weights
   # (tr_fu_*): SGD 0.01, x0.1 at epochs 100 and 200, cross-entropy.

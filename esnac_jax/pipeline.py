@@ -21,7 +21,7 @@ import ml_collections
 from esnac_jax import from_config
 from esnac_jax.data import load_dataset
 from esnac_jax.search.checkpoint import SearchCheckpointer
-from esnac_jax.search.evaluate import Evaluator
+from esnac_jax.search.evaluate import Evaluator, resolve_path
 from esnac_jax.search.final import final_stage
 from esnac_jax.search.loop import SearchOutcome, kept_indices, run_search
 from esnac_jax.search import report
@@ -42,6 +42,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                          'teacher.train')
   distill_cfg = from_config.train_config(config.distill, 'distill')
   final_cfg = from_config.train_config(config.final, 'final')
+  resolve_path(config.distill.path, teacher, config.distill.select, 'cpu')
   config_dict = json.loads(config.to_json())
   os.makedirs(workdir, exist_ok=True)
 
@@ -59,9 +60,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         f'the teacher scores 0 validation accuracy, so the reward (relative '
         f'to it) is undefined; train it longer (config.teacher.train) after '
         f'deleting {os.path.join(workdir, "teacher")}, or check the data')
+  path = resolve_path(config.distill.path, teacher, config.distill.select,
+                      jax.default_backend())
+  log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        distill_cfg, from_config.constraints(config),
-                       config.distill.select, config.distill.bn_stats)
+                       config.distill.select, config.distill.bn_stats, path)
   steps = config.search.steps
   writer = report.MetricWriter(os.path.join(workdir, 'tb'))
   results_path = os.path.join(workdir, 'results.json')

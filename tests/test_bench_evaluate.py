@@ -5,11 +5,23 @@ from esnac_jax.bench import evaluate as bench
 
 def test_digits_rows():
   counter = bench.CompileCounter()
-  rows = bench.run_setup('digits', [1, 2], steps=1, batch=16, counter=counter)
-  assert [r['k'] for r in rows] == [1, 2]
+  rows = bench.run_setup('digits', [1, 2], steps=1, batch=16, counter=counter,
+                         paths=['materialised', 'masked', 'masked_vmap'])
+  assert [(r['path'], r['k']) for r in rows] == [
+      ('materialised', 1), ('materialised', 2), ('masked', 1), ('masked', 2),
+      ('masked_vmap', 1), ('masked_vmap', 2)]
+  by = {(r['path'], r['k']): r for r in rows}
   for r in rows:
-    # One program per new child (plus small helpers), none in steady steps.
-    assert r['compiles'] >= r['k']
     assert r['step_s'] > 0 and r['candidates_per_hour'] > 0
     assert r['candidates_per_hour_with_compile'] < r['candidates_per_hour']
     assert r['flops_per_step'] > 0
+  # Materialised: a program per new child, at every search step.
+  assert by['materialised', 2]['compiles'] >= 2
+  assert by['materialised', 2]['compiles_next_step'] >= 2
+  # Masked: one program for the teacher, whatever the candidates.
+  assert by['masked', 1]['compiles'] >= 1
+  assert by['masked', 2]['compiles'] == 0          # reused across K
+  assert by['masked', 2]['compiles_next_step'] == 0
+  # vmapped: one program per K, reused by the next step's new children.
+  assert by['masked_vmap', 2]['compiles'] >= 1
+  assert by['masked_vmap', 2]['compiles_next_step'] == 0

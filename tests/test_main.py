@@ -142,6 +142,7 @@ def test_other_config_in_the_same_workdir_is_refused(reference, tmp_path):
     ('--config.search.steps=-2', 'config.search.steps must be >= 1, got -2'),
     ('--config.distill.epochs=0', 'config.distill: epochs must be >= 1'),
     ('--config.search.esnac.acquisition=pi', "unknown acquisition 'pi'"),
+    ('--config.distill.path=fast', "unknown distill.path 'fast'"),
 ])
 def test_bad_config_values_are_one_line_errors(tmp_path, flag, message):
   p = _run(_cmd(str(tmp_path / 'w'), flag))
@@ -185,10 +186,11 @@ def test_cifar_path_with_mocked_tfds(tmp_path):
          '--config.search.surrogate.num_layers=1',
          '--config.distill.epochs=1', '--config.distill.batch_size=12',
          '--config.final.epochs=1', '--config.final.batch_size=12',
-         '--config.final.top_n=1']
+         '--config.final.top_n=1', '--config.distill.path=materialised']
   p = _run(cmd)
   assert p.returncode == 0, p.stderr[-3000:]
   assert 'data: cifar10, 108 train / 12 val / 120 test images' in p.stdout
+  assert 'candidates train on the materialised path' in p.stdout
   with open(tmp_path / 'w' / 'results.json') as f:
     doc = json.load(f)
   assert doc['evaluations'] == 2 and doc['teacher']['params'] > 0

@@ -8,8 +8,12 @@ lockstep on shared minibatches (teacher logits once per batch) and reports
 candidates per hour (a search-time run: 10 epochs plus a validation pass
 per epoch, with and without compilation), the number of XLA compiles and
 their seconds, and the achieved FLOP/s against this machine's fp32 matmul
-rate measured in the same run. Path: 'materialised' (each child at its real
-size, one program per distinct Arch).
+rate measured in the same run. Paths: 'materialised' (each child at its
+real size, one program per distinct Arch), 'masked' (every child as the
+teacher's network under masks, one program per teacher, candidates in
+sequence) and 'masked_vmap' (the same, vmapped: one program per (teacher,
+K)). 'next' counts the compiles a following search step (K new children)
+triggers.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ import numpy as np
 from esnac_jax.arch import get_teacher, sample
 from esnac_jax.bench.common import matmul_rate, write_json
 from esnac_jax.models import inherit, init_variables
+from esnac_jax.models.masked import (candidate_masks, masked_variables,
+                                     stack_masks)
 from esnac_jax.train import LossConfig, OptimConfig
 from esnac_jax.train.optim import make_optimizer
+from esnac_jax.train.masked import masked_train_step_fn
 from esnac_jax.train.steps import create_state, logits_fn, train_step_fn
 
 FLAGS = flags.FLAGS
@@ -37,6 +44,10 @@ def define_flags() -> None:
   flags.DEFINE_list('setups', ['digits', 'resnet18_cifar'],
                     'digits and/or resnet18_cifar.')
   flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
+  flags.DEFINE_list('paths', ['materialised', 'masked', 'masked_vmap'],
+                    'materialised (one program per child), masked (one '
+                    'program, candidates in sequence), masked_vmap (one '
+                    'program per K, candidates vmapped).')
   flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
   flags.DEFINE_integer('batch', 0, 'Batch size (0: setup default).')
   flags.DEFINE_string('out', 'bench_results/evaluate.json', 'JSON path.')
@@ -70,8 +81,41 @@ class CompileCounter:
     return self.count, self.seconds
 
 
+def _materialised(teacher, tvars, children, tx, loss):
+  """(init, step) for the real-size path: one program per child."""
+  fns = [train_step_fn(c, tx, loss) for c in children]
+  states = [create_state(inherit(teacher, c, tvars), tx) for c in children]
+
+  def step(states, x, y, tl):
+    return [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
+  return states, step
+
+
+def _masked(teacher, tvars, children, tx, loss, vmap):
+  """(init, step) for the masked path: one program per teacher (and K)."""
+  fn = masked_train_step_fn(teacher, tx, loss, jnp.float32, vmap)
+  start = create_state(masked_variables(tvars), tx)
+  masks = [candidate_masks(teacher, c) for c in children]
+  if vmap:
+    k = len(children)
+    stacked = stack_masks(masks)
+    states = jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), start)
+    return states, lambda s, x, y, tl: fn(s, stacked, x, y, tl)[0]
+  states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
+  return states, lambda ss, x, y, tl: [fn(s, m, x, y, tl)[0]
+                                       for s, m in zip(ss, masks)]
+
+
+def _setup_path(path, teacher, tvars, children, tx, loss):
+  if path == 'materialised':
+    return _materialised(teacher, tvars, children, tx, loss)
+  return _masked(teacher, tvars, children, tx, loss, path == 'masked_vmap')
+
+
 def run_setup(name: str, ks: list[int], steps: int, batch: int,
-              counter: CompileCounter, seed: int = 0) -> list[dict]:
+              counter: CompileCounter, paths: list[str],
+              seed: int = 0) -> list[dict]:
   tname, classes, ch, width, size, default_batch, n_train = SETUPS[name]
   batch = batch or default_batch
   teacher = get_teacher(tname, classes, ch, width, size)
@@ -85,35 +129,46 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
   loss = LossConfig('mse')
   steps_per_epoch = n_train // batch
   rows = []
-  for k in ks:
-    children = [sample(teacher, rng) for _ in range(k)]
-    states = [create_state(inherit(teacher, c, tvars), tx) for c in children]
-    fns = [train_step_fn(c, tx, loss) for c in children]
-    counter.start()
-    t = time.perf_counter()
-    tl = t_logits(tvars, x)
-    states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
-    jax.block_until_ready(states)
-    first = time.perf_counter() - t
-    compiles, compile_s = counter.stop()
-    t = time.perf_counter()
-    for _ in range(steps):
-      tl = t_logits(tvars, x)
-      states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
-    jax.block_until_ready(states)
-    per_step = (time.perf_counter() - t) / steps
-    # Train step ~ 3x forward FLOPs per example; the teacher forward once.
-    flops = batch * (3 * sum(c.flops for c in children) + teacher.flops)
-    run_s = EPOCHS * steps_per_epoch * per_step * 1.1  # + ~10% validation
-    rows.append({
-        'setup': name, 'path': 'materialised', 'k': k, 'batch': batch,
-        'step_s': per_step, 'first_step_s': first, 'compiles': compiles,
-        'compile_s': compile_s, 'flops_per_step': flops,
-        'achieved_flops_per_s': flops / per_step,
-        'candidates_per_hour': 3600 * k / run_s,
-        'candidates_per_hour_with_compile': 3600 * k / (run_s + first),
-        'mean_child_params': float(np.mean([c.num_params for c in children])),
-    })
+  for path in paths:
+    for k in ks:
+      children = [sample(teacher, rng) for _ in range(k)]
+      states, step = _setup_path(path, teacher, tvars, children, tx, loss)
+      counter.start()
+      t = time.perf_counter()
+      states = step(states, x, y, t_logits(tvars, x))
+      jax.block_until_ready(states)
+      first = time.perf_counter() - t
+      compiles, compile_s = counter.stop()
+      t = time.perf_counter()
+      for _ in range(steps):
+        states = step(states, x, y, t_logits(tvars, x))
+      jax.block_until_ready(states)
+      per_step = (time.perf_counter() - t) / steps
+      # A later search step: K new children. How many new compiles?
+      again = [sample(teacher, rng) for _ in range(k)]
+      states2, step2 = _setup_path(path, teacher, tvars, again, tx, loss)
+      counter.start()
+      jax.block_until_ready(step2(states2, x, y, t_logits(tvars, x)))
+      new_compiles, _ = counter.stop()
+      del states, states2
+      # Executed work: a train step ~ 3x forward FLOPs per example (the
+      # masked path runs the whole teacher per candidate); teacher once.
+      run_flops = (teacher.flops * k if path != 'materialised' else
+                   sum(c.flops for c in children))
+      flops = batch * (3 * run_flops + teacher.flops)
+      run_s = EPOCHS * steps_per_epoch * per_step * 1.1  # + ~10% validation
+      rows.append({
+          'setup': name, 'path': path, 'k': k, 'batch': batch,
+          'step_s': per_step, 'first_step_s': first, 'compiles': compiles,
+          'compile_s': compile_s, 'compiles_next_step': new_compiles,
+          'flops_per_step': flops, 'achieved_flops_per_s': flops / per_step,
+          'candidates_per_hour': 3600 * k / run_s,
+          'candidates_per_hour_with_compile': 3600 * k / (run_s + first),
+          'mean_child_params': float(np.mean([c.num_params
+                                              for c in children])),
+      })
+      print(f'  {path} K={k}: {per_step:.3f} s/step, {compiles} compiles '
+            f'({compile_s:.1f} s), next step {new_compiles}', flush=True)
   return rows
 
 
@@ -128,16 +183,17 @@ def main(argv):
                            f'{", ".join(SETUPS)}')
     print(f'running {setup} ...', flush=True)
     rows += run_setup(setup, [int(k) for k in FLAGS.ks], FLAGS.steps,
-                      FLAGS.batch, counter)
+                      FLAGS.batch, counter, FLAGS.paths)
   print(f'\nfp32 matmul rate {peak / 1e9:.1f} GFLOP/s on '
         f'{jax.devices()[0].device_kind}')
   print(f"{'setup':16s} {'path':13s} {'K':>2s} {'batch':>5s} {'step s':>8s} "
-        f"{'compiles':>8s} {'compile s':>9s} {'GFLOP/s':>8s} {'of peak':>7s} "
-        f"{'cand/h':>8s} {'cand/h+c':>8s}")
+        f"{'compiles':>8s} {'compile s':>9s} {'next':>4s} {'GFLOP/s':>8s} "
+        f"{'of peak':>7s} {'cand/h':>8s} {'cand/h+c':>8s}")
   for r in rows:
     r['fraction_of_matmul_rate'] = r['achieved_flops_per_s'] / peak
     print(f"{r['setup']:16s} {r['path']:13s} {r['k']:2d} {r['batch']:5d} "
           f"{r['step_s']:8.3f} {r['compiles']:8d} {r['compile_s']:9.1f} "
+          f"{r['compiles_next_step']:4d} "
           f"{r['achieved_flops_per_s'] / 1e9:8.1f} "
           f"{r['fraction_of_matmul_rate']:7.1%} "
           f"{r['candidates_per_hour']:8.1f} "

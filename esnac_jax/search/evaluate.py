@@ -9,7 +9,36 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.search.record import Result
 from esnac_jax.search.reward import Constraints
+from esnac_jax.models.masked import check_maskable
 from esnac_jax.train import TrainConfig, distill_candidates
+from esnac_jax.train.masked import distill_masked
+
+PATHS = ('auto', 'materialised', 'masked', 'masked_vmap')
+
+
+def resolve_path(path: str, teacher: Arch, select: str, backend: str) -> str:
+  """'auto': the masked path where it applies (one compile per teacher
+  instead of one per candidate), vmapped on accelerators, sequential on
+  CPUs (where XLA runs vmapped convolutions as slow grouped ones); else the
+  materialised path."""
+  if path not in PATHS:
+    raise ValueError(f'unknown distill.path {path!r}; use one of {PATHS}')
+  if path in ('masked', 'masked_vmap'):
+    check_maskable(teacher)
+    if select != 'first':
+      raise ValueError(f"distill.path={path!r} keeps the first channels; "
+                       f"distill.select={select!r} needs the materialised "
+                       'path')
+    return path
+  if path == 'materialised':
+    return path
+  try:
+    check_maskable(teacher)
+  except ValueError:
+    return 'materialised'
+  if select != 'first':
+    return 'materialised'
+  return 'masked' if backend == 'cpu' else 'masked_vmap'
 
 
 @dataclasses.dataclass
@@ -24,14 +53,21 @@ class Evaluator:
   constraints: Constraints = Constraints()
   select: str = 'first'
   bn_stats: str = 'reset'
+  path: str = 'materialised'   # a resolved path (see resolve_path)
 
   def __call__(self, archs: list[Arch], seed: int,
                log: Callable[[str], None] | None = None
                ) -> tuple[list[Result], list[dict]]:
     """Results and the kept (best-epoch) weights, one per arch."""
-    trained = distill_candidates(self.teacher, self.teacher_vars, archs,
-                                 self.dataset, self.train, seed, self.select,
-                                 self.bn_stats, log)
+    if self.path == 'materialised':
+      trained = distill_candidates(self.teacher, self.teacher_vars, archs,
+                                   self.dataset, self.train, seed,
+                                   self.select, self.bn_stats, log)
+    else:
+      trained = distill_masked(self.teacher, self.teacher_vars, archs,
+                               self.dataset, self.train, seed,
+                               vmap=self.path == 'masked_vmap',
+                               bn_stats=self.bn_stats, log=log)
     results = [Result(t.val_acc,
                       self.constraints.reward(t.val_acc, self.teacher_val_acc,
                                               a.num_params,

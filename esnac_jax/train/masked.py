@@ -1,0 +1,132 @@
+"""Distillation on the masked path: one compiled program per teacher.
+
+Every candidate trains as the teacher's network under its masks (see
+models/masked.py), so a search compiles its training step once per
+(teacher, K) — vmapped over K candidates — or once per teacher when the K
+candidates run one after another through the same program (`vmap=False`,
+better on CPUs, where XLA turns a vmapped convolution into a slow grouped
+one). The result is the same as the materialised path's: each child's
+best-validation-epoch weights, extracted to its real size.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from esnac_jax.arch import Arch
+from esnac_jax.data import Dataset, eval_batches, train_batches
+from esnac_jax.models.masked import (candidate_masks, extract,
+                                     make_masked_model, masked_variables,
+                                     stack_masks)
+from esnac_jax.train.loop import TrainConfig, Trained, check_classes
+from esnac_jax.train.losses import LossConfig, loss_fn
+from esnac_jax.train.optim import make_optimizer
+from esnac_jax.train.steps import TrainState, create_state, logits_fn
+
+
+@functools.lru_cache(maxsize=32)
+def masked_train_step_fn(teacher: Arch, tx: optax.GradientTransformation,
+                         loss: LossConfig, dtype: Any = jnp.float32,
+                         vmapped: bool = False):
+  """(state, masks, x, y, teacher_logits) -> (state, loss), jitted; with
+  `vmapped`, state and masks carry a leading candidate axis."""
+  model = make_masked_model(teacher, dtype)
+
+  def step(state: TrainState, masks, x, y, t_logits):
+    def objective(params):
+      logits, upd = model.apply(
+          {'params': params, 'batch_stats': state.batch_stats}, x, masks,
+          train=True, mutable=['batch_stats'])
+      return loss_fn(loss, logits, y, t_logits), upd['batch_stats']
+
+    (value, stats), grads = jax.value_and_grad(objective, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(state.step + 1, params, stats, opt_state), value
+
+  if vmapped:
+    step = jax.vmap(step, in_axes=(0, 0, None, None, None))
+  return jax.jit(step, donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=32)
+def masked_correct_fn(teacher: Arch, dtype: Any = jnp.float32,
+                      vmapped: bool = False):
+  """(variables, masks, x, y, valid) -> correct predictions, jitted."""
+  model = make_masked_model(teacher, dtype)
+
+  def count(v, masks, x, y, valid):
+    pred = jnp.argmax(model.apply(v, x, masks, train=False), -1)
+    return jnp.sum((pred == y) & valid)
+
+  if vmapped:
+    count = jax.vmap(count, in_axes=(0, 0, None, None, None))
+  return jax.jit(count)
+
+
+def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
+                   ds: Dataset, cfg: TrainConfig, seed: int,
+                   vmap: bool = False, bn_stats: str = 'reset',
+                   log: Callable[[str], None] | None = None,
+                   label: str = 'distil (masked)') -> list[Trained]:
+  """Distils `children` from the teacher on shared minibatches (teacher
+  logits once per batch); weight inheritance is 'first'-k, as the masks
+  require. Returns each child's best-validation-epoch result."""
+  check_classes(teacher, ds)
+  k = len(children)
+  masks = [candidate_masks(teacher, c) for c in children]
+  steps = len(ds.train) // cfg.batch_size
+  tx = make_optimizer(cfg.optim, steps, cfg.epochs)
+  dtype = cfg.jnp_dtype
+  start = create_state(masked_variables(teacher_vars, bn_stats), tx)
+  step = masked_train_step_fn(teacher, tx, cfg.loss, dtype, vmap)
+  correct = masked_correct_fn(teacher, dtype, vmap)
+  t_logits = logits_fn(teacher, dtype)
+  if vmap:
+    states = jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), start)
+    masks_in = stack_masks(masks)
+  else:
+    states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
+  best: list[tuple[float, int, Any] | None] = [None] * k
+  history: list[list[float]] = [[] for _ in children]
+  t0 = time.perf_counter()
+  for epoch in range(cfg.epochs):
+    for x, y in train_batches(ds, cfg.batch_size, seed, epoch):
+      tl = t_logits(teacher_vars, x)
+      if vmap:
+        states, _ = step(states, masks_in, x, y, tl)
+      else:
+        states = [step(s, m, x, y, tl)[0] for s, m in zip(states, masks)]
+    counts, total = np.zeros(k), 0
+    for x, y, valid in eval_batches(ds, ds.val, cfg.eval_batch_size):
+      if vmap:
+        counts += np.asarray(correct(states.variables, masks_in, x, y, valid))
+      else:
+        counts += [int(correct(s.variables, m, x, y, valid))
+                   for s, m in zip(states, masks)]
+      total += int(valid.sum())
+    for i in range(k):
+      acc = float(counts[i] / max(total, 1))
+      history[i].append(acc)
+      if best[i] is None or acc > best[i][0]:
+        v = (jax.tree_util.tree_map(lambda a: a[i], states.variables)
+             if vmap else states[i].variables)
+        best[i] = (acc, epoch, jax.device_get(v))
+    if log:
+      done = time.perf_counter() - t0
+      eta = done / (epoch + 1) * (cfg.epochs - epoch - 1)
+      accs = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
+      log(f'{label} epoch {epoch + 1}/{cfg.epochs}: val acc {accs}'
+          f'{" ..." if k > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')
+  seconds = time.perf_counter() - t0
+  return [Trained(extract(teacher, c, b[2]), b[0], b[1], h, seconds)
+          for c, b, h in zip(children, best, history)]
