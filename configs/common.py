@@ -36,7 +36,7 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.search_space.group_mode = 'by_width'   # by_width (original) | fine
 
   c.search = ml_collections.ConfigDict()
-  c.search.searcher = 'esnac'        # esnac | random | evolution
+  c.search.searcher = 'esnac'        # esnac | random | evolution | n2n
   c.search.steps = 20                # co_step_n
   c.search.candidates_per_step = 8   # co_kernel_n: one per kernel
   c.search.esnac = ml_collections.ConfigDict()
@@ -64,6 +64,12 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.search.evolution = ml_collections.ConfigDict()
   c.search.evolution.population = 24
   c.search.evolution.tournament = 6
+  c.search.n2n = ml_collections.ConfigDict()
+  c.search.n2n.stage1_asks = 0       # removal-stage steps; 0 = half the steps
+  c.search.n2n.hidden = 30
+  c.search.n2n.num_layers = 2
+  c.search.n2n.removal_lr = 0.003
+  c.search.n2n.shrink_lr = 0.1
 
   # Optional limits (0 = none): parameters and FLOPs filter proposals;
   # a candidate below min_acc (validation, fraction) scores reward 0.
@@ -77,8 +83,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
                      schedule='constant', loss='mse')
   c.distill.select = 'first'     # kept teacher channels: first | l1
   c.distill.bn_stats = 'reset'                       # reset | inherit
-  # auto | materialised (one program per candidate) | masked (teacher
-  # network under masks, one program) | masked_vmap (K candidates vmapped)
+  # auto (CPU: materialised; accelerators: masked_vmap where it applies) |
+  # materialised (one program per candidate) | masked (teacher network
+  # under masks, one program) | masked_vmap (K candidates vmapped)
   c.distill.path = 'auto'
 
   # Final training of the top candidates, from their search weights

@@ -10,7 +10,8 @@ import ml_collections
 
 from esnac_jax.arch import TEACHERS, Arch, SamplerConfig, get_teacher
 from esnac_jax.data import dataset_spec
-from esnac_jax.search import SEARCHERS, Constraints, ESNACConfig, Searcher
+from esnac_jax.search import (SEARCHERS, Constraints, ESNACConfig, N2NConfig,
+                              Searcher)
 from esnac_jax.search import make_searcher as _make_searcher
 from esnac_jax.surrogate import SurrogateConfig
 from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
@@ -111,5 +112,12 @@ def make_searcher(config: ml_collections.ConfigDict,
   elif name == 'evolution':
     kwargs.update(population=config.search.evolution.population,
                   tournament=config.search.evolution.tournament)
+  elif name == 'n2n':
+    n = config.search.n2n
+    stage1 = n.stage1_asks or max(1, config.search.steps // 2)
+    kwargs['config'] = N2NConfig(stage1_asks=stage1, hidden=n.hidden,
+                                 num_layers=n.num_layers,
+                                 removal_lr=n.removal_lr,
+                                 shrink_lr=n.shrink_lr)
   return _make_searcher(name, teacher, sampler_config(config), config.seed,
                         constraints(config), **kwargs)

@@ -25,3 +25,10 @@ def test_digits_rows():
   # vmapped: one program per K, reused by the next step's new children.
   assert by['masked_vmap', 2]['compiles'] >= 1
   assert by['masked_vmap', 2]['compiles_next_step'] == 0
+
+
+def test_sharing_counts_programs():
+  sh = bench.sharing('digits', 30)
+  assert sh['masked'] == 1
+  assert sh['distinct_structures'] <= sh['bucketed_8'] <= sh['materialised']
+  assert sh['bucketed_16'] <= sh['bucketed_8']

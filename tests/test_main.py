@@ -186,11 +186,11 @@ def test_cifar_path_with_mocked_tfds(tmp_path):
          '--config.search.surrogate.num_layers=1',
          '--config.distill.epochs=1', '--config.distill.batch_size=12',
          '--config.final.epochs=1', '--config.final.batch_size=12',
-         '--config.final.top_n=1', '--config.distill.path=materialised']
+         '--config.final.top_n=1', '--config.distill.path=masked']
   p = _run(cmd)
   assert p.returncode == 0, p.stderr[-3000:]
   assert 'data: cifar10, 108 train / 12 val / 120 test images' in p.stdout
-  assert 'candidates train on the materialised path' in p.stdout
+  assert 'candidates train on the masked path' in p.stdout
   with open(tmp_path / 'w' / 'results.json') as f:
     doc = json.load(f)
   assert doc['evaluations'] == 2 and doc['teacher']['params'] > 0

@@ -126,3 +126,18 @@ def test_masked_distillation_equals_materialised():
                       jax.tree_util.tree_leaves(y.variables)):
         np.testing.assert_allclose(u, v, rtol=2e-3,
                                    atol=2e-3 * float(np.max(np.abs(u))))
+
+
+def test_path_choice():
+  from esnac_jax.search.evaluate import resolve_path
+  r18, sfn = tiny_teacher('resnet18'), tiny_teacher('shufflenet')
+  assert resolve_path('auto', r18, 'first', 'cpu') == 'materialised'
+  assert resolve_path('auto', r18, 'first', 'gpu') == 'masked_vmap'
+  assert resolve_path('auto', r18, 'l1', 'gpu') == 'materialised'
+  assert resolve_path('auto', sfn, 'first', 'tpu') == 'materialised'
+  assert resolve_path('masked', r18, 'first', 'cpu') == 'masked'
+  with pytest.raises(ValueError, match='masked path cannot run'):
+    resolve_path('masked_vmap', sfn, 'first', 'gpu')
+  with pytest.raises(ValueError, match="distill.select='l1' needs the "
+                     'materialised path'):
+    resolve_path('masked', r18, 'l1', 'cpu')

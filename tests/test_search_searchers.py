@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from esnac_jax.arch import SamplerConfig, check_child
-from esnac_jax.search import (Constraints, ESNACConfig, Result, make_searcher,
-                              reward)
+from esnac_jax.search import (Constraints, ESNACConfig, N2NConfig, Result,
+                              make_searcher, reward)
 from esnac_jax.surrogate import SurrogateConfig
 from conftest import tiny_teacher
 
@@ -25,6 +25,8 @@ def _searcher(name, seed=0, constraints=Constraints(), config=TINY):
   kw = {'config': config} if name == 'esnac' else {}
   if name == 'evolution':
     kw = {'population': 6, 'tournament': 3}
+  if name == 'n2n':
+    kw = {'config': N2NConfig(stage1_asks=2, hidden=8, num_layers=1)}
   return make_searcher(name, t, SamplerConfig(), seed, constraints, **kw)
 
 
@@ -43,10 +45,11 @@ def _round(s, n):
 
 
 @pytest.mark.parametrize('name,config', [('random', None),
-                                         ('evolution', None),
+                                         ('evolution', None), ('n2n', None),
                                          ('esnac', TINY),
                                          ('esnac', TINY_FAITHFUL)],
-                         ids=['random', 'evolution', 'esnac', 'faithful'])
+                         ids=['random', 'evolution', 'n2n', 'esnac',
+                              'faithful'])
 def test_proposals_are_valid_new_and_distinct(name, config):
   limit = Constraints(max_params=tiny_teacher('resnet18').num_params // 4)
   s = _searcher(name, constraints=limit, config=config)
@@ -63,10 +66,10 @@ def test_proposals_are_valid_new_and_distinct(name, config):
       [1] * 4 + [2] * 4 + [3] * 4
 
 
-@pytest.mark.parametrize('name', ['random', 'evolution', 'esnac'])
+@pytest.mark.parametrize('name', ['random', 'evolution', 'esnac', 'n2n'])
 def test_state_round_trip_resumes_exactly(name):
   a = _searcher(name)
-  for _ in range(2):
+  for _ in range(3):   # n2n: past its removal stage (2 asks)
     _round(a, 4)
   state = json.loads(json.dumps({k: v for k, v in a.state().items()
                                  if k != 'arrays'}))
@@ -109,3 +112,26 @@ def test_impossible_constraints_are_a_clear_error():
   s = _searcher('random', constraints=Constraints(max_params=10))
   with pytest.raises(ValueError, match='constraints .* too tight'):
     s.ask(2)
+
+
+def test_n2n_policy_learns_the_reward():
+  """REINFORCE moves the removal policy towards what the reward favours:
+  here removing nothing (accuracy collapses with every removed layer)."""
+  s = _searcher('n2n', config=None)
+  s.config = N2NConfig(stage1_asks=100, hidden=8, num_layers=1)
+
+  def keep_all(arch, teacher):
+    removed = sum(a.kind == 'identity' and t.kind != 'identity'
+                  for a, t in zip(arch.layers, teacher.layers))
+    return Result(0.9, 1.0 - removed / 20)
+
+  def removed_frac(archs):
+    return np.mean([sum(a.kind == 'identity' for a in x.layers)
+                    for x in archs])
+
+  first = s.ask(8)
+  s.tell(first, [keep_all(a, s.teacher) for a in first])
+  for _ in range(15):
+    batch = s.ask(8)
+    s.tell(batch, [keep_all(a, s.teacher) for a in batch])
+  assert removed_frac(s.ask(8)) < 0.5 * removed_frac(first)

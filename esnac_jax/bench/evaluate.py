@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esnac_jax.arch import get_teacher, sample
+from esnac_jax.arch import Arch, get_teacher, sample, shrink, width_groups
 from esnac_jax.bench.common import matmul_rate, write_json
 from esnac_jax.models import inherit, init_variables
 from esnac_jax.models.masked import (candidate_masks, masked_variables,
@@ -172,6 +172,36 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
   return rows
 
 
+def bucketed(child: Arch, teacher: Arch, bucket: int, mode: str) -> Arch:
+  """`child` with every width group rounded up to a multiple of `bucket`
+  (the third way: extra channels would be masked)."""
+  groups = width_groups(child, teacher, mode)
+  new = []
+  for g in groups:
+    w = min(-(-g.width // bucket) * bucket, g.teacher_width)
+    w = -(-w // g.divisor) * g.divisor
+    if w != g.width and w <= g.teacher_width:
+      new.append((g, w))
+  return shrink(child, teacher, new) if new else child
+
+
+def sharing(name: str, n: int, buckets=(8, 16), seed: int = 0) -> dict:
+  """Distinct compiled programs n random children need on each path."""
+  tname, classes, ch, width, size, _, _ = SETUPS[name]
+  teacher = get_teacher(tname, classes, ch, width, size)
+  rng = np.random.default_rng(seed)
+  kids = [sample(teacher, rng) for _ in range(n)]
+  out = {'setup': name, 'children': n,
+         'materialised': len(set(kids)), 'masked': 1}
+  for b in buckets:
+    out[f'bucketed_{b}'] = len({bucketed(c, teacher, b, 'by_width')
+                                for c in kids})
+  # Widths aside, children still differ in removed layers and skips.
+  out['distinct_structures'] = len({
+      (tuple(l.kind for l in c.layers), c.edges) for c in kids})
+  return out
+
+
 def main(argv):
   del argv
   counter = CompileCounter()
@@ -198,9 +228,16 @@ def main(argv):
           f"{r['fraction_of_matmul_rate']:7.1%} "
           f"{r['candidates_per_hour']:8.1f} "
           f"{r['candidates_per_hour_with_compile']:8.1f}")
+  shares = [sharing(setup, 200) for setup in FLAGS.setups]
+  print('\nprograms needed by 200 random children (one per distinct value):')
+  for sh in shares:
+    print(f"  {sh['setup']}: materialised {sh['materialised']}, widths "
+          f"bucketed to 8: {sh['bucketed_8']}, to 16: {sh['bucketed_16']} "
+          f"({sh['distinct_structures']} distinct layer/skip structures), "
+          f"masked {sh['masked']}")
   out = {'machine': {'device': jax.devices()[0].device_kind,
                      'matmul_flops_per_s': peak}, 'epochs': EPOCHS,
-         'rows': rows}
+         'rows': rows, 'sharing': shares}
   if FLAGS.out:
     write_json(FLAGS.out, out)
 

@@ -4,12 +4,13 @@ from esnac_jax.arch import Arch, SamplerConfig
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.esnac import ESNACConfig, ESNACSearcher
 from esnac_jax.search.evolution import EvolutionSearcher
+from esnac_jax.search.n2n import N2NConfig, N2NSearcher
 from esnac_jax.search.random_search import RandomSearcher
 from esnac_jax.search.record import Record, Result
 from esnac_jax.search.reward import Constraints, reward
 
 SEARCHERS = {'esnac': ESNACSearcher, 'random': RandomSearcher,
-             'evolution': EvolutionSearcher}
+             'evolution': EvolutionSearcher, 'n2n': N2NSearcher}
 
 
 def make_searcher(name: str, teacher: Arch, sampler: SamplerConfig,
@@ -23,5 +24,5 @@ def make_searcher(name: str, teacher: Arch, sampler: SamplerConfig,
 
 
 __all__ = ['SEARCHERS', 'Constraints', 'ESNACConfig', 'ESNACSearcher',
-           'EvolutionSearcher', 'RandomSearcher', 'Record', 'Result',
+           'EvolutionSearcher', 'N2NConfig', 'N2NSearcher', 'RandomSearcher', 'Record', 'Result',
            'Searcher', 'make_searcher', 'reward']
