@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from esnac_jax.arch import TEACHERS, Arch, SamplerConfig, get_teacher
+from esnac_jax.arch import Arch, SamplerConfig, get_teacher
 from esnac_jax.data import dataset_spec
 from esnac_jax.search import (SEARCHERS, Constraints, ESNACConfig, N2NConfig,
                               Searcher)
@@ -20,16 +20,15 @@ from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
 def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
   """The teacher Arch for the config's dataset and teacher section."""
   spec = dataset_spec(config.dataset)
-  if config.teacher.name not in TEACHERS:
-    raise ValueError(f'unknown teacher {config.teacher.name!r} '
-                     f'(config.teacher.name); known teachers: '
-                     f'{", ".join(sorted(TEACHERS))}')
   if not config.teacher.width > 0:
     raise ValueError(f'config.teacher.width must be > 0, got '
                      f'{config.teacher.width}')
-  return get_teacher(config.teacher.name, num_classes=spec.num_classes,
-                     in_channels=spec.channels, width=config.teacher.width,
-                     input_size=spec.image_size)
+  try:
+    return get_teacher(config.teacher.name, num_classes=spec.num_classes,
+                       in_channels=spec.channels, width=config.teacher.width,
+                       input_size=spec.image_size)
+  except ValueError as e:
+    raise ValueError(f'config.teacher: {e}') from None
 
 
 def sampler_config(config: ml_collections.ConfigDict) -> SamplerConfig:

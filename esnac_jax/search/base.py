@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from esnac_jax.arch import Arch, SamplerConfig, mutate, sample
-from esnac_jax.search.record import Record, Result
+from esnac_jax.search.record import Record, Result, ranked
 from esnac_jax.search.reward import Constraints
 
 MAX_DRAWS_PER_CANDIDATE = 50
@@ -102,9 +102,7 @@ class Searcher(abc.ABC):
 
   def best(self, k: int = 1) -> list[Record]:
     """The k best records by reward (earliest first among ties)."""
-    order = sorted(range(len(self.records)),
-                   key=lambda i: (-self.records[i].reward, i))
-    return [self.records[i] for i in order[:k]]
+    return [self.records[i] for i in ranked(self.records, k)]
 
   def draw(self, rng: np.random.Generator, n: int,
            parents: Sequence[Arch] = (), mutate_frac: float = 0.0,

@@ -10,7 +10,7 @@ import numpy as np
 
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.checkpoint import SearchCheckpointer
-from esnac_jax.search.record import Record, Result
+from esnac_jax.search.record import Record, Result, ranked
 
 Evaluate = Callable[..., tuple[list[Result], list[dict]]]
 
@@ -33,9 +33,8 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def kept_indices(records: list[Record], keep: int) -> list[int]:
-  """Indices of the `keep` best records by reward (earliest among ties)."""
-  order = sorted(range(len(records)), key=lambda i: (-records[i].reward, i))
-  return order[:keep]
+  """Indices of the `keep` best records: their weights are kept."""
+  return ranked(records, keep)
 
 
 def check_config(saved: dict, current: dict, directory: str,

@@ -38,3 +38,9 @@ class Result:
   reward: float
   best_epoch: int = 0
   seconds: float = 0.0
+
+
+def ranked(records: list[Record], k: int) -> list[int]:
+  """Indices of the k best records by reward, earliest first among ties."""
+  order = sorted(range(len(records)), key=lambda i: (-records[i].reward, i))
+  return order[:k]

@@ -26,9 +26,10 @@ from esnac_jax.models.masked import (candidate_masks, extract,
                                      make_masked_model, masked_variables,
                                      stack_masks)
 from esnac_jax.train.loop import TrainConfig, Trained, check_classes
-from esnac_jax.train.losses import LossConfig, loss_fn
+from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import make_optimizer
-from esnac_jax.train.steps import TrainState, create_state, logits_fn
+from esnac_jax.train.steps import (TrainState, create_state, distill_update,
+                                   logits_fn)
 
 
 @functools.lru_cache(maxsize=32)
@@ -40,17 +41,8 @@ def masked_train_step_fn(teacher: Arch, tx: optax.GradientTransformation,
   model = make_masked_model(teacher, dtype)
 
   def step(state: TrainState, masks, x, y, t_logits):
-    def objective(params):
-      logits, upd = model.apply(
-          {'params': params, 'batch_stats': state.batch_stats}, x, masks,
-          train=True, mutable=['batch_stats'])
-      return loss_fn(loss, logits, y, t_logits), upd['batch_stats']
-
-    (value, stats), grads = jax.value_and_grad(objective, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return TrainState(state.step + 1, params, stats, opt_state), value
+    return distill_update(model.apply, tx, loss, state, x, y, t_logits,
+                          masks)
 
   if vmapped:
     step = jax.vmap(step, in_axes=(0, 0, None, None, None))
