@@ -93,6 +93,16 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.final = _train(epochs=300, batch_size=128, optimizer='sgd', lr=0.01,
                    schedule='step', loss='ce', boundaries=(100, 200))
   c.final.top_n = 4                  # co_best_n
+
+  # bench.compare (searchers side by side, several seeds): the config runs
+  # with `override` merged in (same layout as the config, e.g.
+  # {'distill': {'epochs': 1}}), so a comparison of thousands of candidates
+  # fits its budget; `faithful` sizes the original's surrogate (64x4 LSTMs,
+  # 1000 prior samples per kernel at full size).
+  c.compare = ml_collections.ConfigDict()
+  c.compare.override = ml_collections.ConfigDict()
+  c.compare.faithful = ml_collections.ConfigDict(
+      dict(hidden=64, num_layers=4, pool_size=1000, max_steps=100))
   return c
 
 

@@ -167,6 +167,14 @@ class Arch:
                        tuple(sorted({(int(a), int(b)) for a, b in self.edges})))
     _validate(self)
 
+  def __hash__(self) -> int:
+    return self._hash
+
+  @functools.cached_property
+  def _hash(self) -> int:
+    # Searchers hash thousands of candidates per step (dedup sets, caches).
+    return hash((self.input_shape, self.layers, self.edges, self.name))
+
   # ---- structure -------------------------------------------------------
   @property
   def num_layers(self) -> int:
@@ -305,15 +313,17 @@ def infer_shapes(input_shape: Shape, layers: Sequence[Layer],
     ins[b].append(a)
   shapes: list[tuple[Shape, Shape]] = []
   for i, layer in enumerate(layers):
-    where = _label(i, layer)
     srcs = [tuple(input_shape)] if i == 0 else [shapes[j][1] for j in ins[i]]
-    out = infer_out_shape(layer, srcs, where)
+    try:
+      out = infer_out_shape(layer, srcs, '')
+    except ValueError:  # again, naming the layer (the label costs time)
+      out = infer_out_shape(layer, srcs, _label(i, layer))
     in_shape = out if layer.kind == 'concat' else srcs[0]
     shapes.append((in_shape, out))
   return shapes
 
 
-def _validate(arch: Arch) -> None:
+def _validate(arch: Arch, check_shapes: bool = True) -> None:
   n = len(arch.layers)
   if n == 0:
     raise ValueError('an Arch needs at least one layer')
@@ -342,6 +352,8 @@ def _validate(arch: Arch) -> None:
     if i not in has_in:
       raise ValueError(f'{_label(i, arch.layers[i])} has no in-edges; only '
                        'layer 0 reads the network input')
+  if not check_shapes:
+    return
   shapes = infer_shapes(arch.input_shape, arch.layers, arch.edges)
   for i, (layer, (in_s, out_s)) in enumerate(zip(arch.layers, shapes)):
     if tuple(layer.in_shape) != in_s or tuple(layer.out_shape) != out_s:
@@ -364,6 +376,14 @@ def build_arch(input_shape: Shape, layers: Sequence[Layer],
       # Let the full validator produce the message.
       return Arch(input_shape, tuple(layers), edges, name)
   shapes = infer_shapes(input_shape, layers, edges)
-  layers = tuple(l.replace(in_shape=s[0], out_shape=s[1])
+  layers = tuple(l if (l.in_shape, l.out_shape) == s else
+                 l.replace(in_shape=s[0], out_shape=s[1])
                  for l, s in zip(layers, shapes))
-  return Arch(tuple(input_shape), layers, edges, name)
+  # The shapes were just inferred: validate the rest without inferring them
+  # again (the samplers build thousands of candidates per search step).
+  arch = object.__new__(Arch)
+  for field, value in (('input_shape', tuple(input_shape)),
+                       ('layers', layers), ('edges', edges), ('name', name)):
+    object.__setattr__(arch, field, value)
+  _validate(arch, check_shapes=False)
+  return arch

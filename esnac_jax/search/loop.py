@@ -65,7 +65,7 @@ def _flatten(d: Any, prefix: str = '') -> dict[str, Any]:
 def run_search(searcher: Searcher, evaluate: Evaluate,
                ckpt: SearchCheckpointer, *, steps: int, per_step: int,
                seed: int, keep: int, config: dict,
-               may_change: tuple[str, ...] = ('search.steps', 'final'),
+               may_change: tuple[str, ...] = ('search.steps', 'final', 'compare'),
                on_step: Callable[[SearchOutcome, int], None] | None = None,
                log: Callable[[str], None] = print) -> SearchOutcome:
   """Runs (or resumes) `steps` steps of `per_step` candidates each.

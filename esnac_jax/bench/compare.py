@@ -1,0 +1,470 @@
+"""Benchmark: search quality of every searcher at the same budget.
+
+  python -m esnac_jax.bench.compare --config=configs/digits.py
+  python -m esnac_jax.bench.compare --config=configs/digits.py --seeds=2 \\
+      --evaluations=40 --milestones=10,20,40 --methods=esnac,random
+
+Methods: 'esnac' (the config's ESNAC: the default preset unless the config
+argument says :faithful), 'faithful' (the original's choices, sized by
+config.compare.faithful), 'random', 'n2n', 'evolution'. All share one
+trained teacher and one scoring function: the config with
+config.compare.override merged in, each candidate distilled with a seed
+derived from the candidate itself, so the same child scores the same
+whichever method proposes it (scores are cached in the workdir and reused).
+
+Writes to --workdir: compare.json (every run's rewards in evaluation order,
+its proposal and training seconds, and the summary), compare.png (best
+reward vs evaluations, mean and one-std band per method) and prints the
+table. Rerunning the command resumes: finished runs are read back, an
+unfinished one is replayed (searchers are deterministic given their
+history, so the replay's candidates come from the score cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import ml_collections
+
+from esnac_jax.arch import Arch
+from esnac_jax.search import ESNACConfig, Result, Searcher, make_searcher
+from esnac_jax.search.report import write_json
+from esnac_jax.surrogate import SurrogateConfig
+
+METHODS = ('esnac', 'faithful', 'random', 'n2n', 'evolution')
+FORMAT = 'esnac_jax.compare/1'
+
+
+# ---- configuration ----------------------------------------------------------
+
+def merged_config(config: ml_collections.ConfigDict
+                  ) -> ml_collections.ConfigDict:
+  """The config with config.compare.override merged in; unknown keys in the
+  override raise ValueError naming them."""
+  out = ml_collections.ConfigDict(config.to_dict())
+
+  def merge(dst: ml_collections.ConfigDict, src: dict, prefix: str) -> None:
+    for key, value in src.items():
+      if key not in dst:
+        raise ValueError(f'config.compare.override.{prefix}{key}: the config '
+                         f'has no {prefix}{key}')
+      if isinstance(value, dict):
+        merge(dst[key], value, f'{prefix}{key}.')
+      else:
+        dst[key] = value
+
+  merge(out, config.compare.override.to_dict(), '')
+  return out
+
+
+def faithful_config(config: ml_collections.ConfigDict) -> ESNACConfig:
+  """The original's ESNAC at config.compare.faithful's size."""
+  f = config.compare.faithful
+  try:
+    surrogate = dataclasses.replace(SurrogateConfig.faithful(),
+                                    hidden=f.hidden, num_layers=f.num_layers,
+                                    max_steps=f.max_steps)
+    return ESNACConfig.faithful(surrogate=surrogate, pool_size=f.pool_size)
+  except ValueError as e:
+    raise ValueError(f'config.compare.faithful: {e}') from None
+
+
+def make_method(name: str, config: ml_collections.ConfigDict, teacher: Arch,
+                seed: int, steps: int) -> Searcher:
+  """A fresh searcher for one run of method `name`."""
+  from esnac_jax import from_config
+  if name not in METHODS:
+    raise ValueError(f'unknown method {name!r}; known: {", ".join(METHODS)}')
+  if name == 'faithful':
+    return make_searcher('esnac', teacher, from_config.sampler_config(config),
+                         seed, from_config.constraints(config),
+                         config=faithful_config(config))
+  c = ml_collections.ConfigDict(config.to_dict())
+  c.search.searcher = name
+  c.search.steps = steps
+  c.seed = seed
+  return from_config.make_searcher(c, teacher)
+
+
+# ---- scoring, cached --------------------------------------------------------
+
+def arch_key(arch: Arch) -> str:
+  """A stable name for an Arch across processes (sha256 of its JSON)."""
+  return hashlib.sha256(arch.to_json(sort_keys=True).encode()).hexdigest()
+
+
+def arch_seed(arch: Arch, seed: int) -> int:
+  """The distillation seed of a candidate: a function of the candidate."""
+  return int(np.random.SeedSequence(
+      [seed, int(arch_key(arch)[:16], 16)]).generate_state(1)[0])
+
+
+class ScoreCache:
+  """Results by candidate, appended to a JSON-lines file as they come, so a
+  killed comparison loses at most the candidate being trained."""
+
+  def __init__(self, path: str, log: Callable[[str], None] = print):
+    self.path = path
+    self.results: dict[str, Result] = {}
+    bad = 0
+    if os.path.exists(path):
+      with open(path) as f:
+        for line in f:
+          try:
+            d = json.loads(line)
+            self.results[d['key']] = Result(d['val_acc'], d['reward'],
+                                            d['best_epoch'], d['seconds'])
+          except (ValueError, KeyError, TypeError):
+            bad += 1  # e.g. the last line of a killed run
+    if bad:
+      log(f'{path}: skipped {bad} unreadable line(s); those candidates '
+          'will be trained again')
+
+  def get(self, arch: Arch) -> Result | None:
+    return self.results.get(arch_key(arch))
+
+  def put(self, arch: Arch, r: Result) -> None:
+    key = arch_key(arch)
+    self.results[key] = r
+    with open(self.path, 'a') as f:
+      f.write(json.dumps({'key': key, 'val_acc': r.val_acc,
+                          'reward': r.reward, 'best_epoch': r.best_epoch,
+                          'seconds': r.seconds}) + '\n')
+
+
+Score = Callable[[Arch], Result]
+
+
+def cached(score: Score, cache: ScoreCache) -> Callable[[Arch], tuple[Result,
+                                                                      bool]]:
+  """(result, trained_now) for a candidate, training only cache misses."""
+  def get(arch: Arch) -> tuple[Result, bool]:
+    r = cache.get(arch)
+    if r is not None:
+      return r, False
+    r = score(arch)
+    cache.put(arch, r)
+    return r, True
+  return get
+
+
+# ---- one run ----------------------------------------------------------------
+
+@dataclasses.dataclass
+class Run:
+  method: str
+  seed: int
+  rewards: list[float]   # in evaluation order
+  propose_s: float       # time in ask (surrogate fitting, pools, policies)
+  train_s: float         # distillation seconds of its candidates
+  trained_now: int = 0   # candidates this process trained (not cached)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def run_method(searcher: Searcher, score: Callable[[Arch], tuple[Result,
+                                                                 bool]],
+               method: str, seed: int, evaluations: int, per_step: int,
+               log: Callable[[str], None] = print) -> Run:
+  """Asks, scores and tells until `evaluations` candidates are scored."""
+  run = Run(method, seed, [], 0.0, 0.0)
+  step = 0
+  while len(run.rewards) < evaluations:
+    step += 1
+    t0 = time.perf_counter()
+    archs = searcher.ask(min(per_step, evaluations - len(run.rewards)))
+    run.propose_s += time.perf_counter() - t0
+    results = []
+    for a in archs:
+      r, now = score(a)
+      results.append(r)
+      run.train_s += r.seconds
+      run.trained_now += now
+    searcher.tell(archs, results, step)
+    run.rewards += [r.reward for r in results]
+    log(f'  {method} seed {seed} step {step}: {len(run.rewards)}/'
+        f'{evaluations} evaluated, best {max(run.rewards):.4f}')
+  return run
+
+
+# ---- statistics -------------------------------------------------------------
+
+def best_curve(rewards: Sequence[float]) -> np.ndarray:
+  """Best reward after each evaluation."""
+  return np.maximum.accumulate(np.asarray(rewards, float))
+
+
+def evals_to_reach(rewards: Sequence[float], target: float) -> int | None:
+  """Evaluations a run needed for a reward >= target (None: never)."""
+  hit = np.nonzero(best_curve(rewards) >= target)[0]
+  return int(hit[0]) + 1 if hit.size else None
+
+
+def summarise(runs: list[Run], milestones: Sequence[int],
+              reference: str = 'random') -> dict[str, Any]:
+  """Per method: mean and std (over seeds, ddof=1) of the best reward at
+  each milestone; the evaluations each seed needed to reach the reference
+  method's final best (mean over its seeds); mean proposal/training time.
+  """
+  methods = list(dict.fromkeys(r.method for r in runs))
+  by = {m: [r for r in runs if r.method == m] for m in methods}
+  target = None
+  if reference in by:
+    target = float(np.mean([best_curve(r.rewards)[-1]
+                            for r in by[reference]]))
+  out: dict[str, Any] = {'reference': reference, 'target': target,
+                         'methods': {}}
+  for m, rs in by.items():
+    row: dict[str, Any] = {'seeds': [r.seed for r in rs], 'best': {}}
+    for n in milestones:
+      vals = [best_curve(r.rewards)[n - 1] for r in rs if len(r.rewards) >= n]
+      row['best'][str(n)] = {
+          'mean': float(np.mean(vals)) if vals else None,
+          'std': float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+          'n': len(vals)}
+    if target is not None:
+      reach = [evals_to_reach(r.rewards, target) for r in rs]
+      got = sorted(x for x in reach if x is not None)
+      row['to_reference_best'] = reach
+      # the median over seeds, a seed that never got there counting as inf
+      row['to_reference_best_median'] = (
+          float(np.median(got + [np.inf] * (len(reach) - len(got))))
+          if reach else None)
+    row['propose_s'] = float(np.mean([r.propose_s for r in rs]))
+    row['train_s'] = float(np.mean([r.train_s for r in rs]))
+    out['methods'][m] = row
+  return out
+
+
+def verdict(summary: dict[str, Any], evaluations: int,
+            method: str = 'esnac') -> list[str]:
+  """The issue's targets for `method`: beats every other method's mean best
+  at `evaluations` by more than that method's std; reaches the reference's
+  final best in <= half the evaluations (median over seeds)."""
+  rows = summary['methods']
+  if method not in rows:
+    return []
+  key = str(evaluations)
+  mine = rows[method]['best'][key]['mean']
+  lines = []
+  for m, row in rows.items():
+    if m == method or m == 'faithful':
+      continue
+    other = row['best'][key]
+    ok = mine is not None and other['mean'] is not None and \
+        mine - other['mean'] > other['std']
+    lines.append(f'{method} vs {m} at {evaluations}: {mine:.4f} vs '
+                 f'{other["mean"]:.4f} +- {other["std"]:.4f} -> '
+                 f'{"beats it" if ok else "does NOT beat it"} by more than '
+                 'its std')
+  med = rows[method].get('to_reference_best_median')
+  if med is not None:
+    ok = med <= evaluations / 2
+    lines.append(f'{method} reaches {summary["reference"]}\'s final best '
+                 f'({summary["target"]:.4f}) in a median of '
+                 f'{_evals(med)} evaluations -> '
+                 f'{"within" if ok else "NOT within"} half the budget '
+                 f'({evaluations // 2})')
+  return lines
+
+
+def _evals(x: float | None) -> str:
+  return '-' if x is None else ('never' if not np.isfinite(x) else
+                                f'{x:.0f}')
+
+
+def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
+  head = ['method'] + [f'best@{n}' for n in milestones] + [
+      f'evals to {summary["reference"]} best', 'propose s', 'train s']
+  rows = [head]
+  for m, row in summary['methods'].items():
+    cells = [m]
+    for n in milestones:
+      b = row['best'][str(n)]
+      cells.append('-' if b['mean'] is None else
+                    f'{b["mean"]:.4f} +- {b["std"]:.4f}')
+    reach = row.get('to_reference_best')
+    cells.append('-' if reach is None else
+                 f'{_evals(row["to_reference_best_median"])} '
+                 f'({sum(x is not None for x in reach)}/{len(reach)} seeds)')
+    cells += [f'{row["propose_s"]:.1f}', f'{row["train_s"]:.1f}']
+    rows.append(cells)
+  widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+  return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
+                   for r in rows)
+
+
+def plot_compare(path: str, runs: list[Run]) -> None:
+  """Best reward vs evaluations: mean and one-std band per method."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(7.0, 4.4))
+  for m in dict.fromkeys(r.method for r in runs):
+    curves = [best_curve(r.rewards) for r in runs if r.method == m]
+    n = min(len(c) for c in curves)
+    c = np.stack([x[:n] for x in curves])
+    mean, std = c.mean(0), c.std(0)
+    x = np.arange(1, n + 1)
+    line, = ax.plot(x, mean, label=f'{m} ({len(curves)} seeds)')
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(),
+                    alpha=0.15)
+  ax.set_xlabel('evaluated candidates')
+  ax.set_ylabel('best reward so far')
+  ax.grid(alpha=0.3)
+  ax.legend(loc='lower right')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+# ---- the whole comparison ---------------------------------------------------
+
+def compare(config: ml_collections.ConfigDict, workdir: str,
+            methods: Sequence[str], seeds: int, evaluations: int,
+            milestones: Sequence[int],
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Runs (or resumes) the comparison; returns the compare.json document."""
+  import jax
+  from esnac_jax import from_config
+  from esnac_jax.data import load_dataset
+  from esnac_jax.search.evaluate import Evaluator, resolve_path
+  from esnac_jax.train import get_teacher_variables
+
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown or not methods:
+    raise ValueError(f'unknown methods {unknown}; choose from '
+                     f'{", ".join(METHODS)}')
+  per_step = config.search.candidates_per_step
+  if seeds < 1 or evaluations < 1 or per_step < 1:
+    raise ValueError(f'--seeds, --evaluations and config.search.'
+                     f'candidates_per_step must be >= 1, got {seeds}, '
+                     f'{evaluations}, {per_step}')
+  bad = [n for n in milestones if not 1 <= n <= evaluations]
+  if bad:
+    raise ValueError(f'milestones {bad} are outside 1..{evaluations}')
+  cfg = merged_config(config)
+  teacher = from_config.teacher_arch(cfg)
+  steps = -(-evaluations // per_step)
+  for m in methods:  # every bad setting fails before any training
+    make_method(m, cfg, teacher, cfg.seed, steps)
+  distill = from_config.train_config(cfg.distill, 'distill')
+  path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
+                      jax.default_backend())
+  os.makedirs(workdir, exist_ok=True)
+
+  ds = load_dataset(cfg.dataset, cfg.data_dir or None, jax.process_index(),
+                    jax.process_count())
+  teacher_vars, tm = get_teacher_variables(
+      teacher, ds, from_config.train_config(cfg.teacher.train,
+                                            'teacher.train'),
+      workdir, cfg.seed, log)
+  log(f'teacher {teacher.name} width {cfg.teacher.width}: '
+      f'{teacher.num_params:,} params, val acc {tm["val_acc"]:.4f}; '
+      f'candidates: {cfg.distill.epochs} distillation epoch(s) on the {path} '
+      'path')
+  evaluator = Evaluator(teacher, teacher_vars, tm['val_acc'], ds, distill,
+                        from_config.constraints(cfg), cfg.distill.select,
+                        cfg.distill.bn_stats, path)
+  score = cached(lambda a: evaluator([a], arch_seed(a, cfg.seed))[0][0],
+                 ScoreCache(os.path.join(workdir, 'scores.jsonl'), log))
+
+  out_path = os.path.join(workdir, 'compare.json')
+  settings = {'methods': list(methods), 'seeds': seeds,
+              'evaluations': evaluations, 'per_step': per_step,
+              'config': json.loads(cfg.to_json())}
+  runs: list[Run] = []
+  if os.path.exists(out_path):
+    with open(out_path) as f:
+      old = json.load(f)
+    if old.get('settings', {}).get('config') != settings['config']:
+      raise ValueError(f'{out_path} holds a comparison made with another '
+                       'config; use another --workdir or delete it')
+    runs = [Run(**d) for d in old['runs']
+            if d['method'] in methods and d['seed'] < cfg.seed + seeds and
+            len(d['rewards']) >= evaluations]
+    runs = [dataclasses.replace(r, rewards=r.rewards[:evaluations])
+            for r in runs]
+  done = {(r.method, r.seed) for r in runs}
+  todo = [(m, cfg.seed + i) for i in range(seeds) for m in methods
+          if (m, cfg.seed + i) not in done]
+  if done:
+    log(f'resuming: {len(done)} runs read from {out_path}, {len(todo)} to go')
+  t_start = time.perf_counter()
+
+  def write() -> dict[str, Any]:
+    summary = summarise(runs, milestones)
+    doc = {'format': FORMAT, 'settings': settings,
+           'teacher': {'name': teacher.name, 'params': teacher.num_params,
+                       'val_acc': tm['val_acc'], 'test_acc': tm['test_acc']},
+           'runs': [r.to_dict() for r in runs], 'summary': summary}
+    write_json(out_path, doc)
+    plot_compare(os.path.join(workdir, 'compare.png'), runs)
+    return doc
+
+  doc = write() if runs else {}
+  for i, (m, seed) in enumerate(todo):
+    searcher = make_method(m, cfg, teacher, seed, steps)
+    run = run_method(searcher, score, m, seed, evaluations, per_step,
+                     lambda s: None)
+    runs.append(run)
+    doc = write()
+    elapsed = time.perf_counter() - t_start
+    eta = elapsed / (i + 1) * (len(todo) - i - 1)
+    log(f'run {i + 1}/{len(todo)} {m} seed {seed}: best '
+        f'{max(run.rewards):.4f}; propose {run.propose_s:.0f}s, train '
+        f'{run.train_s:.0f}s ({run.trained_now} trained, '
+        f'{evaluations - run.trained_now} cached); elapsed '
+        f'{elapsed / 60:.1f} min, ETA {eta / 60:.1f} min')
+  return doc
+
+
+def define_flags() -> None:
+  from absl import flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
+                                  'configs/digits.py.', lock_config=True)
+  flags.DEFINE_string('workdir', '/tmp/esnac_compare', 'Where the teacher, '
+                      'the score cache and the results go; rerun to resume.')
+  flags.DEFINE_list('methods', list(METHODS), 'Methods to compare.')
+  flags.DEFINE_integer('seeds', 5, 'Seeds per method (config.seed + i).')
+  flags.DEFINE_integer('evaluations', 160, 'Candidates each run evaluates.')
+  flags.DEFINE_list('milestones', ['40', '80', '160'], 'Evaluation counts '
+                    'the table reports the best reward at.')
+
+
+def main(argv) -> None:
+  import sys
+  from absl import flags, logging
+  logging.set_verbosity(logging.WARNING)  # orbax's info lines drown ours
+  if len(argv) > 1:
+    raise SystemExit(f'error: unexpected arguments {argv[1:]}')
+  f = flags.FLAGS
+  if f.config is None:
+    raise SystemExit('error: --config is required, e.g. '
+                     '--config=configs/digits.py')
+  try:
+    milestones = [int(x) for x in f.milestones]
+    doc = compare(f.config, f.workdir, f.methods, f.seeds, f.evaluations,
+                  milestones, log=lambda s: print(s, flush=True))
+  except (ValueError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    raise SystemExit(2)
+  print('\n' + format_table(doc['summary'], milestones))
+  for line in verdict(doc['summary'], f.evaluations):
+    print(line)
+  print(f'\nfigures in {os.path.join(f.workdir, "compare.json")} and '
+        f'compare.png')
+
+
+if __name__ == '__main__':
+  from absl import app
+  define_flags()
+  app.run(main)
