@@ -412,8 +412,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
   doc = write() if runs else {}
   for i, (m, seed) in enumerate(todo):
     searcher = make_method(m, cfg, teacher, seed, steps)
-    run = run_method(searcher, score, m, seed, evaluations, per_step,
-                     lambda s: None)
+    run = run_method(searcher, score, m, seed, evaluations, per_step, log)
     runs.append(run)
     doc = write()
     elapsed = time.perf_counter() - t_start

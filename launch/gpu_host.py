@@ -1,0 +1,72 @@
+"""Runs a search on a (multi-)GPU host you can reach with ssh.
+
+  python launch/gpu_host.py --dry_run install --host=me@gpu-box
+  python launch/gpu_host.py start --host=me@gpu-box \\
+      --config=configs/resnet18.py --workdir=runs/r18
+  python launch/gpu_host.py status --host=me@gpu-box --workdir=runs/r18
+  python launch/gpu_host.py fetch --host=me@gpu-box --workdir=runs/r18 \\
+      --to=results/r18
+
+`install` ships the committed tree (git archive HEAD) and installs
+requirements.txt plus the CUDA build of the pinned JAX (--cuda=12|13).
+`start` runs `python -m esnac_jax.main` detached (it sees every GPU of the
+host; rerunning `start` resumes the search); its log is WORKDIR.log. With
+--dry_run every command prints instead of running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (a script beside its helpers)
+
+
+def commands(args) -> list[list[str]]:
+  """The commands a subcommand runs, in order."""
+  c, host = args.command, args.host
+  if c == 'install':
+    return [common.pack_command(), ['scp', common.TARBALL, f'{host}:'],
+            ['ssh', host, common.install_script(f'cuda{args.cuda}')]]
+  if c == 'start':
+    common.check_workdir(args.workdir)
+    common.check_overrides(args.override)
+    return [['ssh', host, common.start_script(
+        args.config, args.workdir, args.override, args.sync_to)]]
+  if c == 'status':
+    return [['ssh', host, common.status_script(args.workdir)]]
+  if c == 'fetch':
+    return [['mkdir', '-p', args.to]] + [
+        ['scp', f'{host}:{common.remote_path(args.workdir, f)}', args.to] for f in common.RESULT_FILES]
+  raise AssertionError(c)
+
+
+def parser():
+  p = common.main_parser(__doc__)
+  sub = p.add_subparsers(dest='command', metavar='COMMAND')
+
+  def add(name, help_):
+    s = sub.add_parser(name, help=help_)
+    s.add_argument('--host', required=True, help='ssh destination, user@host')
+    return s
+
+  add('install', 'ship the committed tree and install it with CUDA JAX'
+      ).add_argument('--cuda', choices=('12', '13'), default='12',
+                     help='CUDA major version of the driver')
+  common.add_search_args(add('start', 'start a search, detached'))
+  add('status', 'is it running; the log tail').add_argument(
+      '--workdir', required=True)
+  s = add('fetch', 'copy results.json and the plots here')
+  s.add_argument('--workdir', required=True)
+  s.add_argument('--to', required=True, help='local directory')
+  return p
+
+
+def main(argv=None) -> None:
+  args = common.parse(parser(), argv)
+  common.run(commands(args), args.dry_run)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,105 @@
+"""Runs a search on a Cloud TPU VM with gcloud.
+
+  python launch/tpu_vm.py --dry_run create --name=esnac --zone=us-central2-b \\
+      --accelerator=v4-8
+  python launch/tpu_vm.py install --name=esnac --zone=us-central2-b
+  python launch/tpu_vm.py start --name=esnac --zone=us-central2-b \\
+      --config=configs/resnet18.py --workdir=runs/r18 \\
+      --sync_to=gs://my-bucket/esnac/r18
+  python launch/tpu_vm.py status --name=esnac --zone=us-central2-b --workdir=runs/r18
+  python launch/tpu_vm.py fetch --name=esnac --zone=us-central2-b \\
+      --workdir=runs/r18 --to=results/r18
+  python launch/tpu_vm.py delete --name=esnac --zone=us-central2-b
+
+`install` ships the committed tree (git archive HEAD) to every worker and
+installs requirements.txt plus jax[tpu] of the pinned version. `start` runs
+`python -m esnac_jax.main` detached on worker 0 (the search runs as one
+process; rerunning `start` resumes it); its log is WORKDIR.log. With
+--dry_run every command prints instead of running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (a script beside its helpers)
+
+
+def _gcloud(args, *rest: str) -> list[str]:
+  cmd = ['gcloud', 'compute', 'tpus', 'tpu-vm', *rest, f'--zone={args.zone}']
+  if args.project:
+    cmd.append(f'--project={args.project}')
+  return cmd
+
+
+def _ssh(args, script: str, worker: str = '0') -> list[str]:
+  return _gcloud(args, 'ssh', args.name, f'--worker={worker}',
+                 f'--command={script}')
+
+
+def commands(args) -> list[list[str]]:
+  """The commands a subcommand runs, in order."""
+  c = args.command
+  if c == 'create':
+    cmd = _gcloud(args, 'create', args.name,
+                  f'--accelerator-type={args.accelerator}',
+                  f'--version={args.version}')
+    return [cmd + (['--spot'] if args.spot else [])]
+  if c == 'install':
+    return [common.pack_command(),
+            _gcloud(args, 'scp', common.TARBALL, f'{args.name}:',
+                    '--worker=all'),
+            _ssh(args, common.install_script('tpu'), worker='all')]
+  if c == 'start':
+    common.check_workdir(args.workdir)
+    common.check_overrides(args.override)
+    return [_ssh(args, common.start_script(args.config, args.workdir,
+                                           args.override, args.sync_to))]
+  if c == 'status':
+    return [_ssh(args, common.status_script(args.workdir))]
+  if c == 'fetch':
+    return [['mkdir', '-p', args.to]] + [
+        _gcloud(args, 'scp', f'{args.name}:{common.remote_path(args.workdir, f)}', args.to,
+                '--worker=0') for f in common.RESULT_FILES]
+  if c == 'delete':
+    return [_gcloud(args, 'delete', args.name, '--quiet')]
+  raise AssertionError(c)
+
+
+def parser():
+  p = common.main_parser(__doc__)
+  sub = p.add_subparsers(dest='command', metavar='COMMAND')
+
+  def add(name, help_):
+    s = sub.add_parser(name, help=help_)
+    s.add_argument('--name', required=True, help='TPU VM name')
+    s.add_argument('--zone', required=True, help='e.g. us-central2-b')
+    s.add_argument('--project', default='', help='GCP project (default: '
+                   "gcloud's)")
+    return s
+
+  s = add('create', 'create the TPU VM')
+  s.add_argument('--accelerator', required=True, help='e.g. v4-8, v5litepod-8')
+  s.add_argument('--version', default='tpu-ubuntu2204-base',
+                 help='TPU software version (runtime image)')
+  s.add_argument('--spot', action='store_true', help='a Spot VM')
+  add('install', 'ship the committed tree and install it with jax[tpu]')
+  common.add_search_args(add('start', 'start a search, detached'))
+  add('status', 'is it running; the log tail').add_argument(
+      '--workdir', required=True)
+  s = add('fetch', 'copy results.json and the plots here')
+  s.add_argument('--workdir', required=True)
+  s.add_argument('--to', required=True, help='local directory')
+  add('delete', 'delete the TPU VM')
+  return p
+
+
+def main(argv=None) -> None:
+  args = common.parse(parser(), argv)
+  common.run(commands(args), args.dry_run)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,162 @@
+"""bench.compare: statistics, the score cache, resuming, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import digits
+from esnac_jax.bench import compare as C
+from esnac_jax.search import Result
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(method, seed, rewards):
+  return C.Run(method, seed, list(rewards), 1.0, 2.0)
+
+
+def test_curves_and_reach():
+  r = [0.2, 0.5, 0.4, 0.7, 0.6]
+  np.testing.assert_allclose(C.best_curve(r), [0.2, 0.5, 0.5, 0.7, 0.7])
+  assert C.evals_to_reach(r, 0.5) == 2
+  assert C.evals_to_reach(r, 0.65) == 4
+  assert C.evals_to_reach(r, 0.8) is None
+
+
+def test_summary_numbers_and_verdict():
+  runs = [_run('random', 0, [0.1, 0.3, 0.2, 0.4]),
+          _run('random', 1, [0.2, 0.2, 0.5, 0.5]),
+          _run('esnac', 0, [0.5, 0.6, 0.6, 0.9]),
+          _run('esnac', 1, [0.3, 0.7, 0.7, 0.8])]
+  s = C.summarise(runs, [2, 4])
+  assert s['target'] == pytest.approx(0.45)  # mean of 0.4 and 0.5
+  rnd, esn = s['methods']['random'], s['methods']['esnac']
+  assert rnd['best']['2']['mean'] == pytest.approx(0.25)
+  assert rnd['best']['4']['std'] == pytest.approx(np.std([0.4, 0.5], ddof=1))
+  assert esn['best']['4']['mean'] == pytest.approx(0.85)
+  assert esn['to_reference_best'] == [1, 2]
+  assert esn['to_reference_best_median'] == 1.5
+  assert rnd['to_reference_best'] == [None, 3]
+  assert rnd['to_reference_best_median'] == np.inf  # median of (3, inf)
+  lines = C.verdict(s, 4)
+  assert 'beats it' in lines[0] and 'within half' in lines[1]
+  table = C.format_table(s, [2, 4])
+  assert '0.8500 +- 0.0707' in table and 'never (1/2 seeds)' in table
+  # a method that only ties does not "beat" the other
+  worse = C.summarise(runs[:2] + [_run('esnac', 0, [0.45] * 4),
+                                  _run('esnac', 1, [0.45] * 4)], [4])
+  assert 'does NOT beat' in C.verdict(worse, 4)[0]
+
+
+def test_merged_config_and_unknown_keys():
+  cfg = digits.get_config()
+  m = C.merged_config(cfg)
+  assert m.teacher.width == 0.125 and m.distill.epochs == 1
+  assert cfg.teacher.width == 0.25  # the original config is untouched
+  cfg.compare.override = ml_collections.ConfigDict(
+      {'distill': {'epochz': 2}})
+  with pytest.raises(ValueError, match='override.distill.epochz'):
+    C.merged_config(cfg)
+
+
+def test_score_cache_round_trip_and_truncated_line(tmp_path):
+  from conftest import tiny_teacher
+  from esnac_jax.arch import SamplerConfig, sample
+  t = tiny_teacher('resnet18')
+  rng = np.random.default_rng(0)
+  a, b = sample(t, rng, SamplerConfig()), t
+  assert C.arch_seed(a, 1) == C.arch_seed(a, 1) != C.arch_seed(b, 1)
+  path = str(tmp_path / 'scores.jsonl')
+  cache = C.ScoreCache(path)
+  calls = []
+
+  def score(x):
+    calls.append(x)
+    return Result(0.5, 0.25, 1, 0.1)
+
+  get = C.cached(score, cache)
+  assert get(a) == (Result(0.5, 0.25, 1, 0.1), True)
+  assert get(a)[1] is False and len(calls) == 1
+  with open(path, 'a') as f:
+    f.write('{"key": "abc", "val_ac')  # a write cut short by a kill
+  logs = []
+  again = C.ScoreCache(path, logs.append)
+  assert again.get(a) == Result(0.5, 0.25, 1, 0.1) and again.get(b) is None
+  assert 'skipped 1 unreadable' in logs[0]
+
+
+def _tiny_config():
+  cfg = digits.get_config()
+  cfg.teacher.train.epochs = 2
+  cfg.search.candidates_per_step = 3
+  cfg.search.esnac.pool_size = 40
+  cfg.search.surrogate.update(hidden=8, num_layers=1, max_steps=4)
+  cfg.search.evolution.population = 4
+  cfg.search.evolution.tournament = 2
+  cfg.compare.override.teacher.width = 0.0625
+  cfg.compare.override.distill.batch_size = 256
+  cfg.compare.faithful.update(hidden=8, num_layers=1, pool_size=10,
+                              max_steps=4)
+  return cfg
+
+
+def test_compare_end_to_end_and_resume(tmp_path):
+  cfg, wd = _tiny_config(), str(tmp_path / 'cmp')
+  logs = []
+  doc = C.compare(cfg, wd, C.METHODS, seeds=2, evaluations=6,
+                  milestones=[3, 6], log=logs.append)
+  assert doc['format'] == C.FORMAT and len(doc['runs']) == 10
+  with open(os.path.join(wd, 'compare.png'), 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  for run in doc['runs']:
+    assert len(run['rewards']) == 6
+    assert all(0 <= r <= 1 for r in run['rewards'])
+  for m, row in doc['summary']['methods'].items():
+    best6 = [max(r['rewards']) for r in doc['runs'] if r['method'] == m]
+    assert row['best']['6']['mean'] == pytest.approx(np.mean(best6))
+  # one score per distinct candidate, shared by every method that drew it
+  with open(os.path.join(wd, 'scores.jsonl')) as f:
+    keys = [json.loads(line)['key'] for line in f]
+  assert len(keys) == len(set(keys)) == sum(r['trained_now']
+                                            for r in doc['runs'])
+  assert any('run 10/10' in s for s in logs)
+
+  # Rerun: nothing left to do, the same document.
+  again = C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
+  assert again['runs'] == doc['runs']
+  # A lost run is replayed from the score cache: same rewards, no training.
+  with open(os.path.join(wd, 'compare.json')) as f:
+    saved = json.load(f)
+  saved['runs'] = [r for r in saved['runs']
+                   if not (r['method'] == 'esnac' and r['seed'] == 128)]
+  with open(os.path.join(wd, 'compare.json'), 'w') as f:
+    json.dump(saved, f)
+  replay = C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
+  new = [r for r in replay['runs'] if r['method'] == 'esnac' and
+         r['seed'] == 128][0]
+  old = [r for r in doc['runs'] if r['method'] == 'esnac' and
+         r['seed'] == 128][0]
+  assert new['rewards'] == old['rewards'] and new['trained_now'] == 0
+
+  cfg.compare.override.distill.lr = 1e-2
+  with pytest.raises(ValueError, match='another config'):
+    C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
+
+
+@pytest.mark.parametrize('flag,message', [
+    ('--methods=esnac,bogus', 'unknown methods'),
+    ('--milestones=400', 'outside 1..160'),
+])
+def test_cli_bad_input(tmp_path, flag, message):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  p = subprocess.run(
+      [sys.executable, '-m', 'esnac_jax.bench.compare',
+       '--config=configs/digits.py', f'--workdir={tmp_path}', flag],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert p.returncode == 2
+  assert message in p.stderr and 'Traceback' not in p.stderr
