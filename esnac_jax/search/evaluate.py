@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import jax
+
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.search.record import Result
 from esnac_jax.search.reward import Constraints
 from esnac_jax.models.masked import check_maskable
 from esnac_jax.train import TrainConfig, distill_candidates
-from esnac_jax.train.masked import distill_masked
+from esnac_jax.train.masked import candidate_mesh, distill_masked
 
 PATHS = ('auto', 'materialised', 'masked', 'masked_vmap')
 
@@ -66,10 +68,12 @@ class Evaluator:
                                    self.dataset, self.train, seed,
                                    self.select, self.bn_stats, log)
     else:
+      vmap = self.path == 'masked_vmap'
+      mesh = candidate_mesh() if vmap and jax.local_device_count() > 1 \
+          else None
       trained = distill_masked(self.teacher, self.teacher_vars, archs,
-                               self.dataset, self.train, seed,
-                               vmap=self.path == 'masked_vmap',
-                               bn_stats=self.bn_stats, log=log)
+                               self.dataset, self.train, seed, vmap=vmap,
+                               bn_stats=self.bn_stats, log=log, mesh=mesh)
     results = [Result(t.val_acc,
                       self.constraints.reward(t.val_acc, self.teacher_val_acc,
                                               a.num_params,

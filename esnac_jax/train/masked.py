@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset, eval_batches, train_batches
@@ -64,15 +65,34 @@ def masked_correct_fn(teacher: Arch, dtype: Any = jnp.float32,
   return jax.jit(count)
 
 
+def candidate_mesh(devices: list | None = None) -> Mesh:
+  """A 1-D mesh whose axis 'candidates' spreads vmapped candidates over
+  `devices` (default: every device of this process)."""
+  devices = jax.local_devices() if devices is None else devices
+  return Mesh(np.array(devices), ('candidates',))
+
+
 def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
                    ds: Dataset, cfg: TrainConfig, seed: int,
                    vmap: bool = False, bn_stats: str = 'reset',
                    log: Callable[[str], None] | None = None,
-                   label: str = 'distil (masked)') -> list[Trained]:
+                   label: str = 'distil (masked)',
+                   mesh: Mesh | None = None) -> list[Trained]:
   """Distils `children` from the teacher on shared minibatches (teacher
   logits once per batch); weight inheritance is 'first'-k, as the masks
-  require. Returns each child's best-validation-epoch result."""
+  require. Returns each child's best-validation-epoch result.
+
+  With `vmap` and a `mesh` (see candidate_mesh), the candidate axis is
+  sharded over the mesh's devices, each training its share on the same
+  (replicated) minibatches; K is padded to a multiple of the device count
+  with copies of the last candidate, whose results are dropped.
+  """
   check_classes(teacher, ds)
+  if mesh is not None and not vmap:
+    raise ValueError('a device mesh needs the vmapped masked path')
+  real = len(children)
+  if mesh is not None and real % mesh.size:
+    children = list(children) + [children[-1]] * (-real % mesh.size)
   k = len(children)
   masks = [candidate_masks(teacher, c) for c in children]
   steps = len(ds.train) // cfg.batch_size
@@ -86,6 +106,11 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
     states = jax.tree_util.tree_map(
         lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), start)
     masks_in = stack_masks(masks)
+    if mesh is not None:
+      split = NamedSharding(mesh, P('candidates'))
+      states, masks_in = jax.device_put((states, masks_in), split)
+      replicated = NamedSharding(mesh, P())
+      teacher_vars = jax.device_put(teacher_vars, replicated)
   else:
     states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
   best: list[tuple[float, int, Any] | None] = [None] * k
@@ -121,4 +146,4 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
           f'{" ..." if k > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')
   seconds = time.perf_counter() - t0
   return [Trained(extract(teacher, c, b[2]), b[0], b[1], h, seconds)
-          for c, b, h in zip(children, best, history)]
+          for c, b, h in zip(children, best, history)][:real]
