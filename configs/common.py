@@ -61,6 +61,11 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   s.noise = 0.05                                 # ke_beta
   s.normalize_y = not faithful
   s.max_steps = 100
+  # Transfer: start every fit from the embedding a finished search saved
+  # (WORKDIR/embedding) instead of a fresh LSTM; with train_embedding=False
+  # the LSTM stays as saved and only the GP hyperparameters are fitted.
+  s.init_from = ''
+  s.train_embedding = True
   c.search.evolution = ml_collections.ConfigDict()
   c.search.evolution.population = 24
   c.search.evolution.tournament = 6

@@ -14,6 +14,7 @@ from esnac_jax.search import (SEARCHERS, Constraints, ESNACConfig, N2NConfig,
                               Searcher)
 from esnac_jax.search import make_searcher as _make_searcher
 from esnac_jax.surrogate import SurrogateConfig
+from esnac_jax.surrogate.transfer import EmbeddingError, load_embedding
 from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
 
 
@@ -74,7 +75,8 @@ def esnac_config(config: ml_collections.ConfigDict) -> ESNACConfig:
     surrogate = SurrogateConfig(
         hidden=s.hidden, num_layers=s.num_layers, objective=s.objective,
         learn_hypers=s.learn_hypers, ls2=s.ls2, noise=s.noise,
-        normalize_y=s.normalize_y, max_steps=s.max_steps)
+        normalize_y=s.normalize_y, max_steps=s.max_steps,
+        train_embedding=s.train_embedding)
   except ValueError as err:
     raise ValueError(f'config.search.surrogate: {err}') from None
   try:
@@ -108,6 +110,13 @@ def make_searcher(config: ml_collections.ConfigDict,
   kwargs = {}
   if name == 'esnac':
     kwargs['config'] = esnac_config(config)
+    if config.search.surrogate.init_from:
+      try:
+        kwargs['embedding'], _ = load_embedding(
+            config.search.surrogate.init_from, kwargs['config'].surrogate,
+            kwargs['config'].features)
+      except EmbeddingError as e:
+        raise ValueError(f'config.search.surrogate.init_from: {e}') from None
   elif name == 'evolution':
     kwargs.update(population=config.search.evolution.population,
                   tournament=config.search.evolution.tournament)

@@ -4,6 +4,7 @@ Workdir layout:
   teacher/          orbax checkpoint of the teacher (+ its metrics)
   search/           orbax search state, one step per finished search step
   final-stepN/      final training of the top candidates after N steps
+  embedding/        the fitted LSTM (esnac searcher), for transfer
   results.json      everything a person or a script needs (README schema)
   pareto.png, reward.png, tb/ (TensorBoard)
 """
@@ -19,12 +20,14 @@ import jax
 import ml_collections
 
 from esnac_jax import from_config
+from esnac_jax.arch import feature_dim
 from esnac_jax.data import load_dataset
 from esnac_jax.search.checkpoint import SearchCheckpointer
 from esnac_jax.search.evaluate import Evaluator, resolve_path
 from esnac_jax.search.final import final_stage
 from esnac_jax.search.loop import SearchOutcome, kept_indices, run_search
 from esnac_jax.search import report
+from esnac_jax.surrogate.transfer import save_embedding
 from esnac_jax.train import get_teacher_variables
 
 
@@ -101,6 +104,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   finally:
     ckpt.close()
   recs = out.searcher.records
+  _save_embedding(out.searcher, config, teacher, workdir, log)
   kept = kept_indices(recs, config.final.top_n)
   final = final_stage(recs, kept, out.weights, teacher, teacher_vars,
                       teacher_metrics, ds, final_cfg, config.seed,
@@ -113,3 +117,23 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       f'{best["index"]}, {best["times"]:.1f}x smaller, val acc '
       f'{best["val_acc"]:.4f}); results in {results_path}')
   return doc
+
+
+def _save_embedding(searcher, config: ml_collections.ConfigDict,
+                    teacher, workdir: str,
+                    log: Callable[[str], None]) -> None:
+  """WORKDIR/embedding: the fitted LSTM, for --config.search.surrogate.
+  init_from in a search of another teacher."""
+  lstm = getattr(searcher, 'fitted_embedding', lambda: None)()
+  if lstm is None:
+    return
+  s = config.search.surrogate
+  path = os.path.join(workdir, 'embedding')
+  save_embedding(path, lstm, {
+      'hidden': s.hidden, 'num_layers': s.num_layers,
+      'features': config.search.esnac.features,
+      'feature_dim': feature_dim(config.search.esnac.features),
+      'teacher': teacher.name, 'dataset': config.dataset,
+      'evaluations': len(searcher.records)})
+  log(f'saved the fitted embedding to {path} (reuse it with '
+      f'--config.search.surrogate.init_from={path})')

@@ -160,3 +160,22 @@ def test_cli_bad_input(tmp_path, flag, message):
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert p.returncode == 2
   assert message in p.stderr and 'Traceback' not in p.stderr
+
+
+def test_transfer_benchmark_end_to_end(tmp_path):
+  from esnac_jax.bench import transfer as T
+  cfg = _tiny_config()
+  # the masked ResNet-34 wires in all 1,482 possible skips: slow on CPU
+  cfg.compare.override.distill.path = 'materialised'
+  logs = []
+  doc = T.transfer(cfg, str(tmp_path / 'tr'), ['resnet34'], seeds=1,
+                   evaluations=3, source_evaluations=3, milestones=[3],
+                   log=logs.append)
+  assert doc['format'] == T.FORMAT
+  assert sorted(doc['summary']['methods']) == ['resnet34 fresh',
+                                               'resnet34 transferred']
+  assert os.path.isdir(doc['source']['embedding'])
+  assert all(len(r['rewards']) == 3 for r in doc['runs'])
+  assert 'evals to' not in C.format_table(doc['summary'], [3])
+  with pytest.raises(ValueError, match='config.teacher'):
+    T.transfer(cfg, str(tmp_path / 'tr'), ['resnet99'], 1, 3, 3, [3])

@@ -154,6 +154,41 @@ def cached(score: Score, cache: ScoreCache) -> Callable[[Arch], tuple[Result,
   return get
 
 
+def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
+                log: Callable[[str], None] = print
+                ) -> tuple[Callable[[Arch], tuple[Result, bool]], dict]:
+  """The cached scoring function of a (merged) config, and the teacher's
+  metrics: trains or restores the teacher in `workdir`, scores candidates
+  by distillation with per-candidate seeds, caches in workdir/scores.jsonl.
+  """
+  import jax
+  from esnac_jax import from_config
+  from esnac_jax.data import load_dataset
+  from esnac_jax.search.evaluate import Evaluator, resolve_path
+  from esnac_jax.train import get_teacher_variables
+
+  distill = from_config.train_config(cfg.distill, 'distill')
+  path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
+                      jax.default_backend())
+  os.makedirs(workdir, exist_ok=True)
+  ds = load_dataset(cfg.dataset, cfg.data_dir or None, jax.process_index(),
+                    jax.process_count())
+  teacher_vars, tm = get_teacher_variables(
+      teacher, ds, from_config.train_config(cfg.teacher.train,
+                                            'teacher.train'),
+      workdir, cfg.seed, log)
+  log(f'teacher {teacher.name} width {cfg.teacher.width}: '
+      f'{teacher.num_params:,} params, val acc {tm["val_acc"]:.4f}; '
+      f'candidates: {cfg.distill.epochs} distillation epoch(s) on the {path} '
+      'path')
+  evaluator = Evaluator(teacher, teacher_vars, tm['val_acc'], ds, distill,
+                        from_config.constraints(cfg), cfg.distill.select,
+                        cfg.distill.bn_stats, path)
+  score = cached(lambda a: evaluator([a], arch_seed(a, cfg.seed))[0][0],
+                 ScoreCache(os.path.join(workdir, 'scores.jsonl'), log))
+  return score, tm
+
+
 # ---- one run ----------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -281,8 +316,10 @@ def _evals(x: float | None) -> str:
 
 
 def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
-  head = ['method'] + [f'best@{n}' for n in milestones] + [
-      f'evals to {summary["reference"]} best', 'propose s', 'train s']
+  reach_col = summary['target'] is not None
+  head = ['method'] + [f'best@{n}' for n in milestones] + (
+      [f'evals to {summary["reference"]} best'] if reach_col else []) + [
+          'propose s', 'train s']
   rows = [head]
   for m, row in summary['methods'].items():
     cells = [m]
@@ -291,9 +328,11 @@ def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
       cells.append('-' if b['mean'] is None else
                     f'{b["mean"]:.4f} +- {b["std"]:.4f}')
     reach = row.get('to_reference_best')
-    cells.append('-' if reach is None else
-                 f'{_evals(row["to_reference_best_median"])} '
-                 f'({sum(x is not None for x in reach)}/{len(reach)} seeds)')
+    if reach_col:
+      cells.append('-' if reach is None else
+                   f'{_evals(row["to_reference_best_median"])} '
+                   f'({sum(x is not None for x in reach)}/{len(reach)} '
+                   'seeds)')
     cells += [f'{row["propose_s"]:.1f}', f'{row["train_s"]:.1f}']
     rows.append(cells)
   widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -332,11 +371,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
             milestones: Sequence[int],
             log: Callable[[str], None] = print) -> dict[str, Any]:
   """Runs (or resumes) the comparison; returns the compare.json document."""
-  import jax
   from esnac_jax import from_config
-  from esnac_jax.data import load_dataset
-  from esnac_jax.search.evaluate import Evaluator, resolve_path
-  from esnac_jax.train import get_teacher_variables
 
   unknown = [m for m in methods if m not in METHODS]
   if unknown or not methods:
@@ -355,26 +390,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
   steps = -(-evaluations // per_step)
   for m in methods:  # every bad setting fails before any training
     make_method(m, cfg, teacher, cfg.seed, steps)
-  distill = from_config.train_config(cfg.distill, 'distill')
-  path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
-                      jax.default_backend())
-  os.makedirs(workdir, exist_ok=True)
-
-  ds = load_dataset(cfg.dataset, cfg.data_dir or None, jax.process_index(),
-                    jax.process_count())
-  teacher_vars, tm = get_teacher_variables(
-      teacher, ds, from_config.train_config(cfg.teacher.train,
-                                            'teacher.train'),
-      workdir, cfg.seed, log)
-  log(f'teacher {teacher.name} width {cfg.teacher.width}: '
-      f'{teacher.num_params:,} params, val acc {tm["val_acc"]:.4f}; '
-      f'candidates: {cfg.distill.epochs} distillation epoch(s) on the {path} '
-      'path')
-  evaluator = Evaluator(teacher, teacher_vars, tm['val_acc'], ds, distill,
-                        from_config.constraints(cfg), cfg.distill.select,
-                        cfg.distill.bn_stats, path)
-  score = cached(lambda a: evaluator([a], arch_seed(a, cfg.seed))[0][0],
-                 ScoreCache(os.path.join(workdir, 'scores.jsonl'), log))
+  score, tm = make_scorer(cfg, teacher, workdir, log)
 
   out_path = os.path.join(workdir, 'compare.json')
   settings = {'methods': list(methods), 'seeds': seeds,
@@ -387,9 +403,12 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
     if old.get('settings', {}).get('config') != settings['config']:
       raise ValueError(f'{out_path} holds a comparison made with another '
                        'config; use another --workdir or delete it')
+    # A longer run's first `evaluations` are a shorter run's, except for
+    # N2N, whose stage split depends on the budget.
     runs = [Run(**d) for d in old['runs']
             if d['method'] in methods and d['seed'] < cfg.seed + seeds and
-            len(d['rewards']) >= evaluations]
+            (len(d['rewards']) == evaluations or
+             (len(d['rewards']) > evaluations and d['method'] != 'n2n'))]
     runs = [dataclasses.replace(r, rewards=r.rewards[:evaluations])
             for r in runs]
   done = {(r.method, r.seed) for r in runs}

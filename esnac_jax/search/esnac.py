@@ -76,9 +76,12 @@ class ESNACSearcher(Searcher):
 
   def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
                constraints: Constraints = Constraints(),
-               config: ESNACConfig = ESNACConfig()):
+               config: ESNACConfig = ESNACConfig(), embedding: Any = None):
+    """`embedding`: LSTM parameters to start every fit from (a transferred
+    embedding, see surrogate.transfer) instead of a fresh initialisation."""
     super().__init__(teacher, sampler, seed, constraints)
     self.config = config
+    self.embedding = embedding
     self.params: Any = None  # the last fitted surrogate (warm start, transfer)
     self.last_fit: dict[str, Any] = {}
     self._feats: dict[Arch, np.ndarray] = {}
@@ -130,9 +133,14 @@ class ESNACSearcher(Searcher):
         _num_kernels(self.params) == n
     if cfg.shared_lstm:
       params = self.params if warm else K.init_shared(k_init, scfg, fdim, n)
+      if self.embedding is not None and not warm:
+        params['lstm'] = jax.tree_util.tree_map(jnp.asarray, self.embedding)
       params, info = K.fit_shared(params, scfg, pf, pm, py, ymask_k)
     else:
       params = self.params if warm else K.init(k_init, scfg, fdim, n)
+      if self.embedding is not None and not warm:
+        params['lstm'] = jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(a, (n,) + a.shape), self.embedding)
       sub = K.gather_subsets(feats, fmask, y, subsets)
       params, info = K.fit_many(params, scfg, *sub, per_kernel=True)
     self.params = jax.device_get(params)
@@ -154,6 +162,16 @@ class ESNACSearcher(Searcher):
     if len(out) < n:  # kernels left with nothing new: fill from the prior
       out += self.draw(rng, n - len(out), exclude=seen | set(out))
     return out
+
+  def fitted_embedding(self) -> Any:
+    """The last fitted LSTM parameters (with independent kernels, the one
+    whose objective was best), or None before the first fit."""
+    if self.params is None:
+      return None
+    if self.config.shared_lstm:
+      return self.params['lstm']
+    best = int(np.argmax(np.atleast_1d(self.last_fit.get('objective', 0.0))))
+    return jax.tree_util.tree_map(lambda a: a[best], self.params['lstm'])
 
   # ---- state ---------------------------------------------------------------
 

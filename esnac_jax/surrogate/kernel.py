@@ -47,6 +47,8 @@ class SurrogateConfig:
     hyper_lr: Adam on the log-hyperparameters.
   max_steps / min_steps / ema / tol: the original's stopping rule: stop at
     step j >= min_steps once |EMA(ll) - ll| < tol, EMA weight `ema`.
+  train_embedding: False keeps the LSTM as given (a transferred embedding)
+    and fits only the GP hyperparameters.
   """
   hidden: int = 64
   num_layers: int = 4
@@ -65,6 +67,7 @@ class SurrogateConfig:
   min_steps: int = 6
   ema: float = 0.5
   tol: float = 1e-3
+  train_embedding: bool = True
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -151,7 +154,8 @@ def objective(params: Params, cfg: SurrogateConfig, feats, fmask, y,
 def optimizer(cfg: SurrogateConfig) -> optax.GradientTransformation:
   """Adam with coupled L2 (torch semantics) on the LSTM; Adam on hypers."""
   lstm = optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.adam(cfg.lr))
+                     optax.adam(cfg.lr)) if cfg.train_embedding else \
+      optax.set_to_zero()
   return optax.multi_transform({'lstm': lstm, 'gp': optax.adam(cfg.hyper_lr)},
                                {'lstm': 'lstm', 'gp': 'gp'})
 

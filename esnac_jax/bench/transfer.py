@@ -1,0 +1,153 @@
+"""Benchmark: a learned embedding reused for another teacher without training.
+
+  python -m esnac_jax.bench.transfer --config=configs/digits.py
+  python -m esnac_jax.bench.transfer --config=configs/digits.py \\
+      --targets=resnet34,mobilenetv2 --seeds=3 --evaluations=40
+
+1. Source: an ESNAC search of the config's teacher (--source_evaluations
+   candidates) fits the embedding; it is saved to WORKDIR/source/embedding,
+   as `python -m esnac_jax.main` saves WORKDIR/embedding.
+2. Each target teacher (same dataset): ESNAC searches with a fresh
+   embedding and with the saved one, frozen
+   (`search.surrogate.init_from=..., train_embedding=False`: only the GP
+   hyperparameters are fitted), --seeds seeds each, at the same number of
+   evaluations. Scoring is bench.compare's (config.compare.override, cached
+   per candidate).
+
+Writes WORKDIR/transfer.json and transfer.png; prints the table.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import ml_collections
+
+from esnac_jax.bench import compare as C
+from esnac_jax.search.report import write_json
+
+FORMAT = 'esnac_jax.transfer/1'
+
+
+def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
+                     evaluations: int,
+                     log: Callable[[str], None] = print) -> str:
+  """Path of the source search's saved embedding (searched if absent)."""
+  from esnac_jax import from_config
+  from esnac_jax.arch import feature_dim
+  from esnac_jax.surrogate.transfer import save_embedding
+  path = os.path.join(workdir, 'embedding')
+  if os.path.isdir(path):
+    log(f'source embedding: reusing {path}')
+    return path
+  teacher = from_config.teacher_arch(cfg)
+  score, _ = C.make_scorer(cfg, teacher, workdir, log)
+  per_step = cfg.search.candidates_per_step
+  searcher = C.make_method('esnac', cfg, teacher, cfg.seed,
+                           -(-evaluations // per_step))
+  run = C.run_method(searcher, score, 'source', cfg.seed, evaluations,
+                     per_step, log)
+  save_embedding(path, searcher.fitted_embedding(), {
+      'hidden': cfg.search.surrogate.hidden,
+      'num_layers': cfg.search.surrogate.num_layers,
+      'features': cfg.search.esnac.features,
+      'feature_dim': feature_dim(cfg.search.esnac.features),
+      'teacher': teacher.name, 'dataset': cfg.dataset,
+      'evaluations': len(run.rewards)})
+  log(f'source search of {teacher.name}: best {max(run.rewards):.4f} after '
+      f'{len(run.rewards)} candidates; embedding saved to {path}')
+  return path
+
+
+def transfer(config: ml_collections.ConfigDict, workdir: str,
+             targets: Sequence[str], seeds: int, evaluations: int,
+             source_evaluations: int, milestones: Sequence[int],
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Runs the benchmark; returns the transfer.json document."""
+  from esnac_jax import from_config
+  bad = [n for n in milestones if not 1 <= n <= evaluations]
+  if bad or seeds < 1 or source_evaluations < 1:
+    raise ValueError(f'need seeds >= 1, source_evaluations >= 1 and '
+                     f'milestones within 1..{evaluations}; got {seeds}, '
+                     f'{source_evaluations}, {list(milestones)}')
+  if config.search.searcher != 'esnac':
+    raise ValueError('transfer needs config.search.searcher=esnac')
+  cfg = C.merged_config(config)
+  per_step = cfg.search.candidates_per_step
+  steps = -(-evaluations // per_step)
+  variants = {}
+  for target in targets:  # every bad name fails before any training
+    tcfg = ml_collections.ConfigDict(cfg.to_dict())
+    tcfg.teacher.name = target
+    variants[target] = (tcfg, from_config.teacher_arch(tcfg))
+  path = source_embedding(cfg, os.path.join(workdir, 'source'),
+                          source_evaluations, log)
+  runs: list[C.Run] = []
+  for target, (tcfg, teacher) in variants.items():
+    score, _ = C.make_scorer(tcfg, teacher, os.path.join(workdir, target),
+                             log)
+    frozen = ml_collections.ConfigDict(tcfg.to_dict())
+    frozen.search.surrogate.init_from = path
+    frozen.search.surrogate.train_embedding = False
+    for i in range(seeds):
+      for name, c in ((f'{target} fresh', tcfg),
+                      (f'{target} transferred', frozen)):
+        searcher = C.make_method('esnac', c, teacher, cfg.seed + i, steps)
+        run = C.run_method(searcher, score, name, cfg.seed + i, evaluations,
+                           per_step, log)
+        runs.append(run)
+        log(f'{name} seed {cfg.seed + i}: best {max(run.rewards):.4f}; '
+            f'propose {run.propose_s:.0f}s, train {run.train_s:.0f}s')
+  summary = C.summarise(runs, milestones, reference='')
+  doc = {'format': FORMAT, 'source': {'teacher': cfg.teacher.name,
+                                      'evaluations': source_evaluations,
+                                      'embedding': path},
+         'runs': [r.to_dict() for r in runs], 'summary': summary}
+  os.makedirs(workdir, exist_ok=True)
+  write_json(os.path.join(workdir, 'transfer.json'), doc)
+  C.plot_compare(os.path.join(workdir, 'transfer.png'), runs)
+  return doc
+
+
+def define_flags() -> None:
+  from absl import flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
+                                  'configs/digits.py.', lock_config=True)
+  flags.DEFINE_string('workdir', '/tmp/esnac_transfer', 'Teachers, score '
+                      'caches, the source embedding and the results.')
+  flags.DEFINE_list('targets', ['resnet34'], 'Target teachers.')
+  flags.DEFINE_integer('seeds', 3, 'Seeds per target and variant.')
+  flags.DEFINE_integer('evaluations', 40, 'Candidates per target search.')
+  flags.DEFINE_integer('source_evaluations', 80, 'Candidates of the source '
+                       'search that fits the embedding.')
+  flags.DEFINE_list('milestones', ['10', '20', '40'], 'Evaluation counts '
+                    'the table reports.')
+
+
+def main(argv) -> None:
+  import sys
+  from absl import flags, logging
+  logging.set_verbosity(logging.WARNING)
+  if len(argv) > 1:
+    raise SystemExit(f'error: unexpected arguments {argv[1:]}')
+  f = flags.FLAGS
+  if f.config is None:
+    raise SystemExit('error: --config is required, e.g. '
+                     '--config=configs/digits.py')
+  try:
+    milestones = [int(x) for x in f.milestones]
+    doc = transfer(f.config, f.workdir, f.targets, f.seeds, f.evaluations,
+                   f.source_evaluations, milestones,
+                   log=lambda s: print(s, flush=True))
+  except (ValueError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    raise SystemExit(2)
+  print('\n' + C.format_table(doc['summary'], milestones))
+
+
+if __name__ == '__main__':
+  from absl import app
+  define_flags()
+  app.run(main)
