@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from esnac_jax.arch import Arch, SamplerConfig, get_teacher
+from esnac_jax.arch import Arch, SamplerConfig, feature_dim, get_teacher
 from esnac_jax.data import dataset_spec
 from esnac_jax.search import (SEARCHERS, Constraints, ESNACConfig, N2NConfig,
                               Searcher)
@@ -129,3 +129,14 @@ def make_searcher(config: ml_collections.ConfigDict,
                                  shrink_lr=n.shrink_lr)
   return _make_searcher(name, teacher, sampler_config(config), config.seed,
                         constraints(config), **kwargs)
+
+
+def embedding_meta(config: ml_collections.ConfigDict, teacher: Arch,
+                   evaluations: int) -> dict:
+  """What a saved embedding records: the settings reuse must match, and
+  where it came from."""
+  s, features = config.search.surrogate, config.search.esnac.features
+  return {'hidden': s.hidden, 'num_layers': s.num_layers,
+          'features': features, 'feature_dim': feature_dim(features),
+          'teacher': teacher.name, 'dataset': config.dataset,
+          'evaluations': evaluations}

@@ -20,7 +20,6 @@ import jax
 import ml_collections
 
 from esnac_jax import from_config
-from esnac_jax.arch import feature_dim
 from esnac_jax.data import load_dataset
 from esnac_jax.search.checkpoint import SearchCheckpointer
 from esnac_jax.search.evaluate import Evaluator, resolve_path
@@ -127,13 +126,8 @@ def _save_embedding(searcher, config: ml_collections.ConfigDict,
   lstm = getattr(searcher, 'fitted_embedding', lambda: None)()
   if lstm is None:
     return
-  s = config.search.surrogate
   path = os.path.join(workdir, 'embedding')
-  save_embedding(path, lstm, {
-      'hidden': s.hidden, 'num_layers': s.num_layers,
-      'features': config.search.esnac.features,
-      'feature_dim': feature_dim(config.search.esnac.features),
-      'teacher': teacher.name, 'dataset': config.dataset,
-      'evaluations': len(searcher.records)})
+  save_embedding(path, lstm, from_config.embedding_meta(
+      config, teacher, len(searcher.records)))
   log(f'saved the fitted embedding to {path} (reuse it with '
       f'--config.search.surrogate.init_from={path})')

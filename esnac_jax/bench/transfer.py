@@ -35,7 +35,6 @@ def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
                      log: Callable[[str], None] = print) -> str:
   """Path of the source search's saved embedding (searched if absent)."""
   from esnac_jax import from_config
-  from esnac_jax.arch import feature_dim
   from esnac_jax.surrogate.transfer import save_embedding
   path = os.path.join(workdir, 'embedding')
   if os.path.isdir(path):
@@ -48,13 +47,8 @@ def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
                            -(-evaluations // per_step))
   run = C.run_method(searcher, score, 'source', cfg.seed, evaluations,
                      per_step, log)
-  save_embedding(path, searcher.fitted_embedding(), {
-      'hidden': cfg.search.surrogate.hidden,
-      'num_layers': cfg.search.surrogate.num_layers,
-      'features': cfg.search.esnac.features,
-      'feature_dim': feature_dim(cfg.search.esnac.features),
-      'teacher': teacher.name, 'dataset': cfg.dataset,
-      'evaluations': len(run.rewards)})
+  save_embedding(path, searcher.fitted_embedding(),
+                 from_config.embedding_meta(cfg, teacher, len(run.rewards)))
   log(f'source search of {teacher.name}: best {max(run.rewards):.4f} after '
       f'{len(run.rewards)} candidates; embedding saved to {path}')
   return path
