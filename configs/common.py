@@ -19,6 +19,11 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.seed = 127
   c.dataset = 'cifar100'        # cifar10 | cifar100 | digits
   c.data_dir = ''               # TFDS data dir; '' = TFDS's default
+  # Several processes (TPU pods, multi-GPU hosts): jax.distributed. With
+  # initialize and no address, JAX finds the coordinator (TPU pods, SLURM).
+  c.distributed = ml_collections.ConfigDict(dict(
+      initialize=False, coordinator_address='', num_processes=0,
+      process_id=-1))
 
   c.teacher = ml_collections.ConfigDict()
   c.teacher.name = 'resnet18'   # vgg19 | resnet18 | resnet34 | shufflenet

@@ -54,6 +54,14 @@ def main(argv):
     fail('--workdir is required, e.g. --workdir=/tmp/digits')
   logging.set_verbosity(logging.WARNING)  # our own progress lines suffice
   check_workdir(_WORKDIR.value)
+  dist = _CONFIG.value.get('distributed')
+  if dist is not None and dist.initialize:
+    from esnac_jax import distributed
+    try:
+      distributed.initialize(dist.coordinator_address, dist.num_processes,
+                             dist.process_id)
+    except ValueError as e:
+      fail(str(e))
   from esnac_jax import pipeline  # after flags: keeps --help fast
   kill = os.environ.get(KILL_ENV)
   try:

@@ -19,7 +19,7 @@ from typing import Callable
 import jax
 import ml_collections
 
-from esnac_jax import from_config
+from esnac_jax import distributed, from_config
 from esnac_jax.data import load_dataset
 from esnac_jax.search.checkpoint import SearchCheckpointer
 from esnac_jax.search.evaluate import Evaluator, resolve_path
@@ -48,14 +48,20 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   config_dict = json.loads(config.to_json())
   os.makedirs(workdir, exist_ok=True)
 
-  ds = load_dataset(config.dataset, config.data_dir or None,
-                    jax.process_index(), jax.process_count())
+  # Every process holds the whole dataset; in a multi-process run each
+  # feeds its share of every minibatch (train.masked.distill_masked).
+  ds = load_dataset(config.dataset, config.data_dir or None)
+  primary = distributed.is_primary()
   log(f'data: {ds.name}, {len(ds.train)} train / {len(ds.val)} val / '
       f'{len(ds.test)} test images')
   log(f'teacher: {teacher.name} width {config.teacher.width}, '
       f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
   teacher_vars, teacher_metrics = get_teacher_variables(
       teacher, ds, teacher_cfg, workdir, config.seed, log)
+  if jax.process_count() > 1:  # process 0's teacher, to the last bit
+    teacher_vars = distributed.broadcast_tree(teacher_vars)
+    teacher_metrics = json.loads(distributed.broadcast_text(
+        json.dumps(teacher_metrics)))
 
   if not teacher_metrics['val_acc'] > 0:
     raise ValueError(
@@ -63,19 +69,29 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         f'to it) is undefined; train it longer (config.teacher.train) after '
         f'deleting {os.path.join(workdir, "teacher")}, or check the data')
   path = resolve_path(config.distill.path, teacher, config.distill.select,
-                      jax.default_backend())
+                      jax.default_backend(), distill_cfg.dtype,
+                      distill_cfg.batch_size)
+  if jax.process_count() > 1 and path != 'masked_vmap':
+    raise ValueError(
+        f'a run over {jax.process_count()} processes scores candidates on '
+        f'the masked_vmap path (the candidate axis over every device); '
+        f'distill.path={config.distill.path!r} resolved to {path!r}: set '
+        "--config.distill.path=masked_vmap")
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        distill_cfg, from_config.constraints(config),
                        config.distill.select, config.distill.bn_stats, path)
   steps = config.search.steps
-  writer = report.MetricWriter(os.path.join(workdir, 'tb'))
+  writer = report.MetricWriter(os.path.join(workdir, 'tb')) if primary \
+      else None
   results_path = os.path.join(workdir, 'results.json')
 
   def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
     recs = out.searcher.records
     doc = report.results_dict(config_dict, teacher, teacher_metrics, recs,
                               step, out.timing, final)
+    if not primary:
+      return doc
     report.write_json(results_path, doc)
     report.plot_pareto(os.path.join(workdir, 'pareto.png'),
                        teacher.num_params, teacher_metrics['val_acc'], recs)
@@ -84,6 +100,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
   def on_step(out: SearchOutcome, step: int) -> None:
     new = [r for r in out.searcher.records if r.step == step]
+    if writer is None:
+      return
     writer.write_scalars(step, {
         'search/best_reward': out.searcher.best(1)[0].reward,
         'search/step_best_reward': max(r.reward for r in new),
@@ -99,7 +117,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     out = run_search(searcher, evaluate, ckpt, steps=steps,
                      per_step=config.search.candidates_per_step,
                      seed=config.seed, keep=max(config.final.top_n, 1),
-                     config=config_dict, on_step=on_step, log=log)
+                     config=config_dict, on_step=on_step, log=log,
+                     agree=(lambda a: distributed.agree(a, log))
+                     if jax.process_count() > 1 else None)
   finally:
     ckpt.close()
   recs = out.searcher.records
@@ -109,7 +129,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                       teacher_metrics, ds, final_cfg, config.seed,
                       os.path.join(workdir, f'final-step{steps}'), log)
   doc = write_outputs(out, steps, final)
-  writer.close()
+  if writer is not None:
+    writer.close()
   best = doc['best']
   log(f'done in {time.perf_counter() - t_start:.0f}s: {len(recs)} '
       f'candidates; best search reward {best["reward"]:.4f} (candidate '

@@ -55,8 +55,17 @@ def commands(args) -> list[list[str]]:
   if c == 'start':
     common.check_workdir(args.workdir)
     common.check_overrides(args.override)
+    if not args.all_workers:
+      return [_ssh(args, common.start_script(args.config, args.workdir,
+                                             args.override, args.sync_to))]
+    if not args.workdir.startswith('/') or args.sync_to:
+      raise SystemExit('error: with --all_workers every worker must see one '
+                       'workdir: give an absolute path on a file system they '
+                       'share (gcsfuse, Filestore/NFS), and no --sync_to')
+    overrides = list(args.override) + ['distributed.initialize=True',
+                                       'distill.path=masked_vmap']
     return [_ssh(args, common.start_script(args.config, args.workdir,
-                                           args.override, args.sync_to))]
+                                           overrides, ''), worker='all')]
   if c == 'status':
     return [_ssh(args, common.status_script(args.workdir))]
   if c == 'fetch':
@@ -86,7 +95,12 @@ def parser():
                  help='TPU software version (runtime image)')
   s.add_argument('--spot', action='store_true', help='a Spot VM')
   add('install', 'ship the committed tree and install it with jax[tpu]')
-  common.add_search_args(add('start', 'start a search, detached'))
+  s = add('start', 'start a search, detached')
+  common.add_search_args(s)
+  s.add_argument('--all_workers', action='store_true',
+                 help='one process per worker of a multi-host pod slice, '
+                      'joined by jax.distributed (the workdir must be '
+                      'shared by all workers)')
   add('status', 'is it running; the log tail').add_argument(
       '--workdir', required=True)
   s = add('fetch', 'copy results.json and the plots here')

@@ -42,6 +42,24 @@ def test_train_batches_are_deterministic(digits):
   assert len(seen) == 100 * len(a)
 
 
+def test_train_batch_parts_make_the_whole_batch(digits):
+  """Processes of a multi-host run each take their rows of the same
+  minibatches, augmentation included."""
+  import dataclasses
+  ds = dataclasses.replace(digits, augment_crop=1, augment_flip=True)
+  whole = list(train_batches(ds, 96, seed=2, epoch=3))
+  parts = [list(train_batches(ds, 96, seed=2, epoch=3, part=(i, 3)))
+           for i in range(3)]
+  assert all(len(p) == len(whole) for p in parts)
+  for b, (x, y) in enumerate(whole):
+    np.testing.assert_array_equal(
+        np.concatenate([p[b][0] for p in parts]), x)
+    np.testing.assert_array_equal(
+        np.concatenate([p[b][1] for p in parts]), y)
+  with pytest.raises(ValueError, match='does not split a batch of 96'):
+    next(train_batches(ds, 96, seed=2, epoch=3, part=(0, 5)))
+
+
 def test_eval_batches_cover_everything_once(digits):
   got = [(y, v) for _, y, v in eval_batches(digits, digits.val, 64)]
   labels = np.concatenate([y[v] for y, v in got])

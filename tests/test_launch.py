@@ -57,6 +57,17 @@ def test_tpu_dry_runs():
   assert shlex.split(job)[-1] == '--config.search.steps=5'
   assert shlex.split(sync) == ['gsutil', '-m', 'rsync', '-r', 'runs/r18',
                                'gs://b/r18']
+  [pod] = _dry(TPU, 'start', *z, '--config=configs/resnet18.py',
+               '--workdir=/mnt/shared/r18', '--all_workers')
+  assert '--worker=all' in pod
+  inner = shlex.split([a for a in pod if a.startswith('--command=')][0]
+                      [len('--command='):])
+  job = shlex.split(inner[inner.index('-c') + 1])
+  assert {'--config.distributed.initialize=True',
+          '--config.distill.path=masked_vmap'} <= set(job)
+  p = _run(TPU, '--dry_run', 'start', *z, '--config=c.py',
+           '--workdir=runs/r18', '--all_workers')
+  assert p.returncode != 0 and 'every worker must see one workdir' in p.stderr
   fetch = _dry(TPU, 'fetch', *z, '--workdir=runs/r18', '--to=out')
   assert fetch[0] == ['mkdir', '-p', 'out']
   assert any('vm1:esnac_jax/runs/r18/results.json' in c for c in fetch)

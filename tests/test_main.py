@@ -143,9 +143,12 @@ def test_other_config_in_the_same_workdir_is_refused(reference, tmp_path):
     ('--config.distill.epochs=0', 'config.distill: epochs must be >= 1'),
     ('--config.search.esnac.acquisition=pi', "unknown acquisition 'pi'"),
     ('--config.distill.path=fast', "unknown distill.path 'fast'"),
+    ('--config.distributed.initialize=True '
+     '--config.distributed.num_processes=2', 'give coordinator_address, '
+     'num_processes and process_id together'),
 ])
 def test_bad_config_values_are_one_line_errors(tmp_path, flag, message):
-  p = _run(_cmd(str(tmp_path / 'w'), flag))
+  p = _run(_cmd(str(tmp_path / 'w'), *flag.split()))
   assert p.returncode == 2, p.stderr[-2000:]
   assert 'Traceback' not in p.stderr
   import re

@@ -3,12 +3,14 @@ and gradients of the kept parameters, on random children of every maskable
 teacher. Compared in float64, where the two programs agree to rounding
 (in float32 deep unnormalised children amplify rounding to ~1e-4)."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esnac_jax.arch import mutate, sample
+from esnac_jax.arch import get_teacher, mutate, sample
 from esnac_jax.models import inherit, make_model
 from esnac_jax.models.masked import (MaskedNet, candidate_masks,
                                      check_maskable, extract,
@@ -135,6 +137,14 @@ def test_path_choice():
   assert resolve_path('auto', r18, 'first', 'gpu') == 'masked_vmap'
   assert resolve_path('auto', r18, 'l1', 'gpu') == 'materialised'
   assert resolve_path('auto', sfn, 'first', 'tpu') == 'materialised'
+  # A full-size ResNet-18 step in float32 keeps a GPU busy with one child.
+  big = get_teacher('resnet18', 100, 3, 1.0, 32)
+  assert resolve_path('auto', big, 'first', 'gpu', 'float32',
+                      128) == 'materialised'
+  assert resolve_path('auto', big, 'first', 'gpu', 'bfloat16',
+                      128) == 'masked_vmap'
+  assert resolve_path('auto', big, 'first', 'gpu', 'float32',
+                      8) == 'masked_vmap'
   assert resolve_path('masked', r18, 'first', 'cpu') == 'masked'
   with pytest.raises(ValueError, match='masked path cannot run'):
     resolve_path('masked_vmap', sfn, 'first', 'gpu')
@@ -193,3 +203,74 @@ def test_candidates_sharded_over_8_devices_match_one_device(tmp_path):
   for a, b in zip(one['leaves'], mesh['leaves']):
     for x, y in zip(a, b):
       np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)
+
+
+_PROCESS_SCRIPT = '''
+import json, sys
+from esnac_jax import distributed
+if len(sys.argv) > 1:  # else: one process, one device (the reference)
+  distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+import jax, jax.numpy as jnp, numpy as np
+from esnac_jax.arch import SamplerConfig, get_teacher, sample
+from esnac_jax.data import load_dataset
+from esnac_jax.models import make_model
+from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
+from esnac_jax.train.masked import candidate_mesh, distill_masked
+t = get_teacher('resnet18', num_classes=10, in_channels=1, width=0.125,
+                input_size=8)
+tv = make_model(t).init(jax.random.key(0), jnp.zeros((1,) + t.input_shape))
+rng = np.random.default_rng(0)
+kids = [sample(t, rng, SamplerConfig()) for _ in range(3)]
+kids = distributed.agree(kids)
+cfg = TrainConfig(epochs=1, batch_size=256, loss=LossConfig('mse'),
+                  optim=OptimConfig(name='sgd', lr=0.05, momentum=0.9))
+mesh = candidate_mesh() if len(sys.argv) > 1 else None
+r = distill_masked(t, tv, kids, load_dataset('digits'), cfg, 3, vmap=True,
+                   mesh=mesh)
+out = {'processes': jax.process_count(),
+       'mesh': dict(mesh.shape) if mesh else None,
+       'acc': [x.val_acc for x in r], 'leaves': [
+           [np.asarray(l).ravel()[:64].tolist()
+            for l in jax.tree_util.tree_leaves(x.variables)] for x in r]}
+print('RESULT', json.dumps(out), flush=True)
+'''
+
+
+@pytest.mark.skipif(not os.environ.get('ESNAC_MULTIPROCESS_TEST'),
+                    reason='3 processes, ~10 min on 2 cores: set '
+                           'ESNAC_MULTIPROCESS_TEST=1')
+def test_two_processes_match_one_device(tmp_path):
+  """jax.distributed with 2 CPU processes x 2 devices: each process feeds
+  half of every minibatch and holds its share of the candidates; both get
+  the results of one process on one device (3 candidates, padded to 4)."""
+  import json
+  import os
+  import socket
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+             XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  runs = [[f'localhost:{port}', '0'], [f'localhost:{port}', '1'], []]
+  procs = [subprocess.Popen(
+      [sys.executable, '-c', _PROCESS_SCRIPT, *args], cwd=root, env=env,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for args in runs]
+  outs = []
+  for p in procs:
+    stdout, stderr = p.communicate(timeout=900)
+    assert p.returncode == 0, stderr[-2000:]
+    outs.append(json.loads(stdout.split('RESULT ', 1)[1]))
+  *dist, one = outs
+  assert [o['processes'] for o in outs] == [2, 2, 1]
+  assert [o['mesh'] for o in dist] == [{'data': 2, 'candidates': 2}] * 2
+  for o in dist:
+    assert len(o['acc']) == 3
+    np.testing.assert_allclose(o['acc'], one['acc'], atol=2.5 / 359)
+    for a, b in zip(one['leaves'], o['leaves']):
+      for x, y in zip(a, b):
+        np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)

@@ -169,7 +169,7 @@ def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
 
   distill = from_config.train_config(cfg.distill, 'distill')
   path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
-                      jax.default_backend())
+                      jax.default_backend(), distill.dtype, distill.batch_size)
   os.makedirs(workdir, exist_ok=True)
   ds = load_dataset(cfg.dataset, cfg.data_dir or None, jax.process_index(),
                     jax.process_count())

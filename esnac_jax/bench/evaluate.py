@@ -50,6 +50,8 @@ def define_flags() -> None:
                     'program per K, candidates vmapped).')
   flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
   flags.DEFINE_integer('batch', 0, 'Batch size (0: setup default).')
+  flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
+                    'Activation dtype (bfloat16 for GPU/TPU).')
   flags.DEFINE_string('out', 'bench_results/evaluate.json', 'JSON path.')
 
 
@@ -69,7 +71,7 @@ class CompileCounter:
     jax.monitoring.register_event_duration_secs_listener(self._on)
 
   def _on(self, event, duration, **kwargs):
-    if self.active and event == '/jax/core/compile/backend_compile_duration':
+    if self.active and event.endswith('backend_compile_duration'):
       self.count += 1
       self.seconds += duration
 
@@ -81,9 +83,9 @@ class CompileCounter:
     return self.count, self.seconds
 
 
-def _materialised(teacher, tvars, children, tx, loss):
+def _materialised(teacher, tvars, children, tx, loss, dtype):
   """(init, step) for the real-size path: one program per child."""
-  fns = [train_step_fn(c, tx, loss) for c in children]
+  fns = [train_step_fn(c, tx, loss, dtype) for c in children]
   states = [create_state(inherit(teacher, c, tvars), tx) for c in children]
 
   def step(states, x, y, tl):
@@ -91,9 +93,9 @@ def _materialised(teacher, tvars, children, tx, loss):
   return states, step
 
 
-def _masked(teacher, tvars, children, tx, loss, vmap):
+def _masked(teacher, tvars, children, tx, loss, vmap, dtype):
   """(init, step) for the masked path: one program per teacher (and K)."""
-  fn = masked_train_step_fn(teacher, tx, loss, jnp.float32, vmap)
+  fn = masked_train_step_fn(teacher, tx, loss, dtype, vmap)
   start = create_state(masked_variables(tvars), tx)
   masks = [candidate_masks(teacher, c) for c in children]
   if vmap:
@@ -107,15 +109,16 @@ def _masked(teacher, tvars, children, tx, loss, vmap):
                                        for s, m in zip(ss, masks)]
 
 
-def _setup_path(path, teacher, tvars, children, tx, loss):
+def _setup_path(path, teacher, tvars, children, tx, loss, dtype):
   if path == 'materialised':
-    return _materialised(teacher, tvars, children, tx, loss)
-  return _masked(teacher, tvars, children, tx, loss, path == 'masked_vmap')
+    return _materialised(teacher, tvars, children, tx, loss, dtype)
+  return _masked(teacher, tvars, children, tx, loss, path == 'masked_vmap',
+                 dtype)
 
 
 def run_setup(name: str, ks: list[int], steps: int, batch: int,
               counter: CompileCounter, paths: list[str],
-              seed: int = 0) -> list[dict]:
+              seed: int = 0, dtype: str = 'float32') -> list[dict]:
   tname, classes, ch, width, size, default_batch, n_train = SETUPS[name]
   batch = batch or default_batch
   teacher = get_teacher(tname, classes, ch, width, size)
@@ -123,7 +126,8 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
   rng = np.random.default_rng(seed)
   x = jnp.asarray(rng.normal(size=(batch, size, size, ch)), jnp.float32)
   y = jnp.asarray(rng.integers(0, classes, batch), jnp.int32)
-  t_logits = logits_fn(teacher)
+  jdtype = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
+  t_logits = logits_fn(teacher, jdtype)
   jax.block_until_ready(t_logits(tvars, x))
   tx = make_optimizer(OptimConfig('adam', 1e-3), n_train // batch, EPOCHS)
   loss = LossConfig('mse')
@@ -132,7 +136,8 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
   for path in paths:
     for k in ks:
       children = [sample(teacher, rng) for _ in range(k)]
-      states, step = _setup_path(path, teacher, tvars, children, tx, loss)
+      states, step = _setup_path(path, teacher, tvars, children, tx, loss,
+                                  jdtype)
       counter.start()
       t = time.perf_counter()
       states = step(states, x, y, t_logits(tvars, x))
@@ -146,7 +151,8 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
       per_step = (time.perf_counter() - t) / steps
       # A later search step: K new children. How many new compiles?
       again = [sample(teacher, rng) for _ in range(k)]
-      states2, step2 = _setup_path(path, teacher, tvars, again, tx, loss)
+      states2, step2 = _setup_path(path, teacher, tvars, again, tx, loss,
+                                    jdtype)
       counter.start()
       jax.block_until_ready(step2(states2, x, y, t_logits(tvars, x)))
       new_compiles, _ = counter.stop()
@@ -159,6 +165,7 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
       run_s = EPOCHS * steps_per_epoch * per_step * 1.1  # + ~10% validation
       rows.append({
           'setup': name, 'path': path, 'k': k, 'batch': batch,
+          'dtype': dtype,
           'step_s': per_step, 'first_step_s': first, 'compiles': compiles,
           'compile_s': compile_s, 'compiles_next_step': new_compiles,
           'flops_per_step': flops, 'achieved_flops_per_s': flops / per_step,
@@ -213,8 +220,9 @@ def main(argv):
                            f'{", ".join(SETUPS)}')
     print(f'running {setup} ...', flush=True)
     rows += run_setup(setup, [int(k) for k in FLAGS.ks], FLAGS.steps,
-                      FLAGS.batch, counter, FLAGS.paths)
-  print(f'\nfp32 matmul rate {peak / 1e9:.1f} GFLOP/s on '
+                      FLAGS.batch, counter, FLAGS.paths, dtype=FLAGS.dtype)
+  print(f'\nactivations {FLAGS.dtype}; fp32 matmul rate '
+        f'{peak / 1e9:.1f} GFLOP/s on '
         f'{jax.devices()[0].device_kind}')
   print(f"{'setup':16s} {'path':13s} {'K':>2s} {'batch':>5s} {'step s':>8s} "
         f"{'compiles':>8s} {'compile s':>9s} {'next':>4s} {'GFLOP/s':>8s} "

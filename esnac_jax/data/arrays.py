@@ -77,15 +77,24 @@ def augment(images: np.ndarray, rng: np.random.Generator, crop: int,
 
 
 def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int,
-                  augment_data: bool = True) -> Iterator[tuple[np.ndarray,
-                                                               np.ndarray]]:
-  """One epoch of shuffled, augmented, normalised batches (drop remainder)."""
+                  augment_data: bool = True, part: tuple[int, int] = (0, 1)
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """One epoch of shuffled, augmented, normalised batches (drop remainder).
+
+  With part=(i, n), rows i*b/n .. (i+1)*b/n of each batch: process i's
+  share of a minibatch that n processes train on together, the same
+  minibatches whatever n.
+  """
   split = ds.train
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
   if len(split) < batch_size:
     raise ValueError(f'{len(split)} training examples cannot fill one batch '
                      f'of {batch_size}')
+  index, count = part
+  if not 0 <= index < count or batch_size % count:
+    raise ValueError(f'part {part} does not split a batch of {batch_size}')
+  rows = slice(index * batch_size // count, (index + 1) * batch_size // count)
   rng = np.random.default_rng([seed, epoch])
   order = rng.permutation(len(split))
   for start in range(0, len(order) - batch_size + 1, batch_size):
@@ -93,7 +102,7 @@ def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int,
     x = split.images[idx]
     if augment_data and (ds.augment_crop or ds.augment_flip):
       x = augment(x, rng, ds.augment_crop, ds.augment_flip)
-    yield ds.normalise(x), split.labels[idx]
+    yield ds.normalise(x[rows]), split.labels[idx][rows]
 
 
 def eval_batches(ds: Dataset, split: Split, batch_size: int

@@ -65,13 +65,17 @@ def _flatten(d: Any, prefix: str = '') -> dict[str, Any]:
 def run_search(searcher: Searcher, evaluate: Evaluate,
                ckpt: SearchCheckpointer, *, steps: int, per_step: int,
                seed: int, keep: int, config: dict,
-               may_change: tuple[str, ...] = ('search.steps', 'final', 'compare'),
+               may_change: tuple[str, ...] = ('search.steps', 'final', 'compare',
+                                              'distributed'),
                on_step: Callable[[SearchOutcome, int], None] | None = None,
-               log: Callable[[str], None] = print) -> SearchOutcome:
+               log: Callable[[str], None] = print,
+               agree: Callable[[list], list] | None = None) -> SearchOutcome:
   """Runs (or resumes) `steps` steps of `per_step` candidates each.
 
   After every step the whole state — searcher history, RNG counter and
   arrays, the `keep` best candidates' weights, timing — is checkpointed.
+  `agree` (several processes: distributed.agree) makes every process
+  evaluate and record the same proposals.
   """
   out = SearchOutcome(searcher, {}, {'propose_s': 0.0, 'train_s': 0.0}, 0)
   restored = ckpt.restore(log)
@@ -90,6 +94,8 @@ def run_search(searcher: Searcher, evaluate: Evaluate,
   for step in range(out.resumed_from + 1, steps + 1):
     t0 = time.perf_counter()
     archs = searcher.ask(per_step)
+    if agree is not None:
+      archs = agree(archs)
     t1 = time.perf_counter()
     log(f'step {step}/{steps}: proposed {len(archs)} candidates in '
         f'{t1 - t0:.1f}s; training them')

@@ -66,10 +66,27 @@ def masked_correct_fn(teacher: Arch, dtype: Any = jnp.float32,
 
 
 def candidate_mesh(devices: list | None = None) -> Mesh:
-  """A 1-D mesh whose axis 'candidates' spreads vmapped candidates over
-  `devices` (default: every device of this process)."""
-  devices = jax.local_devices() if devices is None else devices
-  return Mesh(np.array(devices), ('candidates',))
+  """A 2-D mesh ('data', 'candidates'). Given `devices`: all of them on the
+  candidate axis. By default every device of every process: the candidate
+  axis over each process's local devices and the data axis over the
+  processes, so that each process feeds its own shard of every minibatch
+  (one process: a data axis of size 1)."""
+  if devices is not None:
+    return Mesh(np.array(devices).reshape(1, -1), ('data', 'candidates'))
+  devs = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+  return Mesh(np.array(devs).reshape(jax.process_count(), -1),
+              ('data', 'candidates'))
+
+
+def host_value(a: jax.Array) -> np.ndarray:
+  """A global array as NumPy on this process, from its own shards (the
+  arrays read here are replicated over the processes' data axis)."""
+  if a.is_fully_addressable:
+    return np.asarray(a)
+  out = np.empty(a.shape, a.dtype)
+  for shard in a.addressable_shards:
+    out[shard.index] = np.asarray(shard.data)
+  return out
 
 
 def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
@@ -83,16 +100,26 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
   require. Returns each child's best-validation-epoch result.
 
   With `vmap` and a `mesh` (see candidate_mesh), the candidate axis is
-  sharded over the mesh's devices, each training its share on the same
-  (replicated) minibatches; K is padded to a multiple of the device count
-  with copies of the last candidate, whose results are dropped.
+  sharded over the mesh's 'candidates' devices, K padded to a multiple of
+  their number with copies of the last candidate (dropped from the
+  results). Over a 'data' axis of several processes (jax.distributed),
+  each process holds the whole dataset and feeds its cfg.batch_size /
+  processes rows of every minibatch (train_batches' `part`), and the step
+  trains on the whole minibatch: the same minibatches and results as one
+  process.
   """
   check_classes(teacher, ds)
   if mesh is not None and not vmap:
     raise ValueError('a device mesh needs the vmapped masked path')
   real = len(children)
-  if mesh is not None and real % mesh.size:
-    children = list(children) + [children[-1]] * (-real % mesh.size)
+  per = mesh.shape['candidates'] if mesh is not None else 1
+  parts = mesh.shape['data'] if mesh is not None else 1
+  if real % per:
+    children = list(children) + [children[-1]] * (-real % per)
+  if cfg.batch_size % parts:
+    raise ValueError(f'distill.batch_size={cfg.batch_size} must divide '
+                     f'over the {parts} processes of the data axis')
+  part = (jax.process_index() if parts > 1 else 0, parts)
   k = len(children)
   masks = [candidate_masks(teacher, c) for c in children]
   steps = len(ds.train) // cfg.batch_size
@@ -102,6 +129,8 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
   step = masked_train_step_fn(teacher, tx, cfg.loss, dtype, vmap)
   correct = masked_correct_fn(teacher, dtype, vmap)
   t_logits = logits_fn(teacher, dtype)
+  feed = lambda a: a  # noqa: E731  (NumPy batches go in as they are)
+  feed_eval = feed
   if vmap:
     states = jax.tree_util.tree_map(
         lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), start)
@@ -111,13 +140,19 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
       states, masks_in = jax.device_put((states, masks_in), split)
       replicated = NamedSharding(mesh, P())
       teacher_vars = jax.device_put(teacher_vars, replicated)
+      by_data = NamedSharding(mesh, P('data'))
+      feed = lambda a: jax.make_array_from_process_local_data(  # noqa: E731
+          by_data, a)
+      feed_eval = lambda a: jax.make_array_from_process_local_data(  # noqa
+          replicated, a, a.shape)
   else:
     states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
   best: list[tuple[float, int, Any] | None] = [None] * k
   history: list[list[float]] = [[] for _ in children]
   t0 = time.perf_counter()
   for epoch in range(cfg.epochs):
-    for x, y in train_batches(ds, cfg.batch_size, seed, epoch):
+    for x, y in train_batches(ds, cfg.batch_size, seed, epoch, part=part):
+      x, y = feed(x), feed(y)
       tl = t_logits(teacher_vars, x)
       if vmap:
         states, _ = step(states, masks_in, x, y, tl)
@@ -125,19 +160,23 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
         states = [step(s, m, x, y, tl)[0] for s, m in zip(states, masks)]
     counts, total = np.zeros(k), 0
     for x, y, valid in eval_batches(ds, ds.val, cfg.eval_batch_size):
+      total += int(valid.sum())
       if vmap:
-        counts += np.asarray(correct(states.variables, masks_in, x, y, valid))
+        x, y, valid = feed_eval(x), feed_eval(y), feed_eval(valid)
+        counts += host_value(correct(states.variables, masks_in, x, y, valid))
       else:
         counts += [int(correct(s.variables, m, x, y, valid))
                    for s, m in zip(states, masks)]
-      total += int(valid.sum())
+    on_host = None
     for i in range(k):
       acc = float(counts[i] / max(total, 1))
       history[i].append(acc)
       if best[i] is None or acc > best[i][0]:
-        v = (jax.tree_util.tree_map(lambda a: a[i], states.variables)
-             if vmap else states[i].variables)
-        best[i] = (acc, epoch, jax.device_get(v))
+        if vmap and on_host is None:
+          on_host = jax.tree_util.tree_map(host_value, states.variables)
+        v = (jax.tree_util.tree_map(lambda a: np.array(a[i]), on_host)
+             if vmap else jax.device_get(states[i].variables))
+        best[i] = (acc, epoch, v)
     if log:
       done = time.perf_counter() - t0
       eta = done / (epoch + 1) * (cfg.epochs - epoch - 1)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The accelerator benchmarks in one go, each part under its own time limit,
+# so one failure leaves the rest standing:
+#   bash launch/bench_gpu.sh [OUT_DIR]          (default bench_results/gpu)
+# Writes eval_{mat,vmap}_{fp32,bf16}.json, surrogate.json, devices.json and
+# log.txt to OUT_DIR.
+set -u
+out=${1:-bench_results/gpu}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+py=${PYTHON:-python3}
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+  $py -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+  echo '== evaluate, fp32: ResNet-18 at CIFAR size, batch 128'
+  # Materialised candidates run one after another: K=1 gives their rate.
+  timeout 90 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
+      --paths=materialised --ks=1 --steps=20 --out="$out/eval_mat_fp32.json"
+  timeout 150 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
+      --paths=masked_vmap --ks=1,4,8 --steps=20 --out="$out/eval_vmap_fp32.json"
+  echo '== surrogate: 108-layer sequences, history 160, K=8, M=1000'
+  timeout 150 $py -m esnac_jax.bench.surrogate \
+      --variants=default,original_way,shared,small,faithful \
+      --out="$out/surrogate.json"
+  echo '== devices: the search scorer, K=8, on this host'
+  timeout 80 $py -m esnac_jax.bench.devices --mode=real --devices=1 \
+      --setup=cifar_shaped --k=8 --rounds=3 --out="$out/devices.json"
+  echo '== evaluate, bf16 activations'
+  timeout 60 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
+      --paths=materialised --ks=1 --steps=20 --dtype=bfloat16 \
+      --out="$out/eval_mat_bf16.json"
+  timeout 70 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
+      --paths=masked_vmap --ks=8 --steps=20 --dtype=bfloat16 \
+      --out="$out/eval_vmap_bf16.json"
+  date -u
+} 2>&1 | grep -v -E '^[IW][0-9]{4} ' | tee "$out/log.txt"
