@@ -44,7 +44,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                          'teacher.train')
   distill_cfg = from_config.train_config(config.distill, 'distill')
   final_cfg = from_config.train_config(config.final, 'final')
-  resolve_path(config.distill.path, teacher, config.distill.select, 'cpu')
+  path = resolve_path(config.distill.path, teacher, config.distill.select,
+                      jax.default_backend(), distill_cfg.dtype,
+                      distill_cfg.batch_size)
+  if jax.process_count() > 1 and path != 'masked_vmap':
+    raise ValueError(
+        f'a run over {jax.process_count()} processes scores candidates on '
+        f'the masked_vmap path (the candidate axis over every device); '
+        f'distill.path={config.distill.path!r} resolved to {path!r}: set '
+        "--config.distill.path=masked_vmap")
   config_dict = json.loads(config.to_json())
   os.makedirs(workdir, exist_ok=True)
 
@@ -68,15 +76,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         f'the teacher scores 0 validation accuracy, so the reward (relative '
         f'to it) is undefined; train it longer (config.teacher.train) after '
         f'deleting {os.path.join(workdir, "teacher")}, or check the data')
-  path = resolve_path(config.distill.path, teacher, config.distill.select,
-                      jax.default_backend(), distill_cfg.dtype,
-                      distill_cfg.batch_size)
-  if jax.process_count() > 1 and path != 'masked_vmap':
-    raise ValueError(
-        f'a run over {jax.process_count()} processes scores candidates on '
-        f'the masked_vmap path (the candidate axis over every device); '
-        f'distill.path={config.distill.path!r} resolved to {path!r}: set '
-        "--config.distill.path=masked_vmap")
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        distill_cfg, from_config.constraints(config),

@@ -233,12 +233,27 @@ out = {'processes': jax.process_count(),
            [np.asarray(l).ravel()[:64].tolist()
             for l in jax.tree_util.tree_leaves(x.variables)] for x in r]}
 print('RESULT', json.dumps(out), flush=True)
+if mesh is not None:  # what a multi-process run refuses, before any work
+  import dataclasses, tempfile
+  from configs import digits
+  from esnac_jax import pipeline
+  errors = {}
+  try:
+    distill_masked(t, tv, kids, load_dataset('digits'),
+                   dataclasses.replace(cfg, batch_size=255), 3, vmap=True,
+                   mesh=mesh)
+  except ValueError as e:
+    errors['batch'] = str(e)
+  c = digits.get_config()
+  c.distill.path = 'materialised'
+  try:
+    pipeline.run(c, tempfile.mkdtemp(), log=lambda s: None)
+  except ValueError as e:
+    errors['path'] = str(e)
+  print('ERRORS', json.dumps(errors), flush=True)
 '''
 
 
-@pytest.mark.skipif(not os.environ.get('ESNAC_MULTIPROCESS_TEST'),
-                    reason='3 processes, ~10 min on 2 cores: set '
-                           'ESNAC_MULTIPROCESS_TEST=1')
 def test_two_processes_match_one_device(tmp_path):
   """jax.distributed with 2 CPU processes x 2 devices: each process feeds
   half of every minibatch and holds its share of the candidates; both get
@@ -256,19 +271,30 @@ def test_two_processes_match_one_device(tmp_path):
              JAX_DISABLE_MOST_OPTIMIZATIONS='true',
              XLA_FLAGS='--xla_force_host_platform_device_count=2')
   runs = [[f'localhost:{port}', '0'], [f'localhost:{port}', '1'], []]
-  procs = [subprocess.Popen(
-      [sys.executable, '-c', _PROCESS_SCRIPT, *args], cwd=root, env=env,
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for args in runs]
+  # Files, not pipes: a process blocked on a full pipe that nobody reads
+  # yet never reaches the shutdown barrier, and the other one aborts.
+  logs = [(tmp_path / f'p{i}.out', tmp_path / f'p{i}.err')
+          for i in range(len(runs))]
+  procs = []
+  for args, (out, err) in zip(runs, logs):
+    with open(out, 'w') as fo, open(err, 'w') as fe:
+      procs.append(subprocess.Popen(
+          [sys.executable, '-c', _PROCESS_SCRIPT, *args], cwd=root, env=env,
+          stdout=fo, stderr=fe, text=True))
   outs = []
-  for p in procs:
-    stdout, stderr = p.communicate(timeout=900)
-    assert p.returncode == 0, stderr[-2000:]
-    outs.append(json.loads(stdout.split('RESULT ', 1)[1]))
+  for p, (out, err) in zip(procs, logs):
+    p.wait(timeout=900)
+    assert p.returncode == 0, err.read_text()[-2000:]
+    text = out.read_text()
+    outs.append(json.loads(text.split('RESULT ', 1)[1].split('\n')[0]))
+    if 'ERRORS ' in text:
+      outs[-1]['errors'] = json.loads(text.split('ERRORS ', 1)[1])
   *dist, one = outs
   assert [o['processes'] for o in outs] == [2, 2, 1]
   assert [o['mesh'] for o in dist] == [{'data': 2, 'candidates': 2}] * 2
   for o in dist:
+    assert 'must divide over the 2 processes' in o['errors']['batch']
+    assert "set --config.distill.path=masked_vmap" in o['errors']['path']
     assert len(o['acc']) == 3
     np.testing.assert_allclose(o['acc'], one['acc'], atol=2.5 / 359)
     for a, b in zip(one['leaves'], o['leaves']):
