@@ -148,14 +148,15 @@ def test_compare_end_to_end_and_resume(tmp_path):
     C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
 
 
-@pytest.mark.parametrize('flag,message', [
-    ('--methods=esnac,bogus', 'unknown methods'),
-    ('--milestones=400', 'outside 1..160'),
+@pytest.mark.parametrize('bench,flag,message', [
+    ('compare', '--methods=esnac,bogus', 'unknown methods'),
+    ('compare', '--milestones=400', 'outside 1..160'),
+    ('transfer', '--milestones=10,400', 'milestones within 1..40'),
 ])
-def test_cli_bad_input(tmp_path, flag, message):
+def test_cli_bad_input(tmp_path, bench, flag, message):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   p = subprocess.run(
-      [sys.executable, '-m', 'esnac_jax.bench.compare',
+      [sys.executable, '-m', f'esnac_jax.bench.{bench}',
        '--config=configs/digits.py', f'--workdir={tmp_path}', flag],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert p.returncode == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,3 +30,39 @@ def write_json(path: str, obj: dict) -> None:
   with open(path, 'w') as f:
     json.dump(obj, f, indent=1)
   print(f'wrote {path}')
+
+
+def define_search_flags(workdir: str, workdir_help: str,
+                        milestones: list[str]) -> None:
+  """--config, --workdir and --milestones of the search benchmarks
+  (bench.compare, bench.transfer)."""
+  from absl import flags
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
+                                  'configs/digits.py.', lock_config=True)
+  flags.DEFINE_string('workdir', workdir, workdir_help)
+  flags.DEFINE_list('milestones', milestones, 'Evaluation counts the table '
+                    'reports the best reward at.')
+
+
+def run_search_cli(argv: list[str],
+                   run: Callable[[Any, list[int], Callable[[str], None]],
+                                 None]) -> None:
+  """The main of a search benchmark: checks the command line, calls
+  run(flags, milestones, log), and turns a bad input (ValueError, OSError)
+  into one `error:` line and exit status 2."""
+  import sys
+  from absl import flags, logging
+  logging.set_verbosity(logging.WARNING)  # orbax's info lines drown ours
+  if len(argv) > 1:
+    raise SystemExit(f'error: unexpected arguments {argv[1:]}')
+  f = flags.FLAGS
+  if f.config is None:
+    raise SystemExit('error: --config is required, e.g. '
+                     '--config=configs/digits.py')
+  try:
+    milestones = [int(x) for x in f.milestones]
+    run(f, milestones, lambda s: print(s, flush=True))
+  except (ValueError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    raise SystemExit(2)

@@ -171,8 +171,7 @@ def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
   path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
                       jax.default_backend(), distill.dtype, distill.batch_size)
   os.makedirs(workdir, exist_ok=True)
-  ds = load_dataset(cfg.dataset, cfg.data_dir or None, jax.process_index(),
-                    jax.process_count())
+  ds = load_dataset(cfg.dataset, cfg.data_dir or None)
   teacher_vars, tm = get_teacher_variables(
       teacher, ds, from_config.train_config(cfg.teacher.train,
                                             'teacher.train'),
@@ -446,40 +445,28 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
 
 def define_flags() -> None:
   from absl import flags
-  from ml_collections import config_flags
-  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
-                                  'configs/digits.py.', lock_config=True)
-  flags.DEFINE_string('workdir', '/tmp/esnac_compare', 'Where the teacher, '
-                      'the score cache and the results go; rerun to resume.')
+  from esnac_jax.bench.common import define_search_flags
+  define_search_flags('/tmp/esnac_compare', 'Where the teacher, the score '
+                      'cache and the results go; rerun to resume.',
+                      ['40', '80', '160'])
   flags.DEFINE_list('methods', list(METHODS), 'Methods to compare.')
   flags.DEFINE_integer('seeds', 5, 'Seeds per method (config.seed + i).')
   flags.DEFINE_integer('evaluations', 160, 'Candidates each run evaluates.')
-  flags.DEFINE_list('milestones', ['40', '80', '160'], 'Evaluation counts '
-                    'the table reports the best reward at.')
 
 
 def main(argv) -> None:
-  import sys
-  from absl import flags, logging
-  logging.set_verbosity(logging.WARNING)  # orbax's info lines drown ours
-  if len(argv) > 1:
-    raise SystemExit(f'error: unexpected arguments {argv[1:]}')
-  f = flags.FLAGS
-  if f.config is None:
-    raise SystemExit('error: --config is required, e.g. '
-                     '--config=configs/digits.py')
-  try:
-    milestones = [int(x) for x in f.milestones]
+  from esnac_jax.bench.common import run_search_cli
+
+  def run(f, milestones, log):
     doc = compare(f.config, f.workdir, f.methods, f.seeds, f.evaluations,
-                  milestones, log=lambda s: print(s, flush=True))
-  except (ValueError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    raise SystemExit(2)
-  print('\n' + format_table(doc['summary'], milestones))
-  for line in verdict(doc['summary'], f.evaluations):
-    print(line)
-  print(f'\nfigures in {os.path.join(f.workdir, "compare.json")} and '
-        f'compare.png')
+                  milestones, log=log)
+    print('\n' + format_table(doc['summary'], milestones))
+    for line in verdict(doc['summary'], f.evaluations):
+      print(line)
+    print(f'\nfigures in {os.path.join(f.workdir, "compare.json")} and '
+          f'compare.png')
+
+  run_search_cli(argv, run)
 
 
 if __name__ == '__main__':

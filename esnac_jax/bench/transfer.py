@@ -106,39 +106,25 @@ def transfer(config: ml_collections.ConfigDict, workdir: str,
 
 def define_flags() -> None:
   from absl import flags
-  from ml_collections import config_flags
-  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
-                                  'configs/digits.py.', lock_config=True)
-  flags.DEFINE_string('workdir', '/tmp/esnac_transfer', 'Teachers, score '
-                      'caches, the source embedding and the results.')
+  from esnac_jax.bench.common import define_search_flags
+  define_search_flags('/tmp/esnac_transfer', 'Teachers, score caches, the '
+                      'source embedding and the results.', ['10', '20', '40'])
   flags.DEFINE_list('targets', ['resnet34'], 'Target teachers.')
   flags.DEFINE_integer('seeds', 3, 'Seeds per target and variant.')
   flags.DEFINE_integer('evaluations', 40, 'Candidates per target search.')
   flags.DEFINE_integer('source_evaluations', 80, 'Candidates of the source '
                        'search that fits the embedding.')
-  flags.DEFINE_list('milestones', ['10', '20', '40'], 'Evaluation counts '
-                    'the table reports.')
 
 
 def main(argv) -> None:
-  import sys
-  from absl import flags, logging
-  logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise SystemExit(f'error: unexpected arguments {argv[1:]}')
-  f = flags.FLAGS
-  if f.config is None:
-    raise SystemExit('error: --config is required, e.g. '
-                     '--config=configs/digits.py')
-  try:
-    milestones = [int(x) for x in f.milestones]
+  from esnac_jax.bench.common import run_search_cli
+
+  def run(f, milestones, log):
     doc = transfer(f.config, f.workdir, f.targets, f.seeds, f.evaluations,
-                   f.source_evaluations, milestones,
-                   log=lambda s: print(s, flush=True))
-  except (ValueError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    raise SystemExit(2)
-  print('\n' + C.format_table(doc['summary'], milestones))
+                   f.source_evaluations, milestones, log=log)
+    print('\n' + C.format_table(doc['summary'], milestones))
+
+  run_search_cli(argv, run)
 
 
 if __name__ == '__main__':

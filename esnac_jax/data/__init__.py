@@ -7,16 +7,12 @@ from esnac_jax.data.digits import load_digits
 from esnac_jax.data.specs import DATASETS, DatasetSpec, dataset_spec
 
 
-def load_dataset(name: str, data_dir: str | None = None,
-                 process_index: int = 0, process_count: int = 1) -> Dataset:
-  """A dataset by name; the training split is this process's shard."""
+def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+  """A dataset by name, whole: in a multi-process run every process holds
+  all of it and feeds its own rows of each minibatch (train_batches'
+  `part`)."""
   dataset_spec(name)  # unknown names raise here
-  ds = load_digits() if name == 'digits' else load_cifar(name, data_dir)
-  if process_count > 1:
-    import dataclasses
-    ds = dataclasses.replace(ds, train=ds.train.shard(process_index,
-                                                      process_count))
-  return ds
+  return load_digits() if name == 'digits' else load_cifar(name, data_dir)
 
 
 __all__ = ['DATASETS', 'Dataset', 'DatasetSpec', 'DatasetUnavailableError',
