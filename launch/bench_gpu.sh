@@ -21,7 +21,7 @@ py=${PYTHON:-python3}
       --paths=masked_vmap --ks=1,4,8 --steps=20 --out="$out/eval_vmap_fp32.json"
   echo '== surrogate: 108-layer sequences, history 160, K=8, M=1000'
   timeout 150 $py -m esnac_jax.bench.surrogate \
-      --variants=default,original_way,shared,small,faithful \
+      --variants=default,faithful,original_way,independent,shared,small \
       --out="$out/surrogate.json"
   echo '== devices: the search scorer, K=8, on this host'
   timeout 80 $py -m esnac_jax.bench.devices --mode=real --devices=1 \

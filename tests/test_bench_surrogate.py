@@ -2,27 +2,49 @@
 
 import json
 
+import pytest
+
 from esnac_jax.bench import surrogate as bench
 
 
 def test_quick_benchmark(tmp_path, capsys):
-  res = bench.run('resnet18', n=12, k=2, m=10, steps=2, kind='normalized',
-                  repeats=1, variants=['default', 'shared', 'original_way'],
-                  hidden=8, layers=1)
+  res = bench.run('resnet18', n=12, k=2, m=10, steps=2, repeats=1,
+                  variants=['default', 'independent', 'shared',
+                            'original_way'], hidden=8, layers=2)
   rows = {r['name']: r for r in res['rows']}
-  assert set(rows) == {'default', 'shared', 'original_way'}
+  assert set(rows) == {'default', 'independent', 'shared', 'original_way'}
   assert res['machine']['matmul_flops_per_s'] > 1e8
   for r in rows.values():
     assert r['steady_s'] > 0 and r['flops'] > 0
     assert 0 < r['fraction_of_matmul_rate'] < 1.5
-  # The shared embedding does less work than K separate ones.
-  assert rows['shared']['flops'] < rows['default']['flops']
+  # The shared embedding does less work than K separate ones, and the
+  # default (shared, half size, fewer features) less again.
+  assert rows['default']['flops'] < rows['shared']['flops'] < \
+      rows['independent']['flops']
+  assert 'normalized features' in rows['default']['note']
   bench.print_table(res)
   out = capsys.readouterr().out
   assert 'original_way' in out and 'GFLOP/s' in out
   path = tmp_path / 'r.json'
   path.write_text(json.dumps(res))
   assert json.loads(path.read_text())['sizes']['kernels'] == 2
+  with pytest.raises(ValueError, match="unknown variant 'bogus'"):
+    bench.run('resnet18', n=4, k=2, m=2, steps=1, repeats=1,
+              variants=['bogus'], hidden=4, layers=1)
+
+
+def test_default_row_is_the_search_default():
+  """The row called default times what the search runs by default."""
+  from configs import common
+  c = common.get_base_config('default')
+  f = common.get_base_config('faithful')
+  row = bench.DEFAULT_ROW
+  assert c.search.esnac.shared_lstm == row['shared']
+  assert c.search.esnac.features == row['features']
+  assert c.search.surrogate.objective == row['objective']
+  d = row['size_divisor']
+  assert (c.search.surrogate.hidden * d, c.search.surrogate.num_layers * d) \
+      == (f.search.surrogate.hidden, f.search.surrogate.num_layers) == (64, 4)
 
 
 def test_flop_model():

@@ -3,15 +3,26 @@
   python -m esnac_jax.bench.surrogate                  # ResNet-34, N=160, K=8, M=1000
   python -m esnac_jax.bench.surrogate --quick          # tiny sizes, seconds
 
-For each variant it reports compile time, steady time, the floating-point
-work of the step (LSTM forward/backward while fitting, forward while
-scoring, Cholesky factorisations) and the achieved rate against this
-machine's fp32 matmul rate measured in the same run. The "original way"
-(one candidate at a time: batch-1 embedding calls, explicit inverses,
-per-point leave-one-out) is timed on a slice of the same work and scaled up.
-Fits run a fixed number of optimiser steps (the original averaged about 15)
-so every variant does comparable work; the warm-start row instead reports
-how many steps the stopping rule needs from warm versus cold parameters.
+Rows (--variants):
+  default       the search's default surrogate (configs/common.py): one
+                shared BiLSTM of half the original's size (32 x 2) with K GP
+                heads, normalised features, marginal likelihood
+  faithful      the original's kernel, batched: K independent 64 x 4 LSTMs
+                on compact Bernoulli(0.5) subsets, raw 272-d features, LOO
+  original_way  the faithful arithmetic one candidate at a time (batch-1
+                embedding calls, explicit inverses, per-point LOO), timed on
+                a slice of the same work and scaled up
+  independent   as faithful with the marginal-likelihood objective
+  masked        independent, every kernel embedding all padded points
+  shared        one 64 x 4 LSTM with K GP heads
+  small         K independent 32 x 2 LSTMs
+  warm          steps the stopping rule needs, warm versus cold start
+
+For each row it reports compile time, steady time, the floating-point work
+of the step (LSTM forward/backward while fitting, forward while scoring,
+Cholesky factorisations) and the achieved rate against this machine's fp32
+matmul rate measured in the same run. Fits run a fixed number of optimiser
+steps (the original averaged about 15) so every row does comparable work.
 """
 
 from __future__ import annotations
@@ -41,14 +52,14 @@ def define_flags() -> None:
   flags.DEFINE_integer('kernels', 8, 'K kernels.')
   flags.DEFINE_integer('candidates', 1000, 'M candidates scored.')
   flags.DEFINE_integer('fit_steps', 15, 'Optimiser steps per fit.')
-  flags.DEFINE_enum('features', 'original', ['original', 'normalized'],
-                    'Feature encoding.')
   flags.DEFINE_integer('repeats', 2, 'Timed repeats per variant.')
   flags.DEFINE_list(
-      'variants', ['default', 'original_way', 'faithful', 'masked', 'shared',
-                   'small', 'small_shared', 'warm'], 'Which rows to run.')
-  flags.DEFINE_integer('hidden', 64, 'LSTM hidden size.')
-  flags.DEFINE_integer('layers', 4, 'LSTM layers.')
+      'variants', ['default', 'faithful', 'original_way', 'independent',
+                   'masked', 'shared', 'small', 'warm'], 'Which rows to run.')
+  flags.DEFINE_integer('hidden', 64, "The original's LSTM hidden size (the "
+                       'default and small rows use half).')
+  flags.DEFINE_integer('layers', 4, "The original's LSTM layers (the default "
+                       'and small rows use half).')
   flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
   flags.DEFINE_string('out', 'bench_results/surrogate.json',
                       'Where to write the JSON figures.')
@@ -113,14 +124,20 @@ def _subsets(rng, k: int, n: int) -> np.ndarray:
   return sub
 
 
-def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
-        repeats: int, variants: list[str], hidden: int = 64,
-        layers: int = 4) -> dict:
+# The search's default surrogate (configs/common.py), relative to the
+# original's LSTM size; tests/test_bench_surrogate.py keeps them in step.
+DEFAULT_ROW = dict(shared=True, size_divisor=2, features='normalized',
+                   objective='mll')
+
+
+def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
+        variants: list[str], hidden: int = 64, layers: int = 4) -> dict:
   peak = matmul_rate(512 if n < 50 else 2048)
-  hx, hm, hy, cx, cm = make_data(teacher, n, m, kind)
-  length, f = hx.shape[1], hx.shape[2]
+  data = {kind: make_data(teacher, n, m, kind)
+          for kind in ('original', 'normalized')}
+  length = data['original'][0].shape[1]
   rng = np.random.default_rng(1)
-  sub = _subsets(rng, k, len(hy))
+  sub = _subsets(rng, k, n + 1)
   key = jax.random.key(0)
   rows: list[Row] = []
 
@@ -129,40 +146,42 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
                 num_layers=layers)
     if name == 'faithful':
       return S.SurrogateConfig.faithful(**base)
-    if name == 'small':
-      base.update(hidden=max(1, hidden // 2), num_layers=max(1, layers // 2))
+    if name in ('small', 'default'):
+      d = DEFAULT_ROW['size_divisor']
+      base.update(hidden=max(1, hidden // d), num_layers=max(1, layers // d))
     return S.SurrogateConfig(**base)
 
   for name in variants:
     if rows:
-      r = rows[-1]
-      print(f'  {r.name}: compile {r.compile_s:.1f}s, steady {r.steady_s:.2f}s,'
-            f' {r.flops / r.steady_s / peak if r.steady_s else 0:.1%} of the '
-            f'matmul rate; {r.note}', flush=True)
+      _print_row(rows[-1], peak)
     print(f'running {name} ...', flush=True)
-    if name in ('default', 'faithful', 'small'):
+    kind = DEFAULT_ROW['features'] if name == 'default' else 'original'
+    hx, hm, hy, cx, cm = data[kind]
+    f = hx.shape[2]
+    if name in ('independent', 'faithful', 'small'):
       cfg = cfg_for(name)
-      data = S.gather_subsets(hx, hm, hy, sub)
-      size = data[0].shape[1]
+      compact = S.gather_subsets(hx, hm, hy, sub)
+      size = compact[0].shape[1]
       p0 = S.init(key, cfg, f, k)
 
-      def step(cfg=cfg, data=data, p0=p0):
-        p, _ = S.fit_many(p0, cfg, *data, per_kernel=True)
+      def step(cfg=cfg, compact=compact, p0=p0, hx=hx, hm=hm, hy=hy, cx=cx,
+               cm=cm):
+        p, _ = S.fit_many(p0, cfg, *compact, per_kernel=True)
         return S.score(p, cfg, hx, hm, hy, sub, cx, cm)
 
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
       work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
               k * (len(hy) + m) * f1 + k * chol_flops(len(hy)))
       rows.append(Row(name, *_time(step, repeats), work,
-                      f'compact subsets of {size}, H={cfg.hidden}x'
-                      f'{cfg.num_layers}, {cfg.objective}'))
+                      f'K LSTMs on compact subsets of {size}, '
+                      f'H={cfg.hidden}x{cfg.num_layers}, {cfg.objective}'))
     elif name == 'masked':
-      cfg = cfg_for('default')
+      cfg = cfg_for('independent')
       padded, psub = _padded(hx, hm, hy, sub)
       size = len(psub[0])
       p0 = S.init(key, cfg, f, k)
 
-      def step(cfg=cfg, p0=p0):
+      def step(cfg=cfg, p0=p0, padded=padded, psub=psub, cx=cx, cm=cm):
         p, _ = S.fit_many(p0, cfg, padded[0], padded[1], padded[2], psub)
         return S.score(p, cfg, padded[0], padded[1], padded[2], psub, cx, cm)
 
@@ -171,13 +190,13 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
               k * (size + m) * f1 + k * chol_flops(size))
       rows.append(Row(name, *_time(step, repeats), work,
                       f'every kernel embeds all {size} padded points'))
-    elif name in ('shared', 'small_shared'):
-      cfg = cfg_for('small' if name == 'small_shared' else 'default')
+    elif name in ('shared', 'default'):
+      cfg = cfg_for(name)
       padded, psub = _padded(hx, hm, hy, sub)
       size = len(psub[0])
       p0 = S.init_shared(key, cfg, f, k)
 
-      def step(cfg=cfg, p0=p0):
+      def step(cfg=cfg, p0=p0, padded=padded, psub=psub, cx=cx, cm=cm):
         p, _ = S.fit_shared(p0, cfg, padded[0], padded[1], padded[2], psub)
         return S.score(p, cfg, padded[0], padded[1], padded[2], psub, cx, cm)
 
@@ -186,23 +205,35 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, kind: str,
               (size + m) * f1 + k * chol_flops(size))
       rows.append(Row(name, *_time(step, repeats), work,
                       f'one LSTM (H={cfg.hidden}x{cfg.num_layers}), K GP '
-                      'heads'))
+                      f'heads, {kind} features ({f})'))
     elif name == 'warm':
       rows.append(_warm_row(hx, hm, hy, sub, f, k, key, hidden, layers))
     elif name == 'original_way':
       rows.append(_original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps,
                                 length, hidden, layers))
+    else:
+      raise ValueError(f'unknown variant {name!r}')
+  if rows:
+    _print_row(rows[-1], peak)
+  f = data['original'][0].shape[2]
   return {
       'machine': {'devices': [str(d) for d in jax.devices()],
                   'matmul_flops_per_s': peak},
       'sizes': {'teacher': teacher, 'layers': int(length), 'features': int(f),
                 'history': n, 'kernels': k, 'candidates': m,
-                'fit_steps': steps, 'feature_kind': kind},
+                'fit_steps': steps,
+                'default_features': data['normalized'][0].shape[2]},
       'rows': [dataclasses.asdict(r) | {
           'achieved_flops_per_s': r.flops / r.steady_s if r.steady_s else 0,
           'fraction_of_matmul_rate': (r.flops / r.steady_s / peak
                                       if r.steady_s else 0)} for r in rows],
   }
+
+
+def _print_row(r: Row, peak: float) -> None:
+  rate = r.flops / r.steady_s / peak if r.steady_s else 0
+  print(f'  {r.name}: compile {r.compile_s:.1f}s, steady {r.steady_s:.2f}s, '
+        f'{rate:.1%} of the matmul rate; {r.note}', flush=True)
 
 
 def _padded(hx, hm, hy, sub):
@@ -352,7 +383,7 @@ def main(argv):
             FLAGS.candidates, FLAGS.fit_steps)
     net = (FLAGS.hidden, FLAGS.layers)
   t = time.perf_counter()
-  res = run(*args, FLAGS.features, FLAGS.repeats, FLAGS.variants, *net)
+  res = run(*args, FLAGS.repeats, FLAGS.variants, *net)
   res['wall_s'] = time.perf_counter() - t
   print_table(res)
   if FLAGS.out:
