@@ -146,3 +146,40 @@ def test_optimizers():
   with pytest.raises(ValueError, match="dtype must be 'float32' or "
                      "'bfloat16'"):
     TrainConfig(1, 1, OptimConfig(), dtype='float16')
+
+
+def test_compiled_programs_are_released():
+  """A long search must not keep every child's executable (each holds
+  hundreds of memory maps): past PROGRAMS_KEPT distinct Archs, the first
+  child's jitted functions are dropped."""
+  import gc
+  import weakref
+  from esnac_jax.arch import SamplerConfig
+  from esnac_jax.train import steps
+  teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
+  rng = np.random.default_rng(0)
+  kids = {sample(teacher, rng, SamplerConfig()) for _ in range(40)}
+  kids = list(kids)[:steps.PROGRAMS_KEPT + 2]
+  assert len(kids) == steps.PROGRAMS_KEPT + 2
+  tx = optax.sgd(0.1)
+  loss = LossConfig('mse')
+  first = [weakref.ref(steps.train_step_fn(kids[0], tx, loss)),
+           weakref.ref(steps.correct_fn(kids[0]))]
+  for kid in kids[1:]:
+    steps.train_step_fn(kid, tx, loss)
+    steps.correct_fn(kid)
+  gc.collect()
+  assert [r() for r in first] == [None, None]
+
+
+def test_programs_released_near_the_map_limit():
+  from esnac_jax.train import steps
+  teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
+  steps.correct_fn(teacher)
+  assert 0 < steps.map_count_fraction() < 0.5
+  assert not steps.release_programs(threshold=0.99)
+  assert steps.correct_fn.cache_info().currsize >= 1
+  logs = []
+  assert steps.release_programs(threshold=0.0, log=logs.append)
+  assert steps.correct_fn.cache_info().currsize == 0
+  assert 'of vm.max_map_count' in logs[0]

@@ -14,7 +14,7 @@ from esnac_jax.data import Dataset, eval_batches, train_batches
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import OptimConfig, make_optimizer
 from esnac_jax.train.steps import (accuracy, create_state, logits_fn,
-                                   train_step_fn)
+                                   release_programs, train_step_fn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +76,7 @@ def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
   tx = make_optimizer(cfg.optim, steps, cfg.epochs)
   dtype = cfg.jnp_dtype
   states = [create_state(v, tx) for v in init_vars]
+  release_programs(log=log)
   fns = [train_step_fn(a, tx, cfg.loss, dtype) for a in archs]
   t_logits = logits_fn(teacher[0], dtype) if teacher else None
   best = [None] * len(archs)

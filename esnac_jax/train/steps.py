@@ -2,12 +2,19 @@
 
 Each distinct (Arch, optimiser, loss) gets one compiled program, cached, so
 the K candidates of a search step and repeated evaluations reuse programs.
+The cache is small on purpose: a search never trains an Arch twice, and
+every XLA:CPU executable holds a few hundred memory maps, so keeping them all
+ran a long run (~100 ResNet-34 children) into Linux's vm.max_map_count
+(65,530) and LLVM failed with "Cannot allocate memory". JAX's own caches
+keep part of a dropped program's maps, so `release_programs` also clears
+them when a process nears the limit.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import gc
+from typing import Any, Callable
 
 import flax
 import jax
@@ -17,6 +24,8 @@ import optax
 from esnac_jax.arch import Arch
 from esnac_jax.models import make_model
 from esnac_jax.train.losses import LossConfig, loss_fn
+
+PROGRAMS_KEPT = 16  # per function below
 
 
 @flax.struct.dataclass
@@ -56,7 +65,7 @@ def distill_update(apply_fn, tx: optax.GradientTransformation,
   return TrainState(state.step + 1, params, stats, opt_state), value
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def train_step_fn(arch: Arch, tx: optax.GradientTransformation,
                   loss: LossConfig, dtype: Any = jnp.float32):
   """(state, x, y, teacher_logits) -> (state, loss), jitted, for `arch`."""
@@ -68,14 +77,14 @@ def train_step_fn(arch: Arch, tx: optax.GradientTransformation,
   return jax.jit(step, donate_argnums=0)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def logits_fn(arch: Arch, dtype: Any = jnp.float32):
   """(variables, x) -> logits in inference mode, jitted, for `arch`."""
   model = make_model(arch, dtype)
   return jax.jit(lambda v, x: model.apply(v, x, train=False))
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def correct_fn(arch: Arch, dtype: Any = jnp.float32):
   model = make_model(arch, dtype)
 
@@ -94,3 +103,33 @@ def accuracy(arch: Arch, variables: dict, batches, dtype=jnp.float32) -> float:
     correct += int(f(variables, x, y, valid))
     total += int(valid.sum())
   return correct / max(total, 1)
+
+
+def map_count_fraction() -> float:
+  """Share of vm.max_map_count this process uses (0 where not Linux)."""
+  try:
+    with open('/proc/sys/vm/max_map_count') as f:
+      limit = int(f.read())
+    with open('/proc/self/maps') as f:
+      used = sum(1 for _ in f)
+  except (OSError, ValueError):
+    return 0.0
+  return used / max(limit, 1)
+
+
+def release_programs(threshold: float = 0.5,
+                     log: Callable[[str], None] | None = None) -> bool:
+  """Drops every cached program (ours and JAX's) once the process uses more
+  than `threshold` of its memory-map limit; they recompile on next use.
+  Returns whether it did."""
+  fraction = map_count_fraction()
+  if fraction <= threshold:
+    return False
+  for fn in (train_step_fn, logits_fn, correct_fn):
+    fn.cache_clear()
+  jax.clear_caches()
+  gc.collect()
+  if log:
+    log(f'released compiled programs: the process used {fraction:.0%} of '
+        f'vm.max_map_count; now {map_count_fraction():.0%}')
+  return True
