@@ -53,7 +53,10 @@ def _scan_forward(xs, m, w_hh):
 
 @jax.custom_vjp
 def _recurrence(xs: jax.Array, m: jax.Array, w_hh: jax.Array) -> jax.Array:
-  """Both directions of one layer: [L, 2, B, H] hidden states."""
+  """Both directions of one layer: [L, 2, B, H] hidden states.
+
+  Reverse-mode differentiable only (custom_vjp): no jvp/jacfwd.
+  """
   return _scan_forward(xs, m, w_hh)[0]
 
 
