@@ -104,5 +104,3 @@ def test_bad_requests(digits):
     load_dataset('mnist')
   with pytest.raises(ValueError, match='cannot fill one batch'):
     next(train_batches(digits, 5000, 0, 0))
-  with pytest.raises(ValueError, match='shard index 3 outside 0..1'):
-    digits.train.shard(3, 2)

@@ -2,8 +2,9 @@
 
 All datasets here fit in host memory (CIFAR: 150 MB as uint8), so a split is
 a pair of arrays and batching is index arithmetic: shuffles come from
-(seed, epoch) alone, so a resumed run sees the same batches. Each process
-of a multi-host job reads only its own shard of the training data.
+(seed, epoch) alone, so a resumed run sees the same batches. Every process
+of a multi-host job holds the whole dataset and feeds its own rows of each
+minibatch (`train_batches(..., part=...)`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,6 @@ class Split:
 
   def __len__(self) -> int:
     return len(self.labels)
-
-  def shard(self, index: int, count: int) -> Split:
-    """Every count-th example from `index` (one host's share)."""
-    if not 0 <= index < count:
-      raise ValueError(f'shard index {index} outside 0..{count - 1}')
-    return Split(self.images[index::count], self.labels[index::count])
 
 
 @dataclasses.dataclass(frozen=True)
