@@ -78,6 +78,27 @@ def candidate_mesh(devices: list | None = None) -> Mesh:
               ('data', 'candidates'))
 
 
+def _as_is(a: np.ndarray) -> np.ndarray:
+  """Without a mesh, NumPy batches go into the step as they are."""
+  return a
+
+
+def _global_feeders(mesh: Mesh):
+  """Host batches as global arrays on the mesh: training rows split over
+  the 'data' axis (each process passes its own rows), evaluation batches
+  whole on every device."""
+  by_data = NamedSharding(mesh, P('data'))
+  replicated = NamedSharding(mesh, P())
+
+  def train(a: np.ndarray) -> jax.Array:
+    return jax.make_array_from_process_local_data(by_data, a)
+
+  def evaluate(a: np.ndarray) -> jax.Array:
+    return jax.make_array_from_process_local_data(replicated, a, a.shape)
+
+  return train, evaluate
+
+
 def host_value(a: jax.Array) -> np.ndarray:
   """A global array as NumPy on this process, from its own shards (the
   arrays read here are replicated over the processes' data axis)."""
@@ -129,8 +150,7 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
   step = masked_train_step_fn(teacher, tx, cfg.loss, dtype, vmap)
   correct = masked_correct_fn(teacher, dtype, vmap)
   t_logits = logits_fn(teacher, dtype)
-  feed = lambda a: a  # noqa: E731  (NumPy batches go in as they are)
-  feed_eval = feed
+  feed = feed_eval = _as_is
   if vmap:
     states = jax.tree_util.tree_map(
         lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), start)
@@ -140,11 +160,7 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
       states, masks_in = jax.device_put((states, masks_in), split)
       replicated = NamedSharding(mesh, P())
       teacher_vars = jax.device_put(teacher_vars, replicated)
-      by_data = NamedSharding(mesh, P('data'))
-      feed = lambda a: jax.make_array_from_process_local_data(  # noqa: E731
-          by_data, a)
-      feed_eval = lambda a: jax.make_array_from_process_local_data(  # noqa
-          replicated, a, a.shape)
+      feed, feed_eval = _global_feeders(mesh)
   else:
     states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
   best: list[tuple[float, int, Any] | None] = [None] * k
