@@ -102,20 +102,26 @@ def _time(fn, repeats: int) -> tuple[float, float]:
   return max(first - steady, 0.0), steady
 
 
-def make_data(teacher_name: str, n: int, m: int, kind: str, seed: int = 0):
-  """Histories and candidate pools of real compressed children."""
+def make_data(teacher_name: str, n: int, m: int,
+              kinds: tuple[str, ...] = ('original', 'normalized'),
+              seed: int = 0) -> dict[str, tuple]:
+  """Histories and candidate pools of real compressed children: one sample
+  of architectures and rewards, its features computed once per kind."""
   t = get_teacher(teacher_name)
   rng = np.random.default_rng(seed)
   archs = [sample(t, rng) for _ in range(n + m)]
-  feats = batch_features([t] + archs, t, kind)
   c = np.array([compression_ratio(a, t) for a in archs])
-  y = np.concatenate([[0.0], c * (2 - c) * rng.uniform(0.85, 1.0, n + m)])
   # The teacher is the anchor point with reward 0 (as in the original).
+  y = np.concatenate([[0.0], c * (2 - c) * rng.uniform(0.85, 1.0, n + m)])
   hist = slice(0, n + 1)
   pool = slice(n + 1, n + 1 + m)
-  mask = np.ones(feats.shape[:2], bool)
-  return (feats[hist], mask[hist], y[hist].astype(np.float32), feats[pool],
-          mask[pool])
+  out = {}
+  for kind in kinds:
+    feats = batch_features([t] + archs, t, kind)
+    mask = np.ones(feats.shape[:2], bool)
+    out[kind] = (feats[hist], mask[hist], y[hist].astype(np.float32),
+                 feats[pool], mask[pool])
+  return out
 
 
 def _subsets(rng, k: int, n: int) -> np.ndarray:
@@ -133,8 +139,7 @@ DEFAULT_ROW = dict(shared=True, size_divisor=2, features='normalized',
 def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
         variants: list[str], hidden: int = 64, layers: int = 4) -> dict:
   peak = matmul_rate(512 if n < 50 else 2048)
-  data = {kind: make_data(teacher, n, m, kind)
-          for kind in ('original', 'normalized')}
+  data = make_data(teacher, n, m)
   length = data['original'][0].shape[1]
   rng = np.random.default_rng(1)
   sub = _subsets(rng, k, n + 1)
