@@ -1,15 +1,20 @@
 """Bidirectional LSTM embedding of feature sequences (original: 4 layers,
 hidden 64, mean pooling over layers, L2 normalisation).
 
-Time-major throughout ([L, B, ...]: each scan step reads one contiguous
-slice). Input projections of a whole sequence are one matmul; only the
-recurrent matmul runs inside `lax.scan`, both directions in the same scan.
+Time-major ([L, B, ...]). A layer's input projection for both directions
+is one matmul, [L, B, F] x [F, 8H]; only the recurrent matmul runs inside
+the loop. Each loop step t advances the forward direction at time t and
+the backward direction at time L-1-t, reading both from that one
+projection and writing both into one [L, B, 2H] output, the next layer's
+input: no reversed or stacked copies of whole sequences (under vmap over K
+kernels those copies were transposes that cost a fifth of a fit step).
+
 The recurrence has a hand-written backward pass (`_recurrence`): one small
 matmul per step instead of the two autodiff makes, the recurrent weights'
-gradient as one matmul over all steps afterwards. A mask [batch, length]
-lets sequences of different lengths (other teachers) share one model:
-masked steps keep the state, are left out of the mean, and the backward
-pass starts at each sequence's own last step.
+gradient as one matmul per direction afterwards, and only the gate
+activations and cell states kept from the forward pass. A mask [batch,
+length] lets sequences of different lengths (other teachers) share one
+model: masked steps keep the state and are left out of the mean.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 
 import flax.linen as nn
 import jax
+from jax import lax
 import jax.numpy as jnp
 
 
@@ -27,69 +33,104 @@ def _uniform(scale: float):
   return init
 
 
-def _scan_forward(xs, m, w_hh):
-  """xs [L, 2, B, 4H] projected inputs (the backward direction already
-  time-reversed), m [L, 2, B, 1], w_hh [2, H, 4H] -> per step h, c, gate
-  activations (i, f, g, o) and tanh(c)."""
-  h = xs.shape[-1] // 4
+def _at(a: jax.Array, t: jax.Array) -> jax.Array:
+  return lax.dynamic_index_in_dim(a, t, 0, keepdims=False)
 
-  def step(carry, inp):
-    hp, cp = carry
-    xt, mt = inp
-    pre = xt + jnp.einsum('dbh,dhk->dbk', hp, w_hh)
+
+def _both(a: jax.Array, t: jax.Array, width: int) -> jax.Array:
+  """[2, ...]: the forward half of a's features at time t, the backward
+  half at time L-1-t."""
+  r = a.shape[0] - 1 - t
+  return jnp.stack([_at(a, t)[..., :width], _at(a, r)[..., width:]])
+
+
+def _forward(x, m, w_hh, residuals: bool = False):
+  """x [L, B, 8H] projected inputs (forward gates, then backward gates),
+  m [L, B, 1], w_hh [2, H, 4H] -> y [L, B, 2H] and, with residuals, the
+  cell states [L, 2, B, H] and gate activations [L, 2, B, 4H] in loop
+  order (index t: forward time t, backward time L-1-t)."""
+  length, batch, _ = x.shape
+  h = w_hh.shape[1]
+  mm = jnp.concatenate([m, m], -1)
+
+  def step(t, state):
+    hp, cp, y, cs, acts = state
+    pre = _both(x, t, 4 * h) + jnp.einsum('dbh,dhk->dbk', hp, w_hh)
     i, f, g, o = jnp.split(pre, 4, axis=-1)
     i, f, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o)
     g = jnp.tanh(g)
     c = f * cp + i * g
-    tc = jnp.tanh(c)
-    keep = mt > 0
+    keep = _both(mm, t, 1) > 0
     c = jnp.where(keep, c, cp)
-    hn = jnp.where(keep, o * tc, hp)
-    return (hn, c), (hn, c, jnp.concatenate([i, f, g, o], -1), tc)
+    hn = jnp.where(keep, o * jnp.tanh(c), hp)
+    y = lax.dynamic_update_slice(y, hn[0][None], (t, 0, 0))
+    y = lax.dynamic_update_slice(y, hn[1][None], (length - 1 - t, 0, h))
+    if residuals:
+      cs = lax.dynamic_update_index_in_dim(cs, c, t, 0)
+      acts = lax.dynamic_update_index_in_dim(
+          acts, jnp.concatenate([i, f, g, o], -1), t, 0)
+    return hn, c, y, cs, acts
 
-  zeros = jnp.zeros(xs.shape[1:-1] + (h,), xs.dtype)
-  return jax.lax.scan(step, (zeros, zeros), (xs, m))[1]
+  zero = jnp.zeros((2, batch, h), x.dtype)
+  kept = length if residuals else 0
+  state = (zero, zero, jnp.zeros((length, batch, 2 * h), x.dtype),
+           jnp.zeros((kept, 2, batch, h), x.dtype),
+           jnp.zeros((kept, 2, batch, 4 * h), x.dtype))
+  return lax.fori_loop(0, length, step, state, unroll=2)[2:]
 
 
 @jax.custom_vjp
-def _recurrence(xs: jax.Array, m: jax.Array, w_hh: jax.Array) -> jax.Array:
-  """Both directions of one layer: [L, 2, B, H] hidden states.
+def _recurrence(x: jax.Array, m: jax.Array, w_hh: jax.Array) -> jax.Array:
+  """Both directions of one layer: [L, B, 2H] hidden states in time order.
 
   Reverse-mode differentiable only (custom_vjp): no jvp/jacfwd.
   """
-  return _scan_forward(xs, m, w_hh)[0]
+  return _forward(x, m, w_hh)[0]
 
 
-def _recurrence_fwd(xs, m, w_hh):
-  hs, cs, acts, tcs = _scan_forward(xs, m, w_hh)
-  return hs, (hs, cs, acts, tcs, m, w_hh)
+def _recurrence_fwd(x, m, w_hh):
+  y, cs, acts = _forward(x, m, w_hh, residuals=True)
+  return y, (y, cs, acts, m, w_hh)
 
 
-def _recurrence_bwd(res, dhs):
-  hs, cs, acts, tcs, m, w_hh = res
-  zero = jnp.zeros_like(hs[:1])
-  h_prev = jnp.concatenate([zero, hs[:-1]])
-  c_prev = jnp.concatenate([zero, cs[:-1]])
+def _recurrence_bwd(res, dy):
+  y, cs, acts, m, w_hh = res
+  length, _, batch, h = cs.shape
   w_t = jnp.swapaxes(w_hh, 1, 2)
+  mm = jnp.concatenate([m, m], -1)
 
-  def step(carry, inp):
-    dh, dc = carry
-    dy, act, tc, cp, mt = inp
-    dh = dh + dy
-    i, f, g, o = jnp.split(act, 4, axis=-1)
+  def step(j, state):
+    t = length - 1 - j  # loop order, backwards
+    dh, dc, dx = state
+    dh = dh + _both(dy, t, h)
+    i, f, g, o = jnp.split(_at(acts, t), 4, axis=-1)
+    c = _at(cs, t)
+    cp = jnp.where(t > 0, _at(cs, jnp.maximum(t - 1, 0)), 0)
+    tc = jnp.tanh(c)
     dct = dc + dh * o * (1 - tc * tc)
-    keep = mt > 0
+    keep = _both(mm, t, 1) > 0
     dpre = jnp.where(keep, jnp.concatenate(
         [dct * g * i * (1 - i), dct * cp * f * (1 - f),
          dct * i * (1 - g * g), dh * tc * o * (1 - o)], -1), 0)
-    dh_prev = jnp.where(keep, jnp.einsum('dbk,dkh->dbh', dpre, w_t), dh)
-    dc_prev = jnp.where(keep, dct * f, dc)
-    return (dh_prev, dc_prev), dpre
+    dh = jnp.where(keep, jnp.einsum('dbk,dkh->dbh', dpre, w_t), dh)
+    dc = jnp.where(keep, dct * f, dc)
+    dx = lax.dynamic_update_slice(dx, dpre[0][None], (t, 0, 0))
+    dx = lax.dynamic_update_slice(dx, dpre[1][None], (length - 1 - t, 0,
+                                                       4 * h))
+    return dh, dc, dx
 
-  _, dpre = jax.lax.scan(step, (zero[0], zero[0]),
-                         (dhs, acts, tcs, c_prev, m), reverse=True)
-  dw = jnp.einsum('tdbh,tdbk->dhk', h_prev, dpre)
-  return dpre, jnp.zeros_like(m), dw
+  zero = jnp.zeros((2, batch, h), cs.dtype)
+  dx = lax.fori_loop(0, length, step,
+                     (zero, zero, jnp.zeros((length, batch, 8 * h),
+                                            cs.dtype)), unroll=2)[2]
+  # The state each step started from, in time order: the forward direction
+  # comes from t-1, the backward from t+1 (zero at the ends).
+  z = jnp.zeros_like(y[:1, :, :h])
+  h_fwd = jnp.concatenate([z, y[:-1, :, :h]])
+  h_bwd = jnp.concatenate([y[1:, :, h:], z])
+  dw = jnp.stack([jnp.einsum('tbh,tbk->hk', h_fwd, dx[..., :4 * h]),
+                  jnp.einsum('tbh,tbk->hk', h_bwd, dx[..., 4 * h:])])
+  return dx, jnp.zeros_like(m), dw
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -109,22 +150,21 @@ class BiLSTMEmbedding(nn.Module):
     init = _uniform(1.0 / math.sqrt(self.hidden))
     h = jnp.swapaxes(x, 0, 1)                                  # [L, B, F]
     m = jnp.swapaxes(mask, 0, 1).astype(x.dtype)[..., None]    # [L, B, 1]
-    m2 = jnp.stack([m, m[::-1]], axis=1)                       # [L, 2, B, 1]
     for layer in range(self.num_layers):
-      params = []
+      params = {}
       for d in ('fwd', 'bwd'):
         p = f'l{layer}_{d}_'
         dim = h.shape[-1]
-        params.append((
+        params[d] = (
             self.param(p + 'w_ih', init, (dim, 4 * self.hidden), x.dtype),
             self.param(p + 'w_hh', init, (self.hidden, 4 * self.hidden),
                        x.dtype),
             self.param(p + 'b_ih', init, (4 * self.hidden,), x.dtype),
-            self.param(p + 'b_hh', init, (4 * self.hidden,), x.dtype)))
-      fwd, bwd = [h @ w_ih + (b_ih + b_hh) for w_ih, _, b_ih, b_hh in params]
-      ys = _recurrence(jnp.stack([fwd, bwd[::-1]], axis=1), m2,
-                       jnp.stack([q[1] for q in params]))
-      h = jnp.concatenate([ys[:, 0], ys[::-1, 1]], axis=-1)   # [L, B, 2H]
+            self.param(p + 'b_hh', init, (4 * self.hidden,), x.dtype))
+      f, b = params['fwd'], params['bwd']
+      w_ih = jnp.concatenate([f[0], b[0]], -1)                 # [F, 8H]
+      bias = jnp.concatenate([f[2] + f[3], b[2] + b[3]])
+      h = _recurrence(h @ w_ih + bias, m, jnp.stack([f[1], b[1]]))
     pooled = (h * m).sum(0) / jnp.maximum(m.sum(0), 1.0)
     norm = jnp.sqrt(jnp.sum(pooled * pooled, -1, keepdims=True) + 1e-12)
     return pooled / norm
