@@ -28,6 +28,7 @@ steps (the original averaged about 15) so every row does comparable work.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 
@@ -223,7 +224,10 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
   f = data['original'][0].shape[2]
   return {
       'machine': {'devices': [str(d) for d in jax.devices()],
-                  'matmul_flops_per_s': peak},
+                  'matmul_flops_per_s': peak,
+                  # XLA:CPU's dot library choice moves both the step and
+                  # the matmul rate (README, "CPU speed").
+                  'xla_flags': os.environ.get('XLA_FLAGS', '')},
       'sizes': {'teacher': teacher, 'layers': int(length), 'features': int(f),
                 'history': n, 'kernels': k, 'candidates': m,
                 'fit_steps': steps,
@@ -366,7 +370,8 @@ def print_table(res: dict) -> None:
   print(f"\nBO step: {sz['teacher']} ({sz['layers']} layers x "
         f"{sz['features']} features), history {sz['history']}, "
         f"K={sz['kernels']}, M={sz['candidates']}, {sz['fit_steps']} fit "
-        f'steps; fp32 matmul rate {peak / 1e9:.1f} GFLOP/s')
+        f'steps; fp32 matmul rate {peak / 1e9:.1f} GFLOP/s; XLA_FLAGS='
+        f"{res['machine'].get('xla_flags', '')!r}")
   orig = {r['name']: r for r in res['rows']}.get('original_way')
   print(f"{'variant':14s} {'compile s':>10s} {'steady s':>10s} "
         f"{'GFLOP':>9s} {'GFLOP/s':>9s} {'of peak':>8s} {'vs orig':>8s}  note")
