@@ -20,8 +20,8 @@ py=${PYTHON:-python3}
   timeout 150 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
       --paths=masked_vmap --ks=1,4,8 --steps=20 --out="$out/eval_vmap_fp32.json"
   echo '== surrogate: 108-layer sequences, history 160, K=8, M=1000'
-  timeout 150 $py -m esnac_jax.bench.surrogate \
-      --variants=default,faithful,original_way,independent,shared,small \
+  timeout 330 $py -m esnac_jax.bench.surrogate \
+      --variants=default,faithful,independent,masked,shared,small,warm,original_way \
       --out="$out/surrogate.json"
   echo '== devices: the search scorer, K=8, on this host'
   timeout 80 $py -m esnac_jax.bench.devices --mode=real --devices=1 \
