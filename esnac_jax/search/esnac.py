@@ -88,8 +88,12 @@ class ESNACSearcher(Searcher):
 
   # ---- features ------------------------------------------------------------
 
-  def features(self, archs: list[Arch]) -> np.ndarray:
-    """[len(archs), layers, F], cached per Arch."""
+  def features(self, archs: list[Arch], cache: bool = True) -> np.ndarray:
+    """[len(archs), layers, F]. Cached per Arch for the history; candidate
+    pools pass cache=False (thousands of new Archs per step would otherwise
+    pile up: 8,000 x 108 x 272 floats is ~0.9 GB per faithful step)."""
+    if not cache:
+      return batch_features(archs, self.teacher, self.config.features)
     missing = [a for a in dict.fromkeys(archs) if a not in self._feats]
     if missing:
       for a, f in zip(missing, batch_features(missing, self.teacher,
@@ -148,10 +152,10 @@ class ESNACSearcher(Searcher):
                      'objective': np.asarray(info.ll).tolist()}
 
     if cfg.pool_per_kernel:
-      new = np.stack([self.features(p) for p in pools])
+      new = np.stack([self.features(p, cache=False) for p in pools])
       ids: Any = pools
     else:
-      new = self.features(pools[0])
+      new = self.features(pools[0], cache=False)
       ids = pools[0]
     scores = K.score(params, scfg, pf, pm, py, ymask_k, new,
                      np.ones(new.shape[:-1], bool), kind=cfg.acquisition,
