@@ -14,9 +14,13 @@ def test_quick_benchmark(tmp_path, capsys):
   rows = {r['name']: r for r in res['rows']}
   assert set(rows) == {'default', 'independent', 'shared', 'original_way'}
   assert res['machine']['matmul_flops_per_s'] > 1e8
+  proj = res['machine']['projection_flops_per_s']
+  assert proj > 1e7
   for r in rows.values():
     assert r['steady_s'] > 0 and r['flops'] > 0
     assert 0 < r['fraction_of_matmul_rate'] < 1.5
+    assert r['fraction_of_projection_rate'] == pytest.approx(
+        r['flops'] / r['steady_s'] / proj)
   # The shared embedding does less work than K separate ones, and the
   # default (shared, half size, fewer features) less again.
   assert rows['default']['flops'] < rows['shared']['flops'] < \
@@ -45,6 +49,14 @@ def test_default_row_is_the_search_default():
   d = row['size_divisor']
   assert (c.search.surrogate.hidden * d, c.search.surrogate.num_layers * d) \
       == (f.search.surrogate.hidden, f.search.surrogate.num_layers) == (64, 4)
+
+
+def test_projection_rate_is_a_plausible_matmul_rate():
+  # Shapes big enough to time: the rate must be of the order of the square
+  # matmul rate (a FLOP miscount by the 8H or layer factors would not be).
+  proj = bench.projection_rate(2, 4096, 96, 32, 3, reps=3)
+  square = bench.matmul_rate(512)
+  assert 0.02 < proj / square < 3.0, (proj, square)
 
 
 def test_flop_model():
