@@ -40,7 +40,7 @@ import numpy as np
 
 from esnac_jax import surrogate as S
 from esnac_jax.arch import batch_features, compression_ratio, get_teacher, sample
-from esnac_jax.bench.common import matmul_rate, write_json
+from esnac_jax.bench.common import best_time, matmul_rate, write_json
 from esnac_jax.surrogate import gp
 
 FLAGS = flags.FLAGS
@@ -94,16 +94,9 @@ def projection_rate(k: int, rows: int, f: int, hidden: int, layers: int,
   for dim in sorted(set(dims)):
     x = jax.random.normal(key, (k, rows, dim), jnp.float32)
     w = jax.random.normal(key, (k, dim, 8 * hidden), jnp.float32)
-    fn = jax.jit(jnp.matmul)
-    fn(x, w).block_until_ready()
-    best = float('inf')
-    for _ in range(reps):
-      t = time.perf_counter()
-      fn(x, w).block_until_ready()
-      best = min(best, time.perf_counter() - t)
     count = dims.count(dim)
     total_flops += count * 2.0 * k * rows * dim * 8 * hidden
-    total_s += count * best
+    total_s += count * best_time(jnp.matmul, x, w, reps=reps)
   return total_flops / total_s
 
 
