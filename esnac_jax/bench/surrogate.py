@@ -22,8 +22,9 @@ For each row it reports compile time, steady time, the floating-point work
 of the step (LSTM forward/backward while fitting, forward while scoring,
 Cholesky factorisations) and the achieved rate against this machine's fp32
 matmul rate measured in the same run (a 2048 square matmul), and against
-the rate of the step's own largest matmul shapes (`projection_rate`). Fits run a fixed number of optimiser
-steps (the original averaged about 15) so every row does comparable work.
+the rate of the step's own largest matmul shapes (`projection_rate`). Fits
+run a fixed number of optimiser steps (the original averaged about 15) so
+every row does comparable work.
 """
 
 from __future__ import annotations
