@@ -1,33 +1,61 @@
-"""The README's code examples run as written."""
+"""The code examples of the README and of docs/ run as written.
 
+Examples are found by the label on the line before them
+(`<!-- example: NAME -->`), so moving or adding text does not change which
+test runs which example.
+"""
+
+import glob
 import os
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = [os.path.join(ROOT, 'README.md'),
+        *sorted(glob.glob(os.path.join(ROOT, 'docs', '*.md')))]
+_LABELLED = re.compile(r'<!-- example: (\w+) -->\n```python\n(.*?)```', re.S)
 
 
-def _examples():
-  with open(os.path.join(ROOT, 'README.md')) as f:
-    return re.findall(r'```python\n(.*?)```', f.read(), re.S)
+def _examples() -> dict[str, str]:
+  found = {}
+  for path in DOCS:
+    with open(path) as f:
+      for name, code in _LABELLED.findall(f.read()):
+        assert name not in found, f'example {name!r} is labelled twice'
+        found[name] = code
+  return found
+
+
+def _run(name: str) -> dict:
+  ns = {}
+  exec(_examples()[name], ns)   # pylint: disable=exec-used
+  return ns
+
+
+def test_every_python_example_is_labelled():
+  for path in DOCS:
+    with open(path) as f:
+      text = f.read()
+    assert text.count('```python') == len(_LABELLED.findall(text)), path
 
 
 def test_own_teacher_example():
-  ns = {}
-  exec(_examples()[0], ns)
+  ns = _run('own_teacher')
   assert ns['teacher'].num_params > 0 and ns['teacher'].num_layers == 9
 
 
 def test_surrogate_example():
-  ns = {}
-  exec(_examples()[1], ns)
+  ns = _run('surrogate')
   assert ns['scores'].shape == (4, 500)
   assert len({m for _, m in ns['batch']}) == 4
   assert ns['emb'].shape == (3, 64)
 
 
 def test_search_example():
-  ns = {}
-  exec(_examples()[2], ns)
+  ns = _run('search')
   s = ns['searcher']
   assert len(s.records) == 12 and len({r.arch for r in s.records}) == 12
   assert ns['best'].reward == max(r.reward for r in s.records) > 0
+
+
+def test_every_example_has_a_test():
+  assert set(_examples()) == {'own_teacher', 'surrogate', 'search'}
