@@ -5,7 +5,12 @@ Two presets, chosen with the config argument (`configs/resnet18.py:faithful`):
   faithful  the original ESNAC's choices (options.py, seed 127).
 """
 
+import dataclasses
+
 import ml_collections
+
+from esnac_jax.arch import SamplerConfig
+from esnac_jax.search import ESNACConfig, N2NConfig
 
 PRESETS = ('default', 'faithful')
 
@@ -33,53 +38,29 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.teacher.train = _train(epochs=200, batch_size=128, optimizer='sgd',
                            lr=0.1, schedule='cosine', loss='ce')
 
-  # The compression operators' sampling distributions (ar_p1/ar_p2/ar_p3).
-  c.search_space = ml_collections.ConfigDict()
-  c.search_space.remove_probs = (0.3, 0.4, 0.5, 0.6, 0.7)
-  c.search_space.shrink_range = (0.0, 1.0)
-  c.search_space.skip_probs = (0.003, 0.005, 0.01, 0.03, 0.05)
-  c.search_space.group_mode = 'by_width'   # by_width (original) | fine
+  # The compression operators' sampling distributions (ar_p1/ar_p2/ar_p3),
+  # the searchers' settings: each section holds every field of the library
+  # object it becomes (SamplerConfig, ESNACConfig and its SurrogateConfig,
+  # N2NConfig), with that object's defaults, so the presets are defined
+  # once, in the library: ESNACConfig() and ESNACConfig.faithful().
+  c.search_space = _fields(SamplerConfig())
 
   c.search = ml_collections.ConfigDict()
   c.search.searcher = 'esnac'        # esnac | random | evolution | n2n
   c.search.steps = 20                # co_step_n
   c.search.candidates_per_step = 8   # co_kernel_n: one per kernel
-  c.search.esnac = ml_collections.ConfigDict()
-  e = c.search.esnac
-  e.features = 'original' if faithful else 'normalized'
-  e.shared_lstm = not faithful       # one LSTM with K GP heads
-  e.pool_size = 1000                 # ac_search_n
-  e.pool_per_kernel = faithful       # the original: 1000 draws per kernel
-  e.mutate_frac = 0.0 if faithful else 0.5  # pool share of mutations
-  e.parents = 8                      # best candidates mutations start from
-  e.acquisition = 'ei'               # ei | ucb | thompson
-  e.subset_prob = 0.5                # co_gamma
-  e.teacher_anchor = True
-  e.warm_start = False
-  c.search.surrogate = ml_collections.ConfigDict()
-  s = c.search.surrogate
-  s.hidden = 64 if faithful else 32              # ke_hidden_size
-  s.num_layers = 4 if faithful else 2            # ke_num_layers
-  s.objective = 'loo' if faithful else 'mll'     # loo | mll
-  s.learn_hypers = not faithful
-  s.ls2 = 0.01                                   # ke_alpha
-  s.noise = 0.05                                 # ke_beta
-  s.normalize_y = not faithful
-  s.max_steps = 100
+  esnac = ESNACConfig.faithful() if faithful else ESNACConfig()
+  c.search.esnac = _fields(esnac, skip=('surrogate',))
+  c.search.surrogate = _fields(esnac.surrogate)
   # Transfer: start every fit from the embedding a finished search saved
   # (WORKDIR/embedding) instead of a fresh LSTM; with train_embedding=False
   # the LSTM stays as saved and only the GP hyperparameters are fitted.
-  s.init_from = ''
-  s.train_embedding = True
+  c.search.surrogate.init_from = ''
   c.search.evolution = ml_collections.ConfigDict()
   c.search.evolution.population = 24
   c.search.evolution.tournament = 6
-  c.search.n2n = ml_collections.ConfigDict()
+  c.search.n2n = _fields(N2NConfig())
   c.search.n2n.stage1_asks = 0       # removal-stage steps; 0 = half the steps
-  c.search.n2n.hidden = 30
-  c.search.n2n.num_layers = 2
-  c.search.n2n.removal_lr = 0.003
-  c.search.n2n.shrink_lr = 0.1
 
   # Optional limits (0 = none): parameters and FLOPs filter proposals;
   # a candidate below min_acc (validation, fraction) scores reward 0.
@@ -114,6 +95,13 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.compare.faithful = ml_collections.ConfigDict(
       dict(hidden=64, num_layers=4, pool_size=1000, max_steps=100))
   return c
+
+
+def _fields(obj, skip: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+  """A config section holding every field of a library dataclass."""
+  return ml_collections.ConfigDict({
+      f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
+      if f.name not in skip})
 
 
 def _train(epochs, batch_size, optimizer, lr, schedule, loss,

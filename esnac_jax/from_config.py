@@ -6,6 +6,9 @@ as one line instead of a traceback.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, TypeVar
+
 import ml_collections
 
 from esnac_jax.arch import Arch, SamplerConfig, feature_dim, get_teacher
@@ -16,6 +19,8 @@ from esnac_jax.search import make_searcher as _make_searcher
 from esnac_jax.surrogate import SurrogateConfig
 from esnac_jax.surrogate.transfer import EmbeddingError, load_embedding
 from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
+
+T = TypeVar('T')
 
 
 def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
@@ -32,12 +37,26 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
     raise ValueError(f'config.teacher: {e}') from None
 
 
+def build(cls: type[T], section: ml_collections.ConfigDict, name: str,
+          **values: Any) -> T:
+  """The library dataclass `cls` from the config section that mirrors its
+  fields (lists become tuples); `values` replace fields; errors name the
+  section."""
+  kwargs = {}
+  for f in dataclasses.fields(cls):
+    if f.name in values:
+      kwargs[f.name] = values[f.name]
+    elif f.name in section:
+      v = section[f.name]
+      kwargs[f.name] = tuple(v) if isinstance(v, list) else v
+  try:
+    return cls(**kwargs)
+  except ValueError as e:
+    raise ValueError(f'config.{name}: {e}') from None
+
+
 def sampler_config(config: ml_collections.ConfigDict) -> SamplerConfig:
-  s = config.search_space
-  return SamplerConfig(remove_probs=tuple(s.remove_probs),
-                       shrink_range=tuple(s.shrink_range),
-                       skip_probs=tuple(s.skip_probs),
-                       group_mode=s.group_mode)
+  return build(SamplerConfig, config.search_space, 'search_space')
 
 
 def train_config(section: ml_collections.ConfigDict,
@@ -70,24 +89,10 @@ def constraints(config: ml_collections.ConfigDict) -> Constraints:
 
 
 def esnac_config(config: ml_collections.ConfigDict) -> ESNACConfig:
-  e, s = config.search.esnac, config.search.surrogate
-  try:
-    surrogate = SurrogateConfig(
-        hidden=s.hidden, num_layers=s.num_layers, objective=s.objective,
-        learn_hypers=s.learn_hypers, ls2=s.ls2, noise=s.noise,
-        normalize_y=s.normalize_y, max_steps=s.max_steps,
-        train_embedding=s.train_embedding)
-  except ValueError as err:
-    raise ValueError(f'config.search.surrogate: {err}') from None
-  try:
-    return ESNACConfig(
-        surrogate=surrogate, features=e.features, shared_lstm=e.shared_lstm,
-        pool_size=e.pool_size, pool_per_kernel=e.pool_per_kernel,
-        mutate_frac=e.mutate_frac, parents=e.parents,
-        acquisition=e.acquisition, subset_prob=e.subset_prob,
-        teacher_anchor=e.teacher_anchor, warm_start=e.warm_start)
-  except ValueError as err:
-    raise ValueError(f'config.search.esnac: {err}') from None
+  surrogate = build(SurrogateConfig, config.search.surrogate,
+                    'search.surrogate')
+  return build(ESNACConfig, config.search.esnac, 'search.esnac',
+               surrogate=surrogate)
 
 
 def check_budget(config: ml_collections.ConfigDict) -> None:
@@ -123,10 +128,7 @@ def make_searcher(config: ml_collections.ConfigDict,
   elif name == 'n2n':
     n = config.search.n2n
     stage1 = n.stage1_asks or max(1, config.search.steps // 2)
-    kwargs['config'] = N2NConfig(stage1_asks=stage1, hidden=n.hidden,
-                                 num_layers=n.num_layers,
-                                 removal_lr=n.removal_lr,
-                                 shrink_lr=n.shrink_lr)
+    kwargs['config'] = build(N2NConfig, n, 'search.n2n', stage1_asks=stage1)
   return _make_searcher(name, teacher, sampler_config(config), config.seed,
                         constraints(config), **kwargs)
 

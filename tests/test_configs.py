@@ -7,18 +7,22 @@ import os
 import pytest
 
 from esnac_jax import summary
+from esnac_jax import from_config
+from esnac_jax.arch import SamplerConfig
+from esnac_jax.bench.compare import faithful_config
 from esnac_jax.from_config import sampler_config, teacher_arch
+from esnac_jax.search import ESNACConfig, N2NConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
                  if not os.path.basename(p).startswith(('_', 'common')))
 
 
-def _load(path):
+def _load(path, arg=None):
   spec = importlib.util.spec_from_file_location('cfg', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(arg)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
@@ -47,3 +51,34 @@ def test_bad_config_values():
   config.search_space.group_mode = 'coarse'
   with pytest.raises(ValueError, match="unknown group_mode 'coarse'"):
     sampler_config(config)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_presets_are_the_library_objects(path):
+  """`X.py` and `X.py:faithful` give exactly the library's ESNACConfig()
+  and ESNACConfig.faithful(): the presets are defined once."""
+  default, faithful = _load(path), _load(path, 'faithful')
+  assert from_config.esnac_config(default) == ESNACConfig()
+  assert from_config.esnac_config(faithful) == ESNACConfig.faithful()
+  assert from_config.esnac_config(faithful).surrogate.hidden == 64
+  assert sampler_config(default) == SamplerConfig()
+  n2n = from_config.build(N2NConfig, default.search.n2n, 'search.n2n',
+                          stage1_asks=N2NConfig().stage1_asks)
+  assert n2n == N2NConfig()
+  # bench.compare's faithful method at full size is the same object too.
+  default.compare.faithful.update(hidden=64, num_layers=4, pool_size=1000,
+                                  max_steps=100)
+  assert faithful_config(default) == ESNACConfig.faithful()
+
+
+def test_config_errors_name_the_section():
+  config = _load(os.path.join(ROOT, 'configs', 'digits.py'))
+  config.search.surrogate.hidden = 0
+  with pytest.raises(ValueError, match='config.search.surrogate: hidden '
+                     'must be >= 1, got 0'):
+    from_config.esnac_config(config)
+  config.search.surrogate.hidden = 32
+  config.search.esnac.mutate_frac = 2.0
+  with pytest.raises(ValueError, match=r'config.search.esnac: mutate_frac '
+                     r'must be in \[0, 1\], got 2.0'):
+    from_config.esnac_config(config)

@@ -19,7 +19,7 @@ def _seqs(n, length=9, f=5, seed=0):
 
 
 def test_original_lstm_size_and_unit_norm():
-  cfg = S.SurrogateConfig()
+  cfg = S.SurrogateConfig.faithful()
   p = S.init(jax.random.key(0), cfg, 272)
   n = sum(x.size for x in jax.tree_util.tree_leaves(p['lstm']))
   assert n == 471_040  # PyTorch nn.LSTM(272, 64, 4, bidirectional=True)
@@ -253,8 +253,10 @@ def test_gradients_through_the_lstm(objective):
     p = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64),
                                S.init(jax.random.key(0), cfg, 3))
     y = np.linspace(0, 1, 5)
-    f = lambda p: S.objective(p, cfg, x.astype(np.float64), m, y,
-                              np.ones(5, bool))
+
+    def f(p):
+      return S.objective(p, cfg, x.astype(np.float64), m, y, np.ones(5, bool))
+
     check_grads(f, (p,), order=1, modes=('rev',), atol=1e-4, rtol=1e-4)
 
 

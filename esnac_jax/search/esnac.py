@@ -33,8 +33,23 @@ from esnac_jax.surrogate.acquisition import select_batch
 
 @dataclasses.dataclass(frozen=True)
 class ESNACConfig:
-  """How the ESNAC searcher proposes; `faithful()` is the original."""
-  surrogate: K.SurrogateConfig = K.SurrogateConfig(hidden=32, num_layers=2)
+  """How the ESNAC searcher proposes. The defaults are the default preset;
+  `faithful()` is the original. Every field is a key of the config's
+  search.esnac section (surrogate: search.surrogate).
+
+  features: 'normalized' or the original's raw 272-d 'original' features.
+  shared_lstm: one LSTM with K GP heads, or K independent LSTMs.
+  pool_size: candidates scored per step (ac_search_n); pool_per_kernel: a
+    pool for every kernel (the original) instead of one shared pool.
+  mutate_frac: share of the pool made of one-step mutations of the
+    `parents` best candidates so far (the rest: prior samples).
+  acquisition: 'ei' | 'ucb' | 'thompson'.
+  subset_prob: each kernel fits on a Bernoulli(subset_prob) subset of the
+    history (co_gamma).
+  teacher_anchor: the teacher joins every fit with reward 0.
+  warm_start: start each fit from the previous step's parameters.
+  """
+  surrogate: K.SurrogateConfig = K.SurrogateConfig()
   features: str = 'normalized'
   shared_lstm: bool = True
   pool_size: int = 1000
