@@ -38,7 +38,8 @@ def commands(args) -> list[list[str]]:
     return [['ssh', host, common.status_script(args.workdir)]]
   if c == 'fetch':
     return [['mkdir', '-p', args.to]] + [
-        ['scp', f'{host}:{common.remote_path(args.workdir, f)}', args.to] for f in common.RESULT_FILES]
+        ['scp', f'{host}:{common.remote_path(args.workdir, f)}', args.to]
+        for f in common.RESULT_FILES]
   raise AssertionError(c)
 
 

@@ -8,7 +8,7 @@ import pytest
 # Tests run tiny programs once each: compile fast rather than run fast.
 jax.config.update('jax_disable_most_optimizations', True)
 
-from esnac_jax.arch import get_teacher
+from esnac_jax.arch import get_teacher  # noqa: E402  (after the flag)
 
 TEACHER_NAMES = ('vgg19', 'resnet18', 'resnet34', 'shufflenet', 'mobilenetv2')
 

@@ -186,7 +186,6 @@ def test_candidates_sharded_over_8_devices_match_one_device(tmp_path):
   normalised steps would magnify rounding in tiny gradients); accuracies
   agree up to an argmax flip on a near tie."""
   import json
-  import os
   import subprocess
   import sys
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -260,7 +259,6 @@ def test_two_processes_match_one_device(tmp_path):
   half of every minibatch and holds its share of the candidates; both get
   the results of one process on one device (3 candidates, padded to 4)."""
   import json
-  import os
   import socket
   import subprocess
   import sys
