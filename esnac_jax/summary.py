@@ -16,7 +16,7 @@ import numpy as np
 
 from esnac_jax.arch import compression_ratio, mutate, sample, width_groups
 from esnac_jax.arch.operators import removable_layers, skip_pairs
-from esnac_jax.from_config import sampler_config, teacher_arch
+from esnac_jax.job.from_config import sampler_config, teacher_arch
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)

@@ -20,7 +20,18 @@ def tiny_teacher(name: str, num_classes: int = 10):
                      input_size=size)
 
 
-@pytest.fixture(params=TEACHER_NAMES)
+# The teachers whose tests take longest run in the slow tier only; the fast
+# tier keeps the others (and ShuffleNet's own ops have tests of their own).
+HEAVY = ('shufflenet', 'mobilenetv2')
+
+
+def with_heavy_slow(names):
+  """pytest params of `names`, the HEAVY ones marked slow."""
+  return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+          for n in names]
+
+
+@pytest.fixture(params=with_heavy_slow(TEACHER_NAMES))
 def teacher_name(request):
   return request.param
 

@@ -105,6 +105,7 @@ def _tiny_config():
   return cfg
 
 
+@pytest.mark.slow
 def test_compare_end_to_end_and_resume(tmp_path):
   cfg, wd = _tiny_config(), str(tmp_path / 'cmp')
   logs = []
@@ -148,6 +149,7 @@ def test_compare_end_to_end_and_resume(tmp_path):
     C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('bench,flag,message', [
     ('compare', '--methods=esnac,bogus', 'unknown methods'),
     ('compare', '--milestones=400', 'outside 1..160'),
@@ -163,6 +165,7 @@ def test_cli_bad_input(tmp_path, bench, flag, message):
   assert message in p.stderr and 'Traceback' not in p.stderr
 
 
+@pytest.mark.slow
 def test_transfer_benchmark_end_to_end(tmp_path):
   from esnac_jax.bench import transfer as T
   cfg = _tiny_config()

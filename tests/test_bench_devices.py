@@ -4,11 +4,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from esnac_jax.bench import devices as bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_measure_one_device_row():
   row = bench.measure(1, 'digits', k=2, rounds=2, epochs=1, batch=128,
                       dtype='float32')
@@ -20,6 +23,7 @@ def test_measure_one_device_row():
   assert all(0 <= a <= 1 for accs in row['val_accs'] for a in accs)
 
 
+@pytest.mark.slow
 def test_cli_bad_input():
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   p = subprocess.run(

@@ -1,8 +1,11 @@
 """The evaluation benchmark counts compiles and reports throughput."""
 
+import pytest
+
 from esnac_jax.bench import evaluate as bench
 
 
+@pytest.mark.slow
 def test_digits_rows():
   counter = bench.CompileCounter()
   rows = bench.run_setup('digits', [1, 2], steps=1, batch=16, counter=counter,

@@ -7,6 +7,7 @@ import pytest
 from esnac_jax.bench import surrogate as bench
 
 
+@pytest.mark.slow
 def test_quick_benchmark(tmp_path, capsys):
   res = bench.run('resnet18', n=12, k=2, m=10, steps=2, repeats=1,
                   variants=['default', 'independent', 'shared',

@@ -7,10 +7,10 @@ import os
 import pytest
 
 from esnac_jax import summary
-from esnac_jax import from_config
+from esnac_jax.job import from_config
 from esnac_jax.arch import SamplerConfig
 from esnac_jax.bench.compare import faithful_config
-from esnac_jax.from_config import sampler_config, teacher_arch
+from esnac_jax.job.from_config import sampler_config, teacher_arch
 from esnac_jax.search import ESNACConfig, N2NConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -95,6 +95,7 @@ def test_bad_input(args, message):
   assert 'Traceback' not in p.stderr
 
 
+@pytest.mark.slow
 def test_start_runs_detached_and_logs(tmp_path):
   """The remote shell `start` sends runs here as ssh would: detached, the
   search's own output (here its one-line config error) in WORKDIR.log."""

@@ -46,7 +46,9 @@ def _close(got, want, what):
   assert set(got) == set(want)
 
 
-@pytest.mark.parametrize('name', MASKABLE)
+@pytest.mark.parametrize('name', [
+    n if n == 'resnet18' else pytest.param(n, marks=pytest.mark.slow)
+    for n in MASKABLE])
 def test_masked_equals_materialised(name):
   teacher = tiny_teacher(name)
   rng = np.random.default_rng(0)
@@ -100,6 +102,7 @@ def test_shufflenet_is_refused():
     check_maskable(tiny_teacher('shufflenet'))
 
 
+@pytest.mark.slow
 def test_masked_distillation_equals_materialised():
   """Training: the same children distilled on both paths score the same
   validation accuracies and end with the same weights (float32)."""
@@ -132,7 +135,7 @@ def test_masked_distillation_equals_materialised():
 
 
 def test_path_choice():
-  from esnac_jax.search.evaluate import resolve_path
+  from esnac_jax.job.evaluate import resolve_path
   r18, sfn = tiny_teacher('resnet18'), tiny_teacher('shufflenet')
   assert resolve_path('auto', r18, 'first', 'cpu') == 'materialised'
   assert resolve_path('auto', r18, 'first', 'gpu') == 'masked_vmap'
@@ -180,6 +183,7 @@ print('RESULT', json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_candidates_sharded_over_8_devices_match_one_device(tmp_path):
   """5 candidates (padded to 8) spread over 8 simulated CPU devices train to
   the same weights as on one device (float32 tolerance; SGD, as Adam's
@@ -236,7 +240,7 @@ print('RESULT', json.dumps(out), flush=True)
 if mesh is not None:  # what a multi-process run refuses, before any work
   import dataclasses, tempfile
   from configs import digits
-  from esnac_jax import pipeline
+  from esnac_jax.job import pipeline
   errors = {}
   try:
     distill_masked(t, tv, kids, load_dataset('digits'),
@@ -254,6 +258,7 @@ if mesh is not None:  # what a multi-process run refuses, before any work
 '''
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_device(tmp_path):
   """jax.distributed with 2 CPU processes x 2 devices: each process feeds
   half of every minibatch and holds its share of the candidates; both get

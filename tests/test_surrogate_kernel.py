@@ -260,6 +260,7 @@ def test_gradients_through_the_lstm(objective):
     check_grads(f, (p,), order=1, modes=('rev',), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_loo_fit_of_eight_kernels_does_not_hang():
   """Regression: the LOO fit of K=8 kernels on 96 points deadlocked XLA:CPU
   (batched multi-column cho_solve). Run in a subprocess with a timeout."""

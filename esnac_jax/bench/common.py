@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any, Callable
 
@@ -30,10 +28,9 @@ def matmul_rate(n: int = 2048, reps: int = 5) -> float:
 
 
 def write_json(path: str, obj: dict) -> None:
-  """Writes benchmark figures and says where."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(obj, f, indent=1)
+  """Writes benchmark figures (the job's JSON writer) and says where."""
+  from esnac_jax.job.report import write_json as write
+  write(path, obj)
   print(f'wrote {path}')
 
 

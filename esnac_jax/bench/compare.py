@@ -34,7 +34,7 @@ import ml_collections
 
 from esnac_jax.arch import Arch
 from esnac_jax.search import ESNACConfig, Result, Searcher, make_searcher
-from esnac_jax.search.report import write_json
+from esnac_jax.job.report import write_json
 from esnac_jax.surrogate import SurrogateConfig
 
 METHODS = ('esnac', 'faithful', 'random', 'n2n', 'evolution')
@@ -78,7 +78,7 @@ def faithful_config(config: ml_collections.ConfigDict) -> ESNACConfig:
 def make_method(name: str, config: ml_collections.ConfigDict, teacher: Arch,
                 seed: int, steps: int) -> Searcher:
   """A fresh searcher for one run of method `name`."""
-  from esnac_jax import from_config
+  from esnac_jax.job import from_config
   if name not in METHODS:
     raise ValueError(f'unknown method {name!r}; known: {", ".join(METHODS)}')
   if name == 'faithful':
@@ -162,9 +162,9 @@ def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
   by distillation with per-candidate seeds, caches in workdir/scores.jsonl.
   """
   import jax
-  from esnac_jax import from_config
+  from esnac_jax.job import from_config
   from esnac_jax.data import load_dataset
-  from esnac_jax.search.evaluate import Evaluator, resolve_path
+  from esnac_jax.job.evaluate import Evaluator, resolve_path
   from esnac_jax.train import get_teacher_variables
 
   distill = from_config.train_config(cfg.distill, 'distill')
@@ -370,7 +370,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
             milestones: Sequence[int],
             log: Callable[[str], None] = print) -> dict[str, Any]:
   """Runs (or resumes) the comparison; returns the compare.json document."""
-  from esnac_jax import from_config
+  from esnac_jax.job import from_config
 
   unknown = [m for m in methods if m not in METHODS]
   if unknown or not methods:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from esnac_jax.bench import compare as C
-from esnac_jax.search.report import write_json
+from esnac_jax.job.report import write_json
 
 FORMAT = 'esnac_jax.transfer/1'
 
@@ -34,7 +34,7 @@ def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
                      evaluations: int,
                      log: Callable[[str], None] = print) -> str:
   """Path of the source search's saved embedding (searched if absent)."""
-  from esnac_jax import from_config
+  from esnac_jax.job import from_config
   from esnac_jax.surrogate.transfer import save_embedding
   path = os.path.join(workdir, 'embedding')
   if os.path.isdir(path):
@@ -59,7 +59,7 @@ def transfer(config: ml_collections.ConfigDict, workdir: str,
              source_evaluations: int, milestones: Sequence[int],
              log: Callable[[str], None] = print) -> dict[str, Any]:
   """Runs the benchmark; returns the transfer.json document."""
-  from esnac_jax import from_config
+  from esnac_jax.job import from_config
   bad = [n for n in milestones if not 1 <= n <= evaluations]
   if bad or seeds < 1 or source_evaluations < 1:
     raise ValueError(f'need seeds >= 1, source_evaluations >= 1 and '

@@ -1,4 +1,5 @@
-"""Searchers behind one ask/tell interface, the reward, the search loop."""
+"""The searcher library: searchers behind one ask/tell interface, the
+reward, records. Depends only on esnac_jax.arch and esnac_jax.surrogate."""
 
 from esnac_jax.arch import Arch, SamplerConfig
 from esnac_jax.search.base import Searcher

@@ -14,8 +14,8 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+from esnac_jax import checkpoints
 from esnac_jax.surrogate.kernel import SurrogateConfig, init
 
 FORMAT = 'esnac_jax.embedding/1'
@@ -29,14 +29,9 @@ def save_embedding(path: str, lstm: Any, meta: dict[str, Any]) -> None:
   """Writes the LSTM parameters and `meta` (hidden, num_layers, features,
   feature_dim, and whatever describes where it came from) to `path`."""
   meta = dict(meta, format=FORMAT)
-  with ocp.CheckpointManager(os.path.abspath(path),
-                             options=ocp.CheckpointManagerOptions(
-                                 max_to_keep=1, create=True)) as mngr:
+  with checkpoints.manager(path, max_to_keep=1) as mngr:
     step = (mngr.latest_step() or 0) + 1
-    mngr.save(step, args=ocp.args.Composite(
-        lstm=ocp.args.StandardSave(jax.device_get(lstm)),
-        meta=ocp.args.JsonSave(meta)))
-    mngr.wait_until_finished()
+    checkpoints.save(mngr, step, meta, lstm=jax.device_get(lstm))
 
 
 def load_embedding(path: str, cfg: SurrogateConfig,
@@ -47,19 +42,17 @@ def load_embedding(path: str, cfg: SurrogateConfig,
     raise EmbeddingError(f'no saved embedding at {path} (a search with the '
                          'esnac searcher writes one to WORKDIR/embedding)')
   try:
-    with ocp.CheckpointManager(os.path.abspath(path)) as mngr:
+    with checkpoints.manager(path) as mngr:
       step = mngr.latest_step()
       if step is None:
         raise EmbeddingError(f'{path} holds no finished embedding save')
-      meta = mngr.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))['meta']
+      meta = checkpoints.restore_meta(mngr, step)
       _check(meta, cfg, features, path)
       shapes = jax.eval_shape(
           lambda: init(jax.random.key(0), cfg, meta['feature_dim'])['lstm'])
       target = jax.tree_util.tree_map(
           lambda s: np.zeros(s.shape, s.dtype), shapes)
-      lstm = mngr.restore(step, args=ocp.args.Composite(
-          lstm=ocp.args.StandardRestore(target)))['lstm']
+      lstm = checkpoints.restore_tree(mngr, step, 'lstm', target)
   except EmbeddingError:
     raise
   except Exception as e:  # orbax raises many kinds for damaged files

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -79,26 +79,59 @@ def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
   release_programs(log=log)
   fns = [train_step_fn(a, tx, cfg.loss, dtype) for a in archs]
   t_logits = logits_fn(teacher[0], dtype) if teacher else None
-  best = [None] * len(archs)
-  history: list[list[float]] = [[] for _ in archs]
-  t0 = time.perf_counter()
-  for epoch in range(cfg.epochs):
+
+  def train_epoch(epoch: int) -> None:
+    nonlocal states
     for x, y in train_batches(ds, cfg.batch_size, seed, epoch):
       tl = t_logits(teacher[1], x) if teacher else None
       states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
-    for i, (a, s) in enumerate(zip(archs, states)):
-      acc = accuracy(a, s.variables, eval_batches(ds, ds.val,
+
+  def validate() -> list[float]:
+    return [accuracy(a, s.variables, eval_batches(ds, ds.val,
                                                   cfg.eval_batch_size), dtype)
+            for a, s in zip(archs, states)]
+
+  def weights(improved: list[int]) -> dict[int, dict]:
+    return {i: jax.device_get(states[i].variables) for i in improved}
+
+  return keep_best_epochs(cfg.epochs, len(archs), train_epoch, validate,
+                          weights, log, label)
+
+
+def keep_best_epochs(epochs: int, count: int,
+                     train_epoch: Callable[[int], None],
+                     validate: Callable[[], Sequence[float]],
+                     weights: Callable[[list[int]], dict[int, Any]],
+                     log: Callable[[str], None] | None = None,
+                     label: str = 'train') -> list[Trained]:
+  """The epoch loop of every training path: `count` networks trained
+  together, each keeping its best-validation-epoch weights.
+
+  train_epoch(epoch) trains all of them for one epoch; validate() gives
+  their validation accuracies; weights(indices) gives the host copies of
+  the weights of the networks whose accuracy just improved.
+  """
+  best: list[tuple[float, int, Any] | None] = [None] * count
+  history: list[list[float]] = [[] for _ in range(count)]
+  t0 = time.perf_counter()
+  for epoch in range(epochs):
+    train_epoch(epoch)
+    accs = validate()
+    improved = []
+    for i, acc in enumerate(accs):
       history[i].append(acc)
       if best[i] is None or acc > best[i][0]:
-        best[i] = (acc, epoch, jax.device_get(s.variables))
+        improved.append(i)
+    if improved:
+      copies = weights(improved)
+      for i in improved:
+        best[i] = (accs[i], epoch, copies[i])
     if log:
       done = time.perf_counter() - t0
-      eta = done / (epoch + 1) * (cfg.epochs - epoch - 1)
-      accs = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
-      log(f'{label} epoch {epoch + 1}/{cfg.epochs}: val acc {accs}'
-          f'{" ..." if len(history) > 8 else ""} ({done:.0f}s, ETA '
-          f'{eta:.0f}s)')
+      eta = done / (epoch + 1) * (epochs - epoch - 1)
+      shown = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
+      log(f'{label} epoch {epoch + 1}/{epochs}: val acc {shown}'
+          f'{" ..." if count > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')
   seconds = time.perf_counter() - t0
   return [Trained(b[2], b[0], b[1], h, seconds)
           for b, h in zip(best, history)]

@@ -11,8 +11,8 @@ best-validation-epoch weights, extracted to its real size.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import time
 from typing import Any, Callable
 
 import jax
@@ -26,7 +26,8 @@ from esnac_jax.data import Dataset, eval_batches, train_batches
 from esnac_jax.models.masked import (candidate_masks, extract,
                                      make_masked_model, masked_variables,
                                      stack_masks)
-from esnac_jax.train.loop import TrainConfig, Trained, check_classes
+from esnac_jax.train.loop import (TrainConfig, Trained, check_classes,
+                                  keep_best_epochs)
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import make_optimizer
 from esnac_jax.train.steps import (TrainState, create_state, distill_update,
@@ -163,10 +164,9 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
       feed, feed_eval = _global_feeders(mesh)
   else:
     states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
-  best: list[tuple[float, int, Any] | None] = [None] * k
-  history: list[list[float]] = [[] for _ in children]
-  t0 = time.perf_counter()
-  for epoch in range(cfg.epochs):
+
+  def train_epoch(epoch: int) -> None:
+    nonlocal states
     for x, y in train_batches(ds, cfg.batch_size, seed, epoch, part=part):
       x, y = feed(x), feed(y)
       tl = t_logits(teacher_vars, x)
@@ -174,6 +174,8 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
         states, _ = step(states, masks_in, x, y, tl)
       else:
         states = [step(s, m, x, y, tl)[0] for s, m in zip(states, masks)]
+
+  def validate() -> list[float]:
     counts, total = np.zeros(k), 0
     for x, y, valid in eval_batches(ds, ds.val, cfg.eval_batch_size):
       total += int(valid.sum())
@@ -183,22 +185,16 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
       else:
         counts += [int(correct(s.variables, m, x, y, valid))
                    for s, m in zip(states, masks)]
-    on_host = None
-    for i in range(k):
-      acc = float(counts[i] / max(total, 1))
-      history[i].append(acc)
-      if best[i] is None or acc > best[i][0]:
-        if vmap and on_host is None:
-          on_host = jax.tree_util.tree_map(host_value, states.variables)
-        v = (jax.tree_util.tree_map(lambda a: np.array(a[i]), on_host)
-             if vmap else jax.device_get(states[i].variables))
-        best[i] = (acc, epoch, v)
-    if log:
-      done = time.perf_counter() - t0
-      eta = done / (epoch + 1) * (cfg.epochs - epoch - 1)
-      accs = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
-      log(f'{label} epoch {epoch + 1}/{cfg.epochs}: val acc {accs}'
-          f'{" ..." if k > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')
-  seconds = time.perf_counter() - t0
-  return [Trained(extract(teacher, c, b[2]), b[0], b[1], h, seconds)
-          for c, b, h in zip(children, best, history)][:real]
+    return [float(c / max(total, 1)) for c in counts]
+
+  def weights(improved: list[int]) -> dict[int, Any]:
+    if not vmap:
+      return {i: jax.device_get(states[i].variables) for i in improved}
+    on_host = jax.tree_util.tree_map(host_value, states.variables)
+    return {i: jax.tree_util.tree_map(lambda a, i=i: np.array(a[i]), on_host)
+            for i in improved}
+
+  trained = keep_best_epochs(cfg.epochs, k, train_epoch, validate, weights,
+                             log, label)
+  return [dataclasses.replace(t, variables=extract(teacher, c, t.variables))
+          for c, t in zip(children, trained)][:real]

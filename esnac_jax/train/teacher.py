@@ -7,8 +7,8 @@ from typing import Callable
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+from esnac_jax import checkpoints
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import init_variables
@@ -19,19 +19,10 @@ class CheckpointError(RuntimeError):
   """A checkpoint exists but cannot be used."""
 
 
-def _manager(path: str) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.abspath(path), options=ocp.CheckpointManagerOptions(
-          max_to_keep=1, create=True))
-
-
 def save_teacher(path: str, arch: Arch, variables: dict, metrics: dict) -> None:
   meta = {'arch': arch.to_dict(), 'metrics': metrics}
-  with _manager(path) as mngr:
-    mngr.save(0, args=ocp.args.Composite(
-        variables=ocp.args.StandardSave(variables),
-        meta=ocp.args.JsonSave(meta)))
-    mngr.wait_until_finished()
+  with checkpoints.manager(path, max_to_keep=1) as mngr:
+    checkpoints.save(mngr, 0, meta, variables=variables)
 
 
 def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
@@ -45,13 +36,12 @@ def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
   hint = (f'delete {path} to train the teacher again, or use another '
           '--workdir')
   try:
-    with _manager(path) as mngr:
+    with checkpoints.manager(path, max_to_keep=1) as mngr:
       step = mngr.latest_step()
       if step is None:
         raise CheckpointError(f'teacher checkpoint at {path} holds no '
                               f'finished save; {hint}')
-      meta = mngr.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))['meta']
+      meta = checkpoints.restore_meta(mngr, step)
       if Arch.from_dict(meta['arch']) != arch:
         raise CheckpointError(f'the teacher checkpoint at {path} is for '
                               f"another architecture ({meta['arch']['name']}, "
@@ -59,8 +49,7 @@ def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
       target = jax.tree_util.tree_map(
           lambda x: np.zeros(x.shape, x.dtype),
           jax.eval_shape(lambda: init_variables(arch, jax.random.key(0))))
-      variables = mngr.restore(step, args=ocp.args.Composite(
-          variables=ocp.args.StandardRestore(target)))['variables']
+      variables = checkpoints.restore_tree(mngr, step, 'variables', target)
   except CheckpointError:
     raise
   except Exception as e:  # orbax raises many kinds for damaged files

@@ -55,7 +55,9 @@ def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
 
 
 def write_json(path: str, doc: Any) -> None:
-  """Atomic: a reader never sees a half-written file."""
+  """Writes `doc` as JSON, atomically: a reader never sees a half-written
+  file. Creates the parent directory."""
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   tmp = f'{path}.tmp'
   with open(tmp, 'w') as f:
     json.dump(doc, f, indent=1)

@@ -11,42 +11,28 @@ damaged latest step falls back to the one before.
 from __future__ import annotations
 
 import os
-import signal
 from typing import Any, Callable
 
-import orbax.checkpoint as ocp
-
+from esnac_jax import checkpoints
 from esnac_jax.train import CheckpointError
 
 FORMAT = 'esnac_jax.search/1'
 
 
 class SearchCheckpointer:
-  """Saves and restores the search state under `directory`.
+  """Saves and restores the search state under `directory`."""
 
-  kill_during_save: test hook; SIGKILLs this process while the save of
-  that step is being written (what a pre-emption at the worst moment does).
-  """
-
-  def __init__(self, directory: str, kill_during_save: int | None = None):
+  def __init__(self, directory: str):
     self.directory = os.path.abspath(directory)
-    self._kill_during_save = kill_during_save
-    self._mngr = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=2, create=True))
+    self._mngr = checkpoints.manager(self.directory, max_to_keep=2)
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
 
   def save(self, step: int, meta: dict[str, Any], arrays: Any = None) -> None:
     meta = dict(meta, format=FORMAT, step=step, has_arrays=arrays is not None)
-    items = {'meta': ocp.args.JsonSave(meta)}
-    if arrays is not None:
-      items['arrays'] = ocp.args.StandardSave(arrays)
-    self._mngr.save(step, args=ocp.args.Composite(**items))
-    if self._kill_during_save == step:
-      os.kill(os.getpid(), signal.SIGKILL)
-    self._mngr.wait_until_finished()
+    trees = {} if arrays is None else {'arrays': arrays}
+    checkpoints.save(self._mngr, step, meta, **trees)
 
   def restore(self, log: Callable[[str], None] = print
               ) -> tuple[dict[str, Any], Any] | None:
@@ -70,15 +56,13 @@ class SearchCheckpointer:
     return None
 
   def _restore(self, step: int) -> tuple[dict[str, Any], Any]:
-    meta = self._mngr.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore()))['meta']
+    meta = checkpoints.restore_meta(self._mngr, step)
     if meta.get('format') != FORMAT:
       raise CheckpointError(f'unknown search state format '
                             f'{meta.get("format")!r}')
     arrays = None
     if meta['has_arrays']:
-      arrays = self._mngr.restore(step, args=ocp.args.Composite(
-          arrays=ocp.args.StandardRestore()))['arrays']
+      arrays = checkpoints.restore_tree(self._mngr, step, 'arrays')
     return meta, arrays
 
   def _set_aside(self, steps: list[int], log: Callable[[str], None]) -> None:
@@ -89,9 +73,7 @@ class SearchCheckpointer:
       os.replace(src, dst)
       log(f'warning: search checkpoint step {step} was unreadable; moved it '
           f'to {dst} and resumed from the step before')
-    self._mngr = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=2, create=True))
+    self._mngr = checkpoints.manager(self.directory, max_to_keep=2)
 
   def close(self) -> None:
     self._mngr.close()

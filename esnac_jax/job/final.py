@@ -4,11 +4,9 @@ final stage resumes with the next one."""
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
-import orbax.checkpoint as ocp
-
+from esnac_jax import checkpoints
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.search.record import Record
@@ -23,8 +21,7 @@ def final_stage(records: list[Record], kept: list[int],
                 log: Callable[[str], None] = print) -> dict:
   """Trains records[kept[i]] from their search weights; returns the
   'final' section of results.json."""
-  mngr = ocp.CheckpointManager(os.path.abspath(directory),
-                               options=ocp.CheckpointManagerOptions(create=True))
+  mngr = checkpoints.manager(directory)
   done = set(mngr.all_steps())
   entries = []
   kd = cfg.loss.kind != 'ce'
@@ -32,8 +29,7 @@ def final_stage(records: list[Record], kept: list[int],
     rec = records[idx]
     meta = None
     if rank in done:
-      meta = mngr.restore(rank, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))['meta']
+      meta = checkpoints.restore_meta(mngr, rank)
       if meta['index'] != idx:
         raise RuntimeError(f'{directory} holds final training of candidate '
                            f"{meta['index']} at rank {rank}, expected {idx}; "
@@ -51,10 +47,7 @@ def final_stage(records: list[Record], kept: list[int],
               'search_val_acc': rec.val_acc, 'val_acc': trained.val_acc,
               'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
               'val_history': trained.history, 'seconds': trained.seconds}
-      mngr.save(rank, args=ocp.args.Composite(
-          meta=ocp.args.JsonSave(meta),
-          variables=ocp.args.StandardSave(trained.variables)))
-      mngr.wait_until_finished()
+      checkpoints.save(mngr, rank, meta, variables=trained.variables)
     meta['val_reward'] = reward(meta['val_acc'], teacher_metrics['val_acc'],
                                 rec.params, teacher.num_params)
     entries.append(meta)
@@ -62,8 +55,7 @@ def final_stage(records: list[Record], kept: list[int],
     mngr.close()
     return {'candidates': [], 'chosen': None}
   chosen = max(entries, key=lambda m: (m['val_reward'], -m['rank']))
-  variables = mngr.restore(chosen['rank'], args=ocp.args.Composite(
-      variables=ocp.args.StandardRestore()))['variables']
+  variables = checkpoints.restore_tree(mngr, chosen['rank'], 'variables')
   mngr.close()
   arch = records[chosen['index']].arch
   test_acc = accuracy_on_test(arch, variables, ds, cfg)

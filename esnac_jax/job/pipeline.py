@@ -19,20 +19,20 @@ from typing import Callable
 import jax
 import ml_collections
 
-from esnac_jax import distributed, from_config
+from esnac_jax import distributed
+from esnac_jax.job import from_config
 from esnac_jax.data import load_dataset
-from esnac_jax.search.checkpoint import SearchCheckpointer
-from esnac_jax.search.evaluate import Evaluator, resolve_path
-from esnac_jax.search.final import final_stage
-from esnac_jax.search.loop import SearchOutcome, kept_indices, run_search
-from esnac_jax.search import report
+from esnac_jax.job.checkpoint import SearchCheckpointer
+from esnac_jax.job.evaluate import Evaluator, resolve_path
+from esnac_jax.job.final import final_stage
+from esnac_jax.job.loop import SearchOutcome, kept_indices, run_search
+from esnac_jax.job import report
 from esnac_jax.surrogate.transfer import save_embedding
 from esnac_jax.train import get_teacher_variables
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
-        log: Callable[[str], None] = print,
-        kill_during_save: int | None = None) -> dict:
+        log: Callable[[str], None] = print) -> dict:
   """Runs or resumes the job described by `config` in `workdir`; returns
   the results.json document."""
   t_start = time.perf_counter()
@@ -111,7 +111,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         'time/train_s': out.timing['train_s']})
     write_outputs(out, step)
 
-  ckpt = SearchCheckpointer(os.path.join(workdir, 'search'), kill_during_save)
+  ckpt = SearchCheckpointer(os.path.join(workdir, 'search'))
   try:
     out = run_search(searcher, evaluate, ckpt, steps=steps,
                      per_step=config.search.candidates_per_step,

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from esnac_jax.search.checkpoint import SearchCheckpointer
-from esnac_jax.search.loop import (ConfigMismatchError, check_config,
+from esnac_jax.job.checkpoint import SearchCheckpointer
+from esnac_jax.job.loop import (ConfigMismatchError, check_config,
                                    kept_indices, step_seed)
 from esnac_jax.search.record import Record
 from esnac_jax.train import CheckpointError

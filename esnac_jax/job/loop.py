@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from esnac_jax.search.base import Searcher
-from esnac_jax.search.checkpoint import SearchCheckpointer
+from esnac_jax.job.checkpoint import SearchCheckpointer
 from esnac_jax.search.record import Record, Result, ranked
 
 Evaluate = Callable[..., tuple[list[Result], list[dict]]]

@@ -1,0 +1,45 @@
+"""One way to write and read the project's orbax checkpoints.
+
+Every checkpoint here is a CheckpointManager directory whose steps each
+hold a JSON `meta` and any number of named array trees (teacher
+variables, search state arrays, finalists' weights, a fitted LSTM).
+Orbax writes a step into a temporary directory and renames it when
+complete, so a killed write never leaves a half step behind.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+
+def manager(path: str, max_to_keep: int | None = None
+            ) -> ocp.CheckpointManager:
+  """The manager of the checkpoint directory `path` (created if absent)."""
+  return ocp.CheckpointManager(
+      os.path.abspath(path), options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, meta: dict[str, Any],
+         **trees: Any) -> None:
+  """Writes step `step`: `meta` as JSON and each named tree; returns once
+  the step is complete on disk."""
+  items = {'meta': ocp.args.JsonSave(meta)}
+  items.update({k: ocp.args.StandardSave(v) for k, v in trees.items()})
+  mngr.save(step, args=ocp.args.Composite(**items))
+  mngr.wait_until_finished()
+
+
+def restore_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+  return mngr.restore(step, args=ocp.args.Composite(
+      meta=ocp.args.JsonRestore()))['meta']
+
+
+def restore_tree(mngr: ocp.CheckpointManager, step: int, name: str,
+                 target: Any = None) -> Any:
+  """The tree `name` of step `step`, shaped like `target` when given."""
+  return mngr.restore(step, args=ocp.args.Composite(
+      **{name: ocp.args.StandardRestore(target)}))[name]
