@@ -53,6 +53,45 @@ def test_summary_numbers_and_verdict():
   assert 'does NOT beat' in C.verdict(worse, 4)[0]
 
 
+def test_scoreboard_counts_wins_ties_and_losses():
+  def summary(esnac, random_mean, random_std):
+    def best(m, sd):
+      return {'8': {'mean': m, 'std': sd, 'n': 3}}
+    return {'methods': {'esnac': {'best': best(esnac, 0.0)},
+                        'random': {'best': best(random_mean, random_std)}}}
+  board = C.scoreboard({'a': summary(0.70, 0.60, 0.05),   # ahead by 0.10
+                        'b': summary(0.62, 0.60, 0.05),   # within the std
+                        'c': summary(0.50, 0.60, 0.05)},  # behind by 0.10
+                       [8])
+  assert board == {'8': {'a': 'win', 'b': 'tie', 'c': 'loss'}}
+  assert '1 wins, 1 ties, 1 losses' in C.format_scoreboard(board)
+  assert C.teacher_dir('esnac_jax.bench.teachers:vgg_chain') == \
+      'esnac_jax.bench.teachers_vgg_chain'
+
+
+@pytest.mark.slow
+def test_compare_over_teachers(tmp_path):
+  """Two teachers, one a user-style builder: a folder and a summary each,
+  and the scoreboard; a bad teacher name fails before any training."""
+  cfg, wd = _tiny_config(), str(tmp_path / 'teachers')
+  names = ['resnet18', 'esnac_jax.bench.teachers:vgg_chain']
+  with pytest.raises(ValueError, match="unknown teacher 'resnet99'"):
+    C.compare_teachers(cfg, wd, ['resnet18', 'resnet99'], ['esnac', 'random'],
+                       1, 4, [4], log=lambda s: None)
+  assert not os.path.exists(wd)
+  doc = C.compare_teachers(cfg, wd, names, ['esnac', 'random'], seeds=1,
+                           evaluations=4, milestones=[2, 4],
+                           log=lambda s: None)
+  assert set(doc['summaries']) == set(names)
+  assert doc['teacher_info'][names[1]]['name'] == 'vgg_chain'
+  for name in names:
+    assert os.path.exists(os.path.join(wd, C.teacher_dir(name),
+                                       'compare.json'))
+    assert doc['scoreboard']['4'][name] in ('win', 'tie', 'loss')
+  with open(os.path.join(wd, 'teachers.json')) as f:
+    assert json.load(f)['scoreboard'] == doc['scoreboard']
+
+
 def test_merged_config_and_unknown_keys():
   cfg = digits.get_config()
   m = C.merged_config(cfg)

@@ -82,3 +82,53 @@ def test_config_errors_name_the_section():
   with pytest.raises(ValueError, match=r'config.search.esnac: mutate_frac '
                      r'must be in \[0, 1\], got 2.0'):
     from_config.esnac_config(config)
+
+
+def _builder_module(tmp_path, monkeypatch, body):
+  (tmp_path / 'my_nets.py').write_text(body)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.delitem(__import__('sys').modules, 'my_nets', raising=False)
+
+
+def test_teacher_from_a_python_builder(tmp_path, monkeypatch):
+  _builder_module(tmp_path, monkeypatch, '''
+from esnac_jax.bench.teachers import vgg_chain
+def tiny(input_size, in_channels, num_classes):
+  return vgg_chain(input_size, in_channels, num_classes, width=0.25)
+def not_an_arch(input_size, in_channels, num_classes):
+  return 'a string'
+def wrong_classes(input_size, in_channels, num_classes):
+  return vgg_chain(input_size, in_channels, 7, width=0.25)
+def no_args():
+  return None
+''')
+  config = _load(os.path.join(ROOT, 'configs', 'digits.py'))
+  config.teacher.name = 'my_nets:tiny'
+  config.teacher.width = 1.0
+  t = teacher_arch(config)
+  assert t.name == 'vgg_chain' and t.input_shape == (8, 8, 1)
+  assert t.output_shape == (10,)
+  config.teacher.width = 0.5
+  with pytest.raises(ValueError, match="'my_nets:tiny' takes no width"):
+    teacher_arch(config)
+  config.teacher.width = 1.0
+  for name, message in [
+      ('my_nets:missing', "cannot be loaded .*AttributeError"),
+      ('no_such_module:f', "cannot be loaded .*ModuleNotFoundError"),
+      ('my_nets:not_an_arch', 'returned str, not an Arch'),
+      ('my_nets:wrong_classes', r'made a network from \(8, 8, 1\) to '
+       r"\(7,\); dataset 'digits' needs \(8, 8, 1\) to \(10,\)"),
+      ('my_nets:no_args', 'must accept input_size, in_channels and '
+       'num_classes')]:
+    config.teacher.name = name
+    with pytest.raises(ValueError, match=f'config.teacher: .*{message}'):
+      teacher_arch(config)
+
+
+def test_builder_teacher_with_width():
+  config = _load(os.path.join(ROOT, 'configs', 'digits.py'))
+  config.teacher.name = 'esnac_jax.bench.teachers:vgg_chain'
+  config.teacher.width = 0.25
+  narrow = teacher_arch(config)
+  config.teacher.width = 0.5
+  assert teacher_arch(config).num_params > narrow.num_params

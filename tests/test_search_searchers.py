@@ -1,8 +1,10 @@
 """Searchers behind ask/tell: valid, new, distinct proposals; state round
 trips; the ESNAC searcher learns a known reward."""
 
+import dataclasses
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -12,9 +14,11 @@ from esnac_jax.search import (Constraints, ESNACConfig, N2NConfig, Result,
 from esnac_jax.surrogate import SurrogateConfig
 from conftest import tiny_teacher
 
+# Every ask after the first is the surrogate's (no initial design, no
+# prior share), so these tests see the kernel's proposals.
 TINY = ESNACConfig(surrogate=SurrogateConfig(hidden=8, num_layers=1,
                                              max_steps=15),
-                   pool_size=64, parents=4)
+                   pool_size=64, parents=4, init_random=0, random_frac=0.0)
 TINY_FAITHFUL = ESNACConfig.faithful(
     surrogate=SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=15),
     pool_size=24)
@@ -110,6 +114,38 @@ def test_esnac_learns_a_known_reward():
       means[name] = np.mean([_synthetic(x, s.teacher).reward for x in batch])
     gains.append(means['esnac'] - means['random'])
   assert np.mean(gains) > 0.05, gains
+
+
+def test_initial_design_draws_from_the_prior_first():
+  """With init_random=8, the asks made before 8 candidates are evaluated
+  are random search's (same seed, same sampler); the surrogate is fitted
+  from the next ask on."""
+  config = dataclasses.replace(TINY, init_random=8)
+  s, r = _searcher('esnac', 5, config=config), _searcher('random', 5)
+  for _ in range(2):
+    assert _round(s, 4) == _round(r, 4)
+    assert s.params is None and not s.last_fit
+  _round(s, 4)
+  assert s.params is not None and s.last_fit
+
+
+def test_prior_share_of_every_batch():
+  """random_frac=0.5: half of each batch from the surrogate (one kernel
+  each), half from the prior; all new and distinct."""
+  config = dataclasses.replace(TINY, random_frac=0.5)
+  s = _searcher('esnac', 2, config=config)
+  _round(s, 4)
+  archs = _round(s, 4)
+  assert len(set(archs)) == 4 and len(set(r.arch for r in s.records)) == 8
+  assert jax.tree_util.tree_leaves(s.params['gp'])[0].shape[0] == 2
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('init_random', -1, 'init_random must be >= 0'),
+    ('random_frac', 1.5, r'random_frac must be in \[0, 1\]')])
+def test_bad_proposal_settings(field, value, message):
+  with pytest.raises(ValueError, match=message):
+    dataclasses.replace(TINY, **{field: value})
 
 
 def test_impossible_constraints_are_a_clear_error():

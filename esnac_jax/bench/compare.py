@@ -443,6 +443,77 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
   return doc
 
 
+# ---- several teachers -------------------------------------------------------
+
+def teacher_dir(name: str) -> str:
+  """A folder name for a teacher name (a builder's 'module:function' too)."""
+  return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in name)
+
+
+def compare_teachers(config: ml_collections.ConfigDict, workdir: str,
+                     teachers: Sequence[str], methods: Sequence[str],
+                     seeds: int, evaluations: int,
+                     milestones: Sequence[int],
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+  """`compare` for each teacher name (zoo or builder, with the config's
+  dataset and width) in workdir/<teacher>/, and a scoreboard across them;
+  writes workdir/teachers.json. Every teacher is checked before any
+  training."""
+  from esnac_jax.job import from_config
+  configs = {}
+  for name in teachers:
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.teacher.name = name
+    from_config.teacher_arch(merged_config(c))  # bad names fail here
+    configs[name] = c
+  docs = {}
+  for i, (name, c) in enumerate(configs.items()):
+    log(f'teacher {i + 1}/{len(configs)}: {name}')
+    docs[name] = compare(c, os.path.join(workdir, teacher_dir(name)),
+                         methods, seeds, evaluations, milestones, log)
+  doc = {'format': FORMAT, 'teachers': list(teachers),
+         'summaries': {n: d['summary'] for n, d in docs.items()},
+         'teacher_info': {n: d['teacher'] for n, d in docs.items()},
+         'scoreboard': scoreboard({n: d['summary'] for n, d in docs.items()},
+                                  milestones)}
+  write_json(os.path.join(workdir, 'teachers.json'), doc)
+  return doc
+
+
+def scoreboard(summaries: dict[str, dict[str, Any]],
+               milestones: Sequence[int], method: str = 'esnac',
+               reference: str = 'random') -> dict[str, dict[str, str]]:
+  """Per milestone and teacher: 'win' when `method`'s mean best exceeds
+  the reference's by more than the reference's seed std, 'loss' when it
+  trails by more than that, else 'tie'."""
+  board: dict[str, dict[str, str]] = {}
+  for n in milestones:
+    row = {}
+    for teacher, summary in summaries.items():
+      rows = summary['methods']
+      if method not in rows or reference not in rows:
+        continue
+      mine, ref = rows[method]['best'][str(n)], rows[reference]['best'][str(n)]
+      if mine['mean'] is None or ref['mean'] is None:
+        continue
+      gap = mine['mean'] - ref['mean']
+      row[teacher] = ('win' if gap > ref['std'] else
+                      'loss' if gap < -ref['std'] else 'tie')
+    board[str(n)] = row
+  return board
+
+
+def format_scoreboard(board: dict[str, dict[str, str]]) -> str:
+  lines = ['esnac vs random (by more than random\'s seed std):']
+  for n, row in board.items():
+    counts = {k: sum(v == k for v in row.values())
+              for k in ('win', 'tie', 'loss')}
+    detail = ', '.join(f'{t}: {v}' for t, v in row.items())
+    lines.append(f'  @{n}: {counts["win"]} wins, {counts["tie"]} ties, '
+                 f'{counts["loss"]} losses ({detail})')
+  return '\n'.join(lines)
+
+
 def define_flags() -> None:
   from absl import flags
   from esnac_jax.bench.common import define_search_flags
@@ -452,12 +523,24 @@ def define_flags() -> None:
   flags.DEFINE_list('methods', list(METHODS), 'Methods to compare.')
   flags.DEFINE_integer('seeds', 5, 'Seeds per method (config.seed + i).')
   flags.DEFINE_integer('evaluations', 160, 'Candidates each run evaluates.')
+  flags.DEFINE_list('teachers', [], 'Compare on each of these teachers (zoo '
+                    'names or module:function builders) in WORKDIR/<name>/ '
+                    'and print a scoreboard; empty: the config\'s teacher.')
 
 
 def main(argv) -> None:
   from esnac_jax.bench.common import run_search_cli
 
   def run(f, milestones, log):
+    if f.teachers:
+      doc = compare_teachers(f.config, f.workdir, f.teachers, f.methods,
+                             f.seeds, f.evaluations, milestones, log=log)
+      for name, summary in doc['summaries'].items():
+        print(f'\n{name}\n' + format_table(summary, milestones))
+      print('\n' + format_scoreboard(doc['scoreboard']))
+      print(f'\nfigures in {os.path.join(f.workdir, "teachers.json")} and '
+            'each teacher\'s folder')
+      return
     doc = compare(f.config, f.workdir, f.methods, f.seeds, f.evaluations,
                   milestones, log=log)
     print('\n' + format_table(doc['summary'], milestones))

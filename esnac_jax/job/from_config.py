@@ -7,6 +7,8 @@ as one line instead of a traceback.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 from typing import Any, TypeVar
 
 import ml_collections
@@ -24,17 +26,59 @@ T = TypeVar('T')
 
 
 def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
-  """The teacher Arch for the config's dataset and teacher section."""
+  """The teacher Arch for the config's dataset and teacher section.
+
+  teacher.name is a zoo name or 'module:function', a builder importable
+  from the working directory or PYTHONPATH that is called with the
+  dataset's input_size, in_channels and num_classes (and width, if it
+  takes one) and returns an Arch.
+  """
   spec = dataset_spec(config.dataset)
   if not config.teacher.width > 0:
     raise ValueError(f'config.teacher.width must be > 0, got '
                      f'{config.teacher.width}')
+  name = config.teacher.name
   try:
-    return get_teacher(config.teacher.name, num_classes=spec.num_classes,
+    if ':' in name:
+      return _built_teacher(name, spec, config.teacher.width)
+    return get_teacher(name, num_classes=spec.num_classes,
                        in_channels=spec.channels, width=config.teacher.width,
                        input_size=spec.image_size)
   except ValueError as e:
     raise ValueError(f'config.teacher: {e}') from None
+
+
+def _built_teacher(name: str, spec: Any, width: float) -> Arch:
+  """The Arch a user's builder 'module:function' returns for `spec`."""
+  module_name, _, attr = name.partition(':')
+  try:
+    fn = getattr(importlib.import_module(module_name), attr)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(f'teacher builder {name!r} cannot be loaded '
+                     f'({type(e).__name__}: {e}); give module:function, '
+                     'importable from the working directory or PYTHONPATH')
+  kwargs = dict(input_size=spec.image_size, in_channels=spec.channels,
+                num_classes=spec.num_classes)
+  if 'width' in inspect.signature(fn).parameters:
+    kwargs['width'] = width
+  elif width != 1.0:
+    raise ValueError(f'teacher builder {name!r} takes no width; leave '
+                     f'config.teacher.width at 1.0 (got {width})')
+  try:
+    arch = fn(**kwargs)
+  except TypeError as e:
+    raise ValueError(f'teacher builder {name!r} must accept input_size, '
+                     f'in_channels and num_classes ({e})') from None
+  if not isinstance(arch, Arch):
+    raise ValueError(f'teacher builder {name!r} returned '
+                     f'{type(arch).__name__}, not an Arch')
+  want = ((spec.image_size, spec.image_size, spec.channels),
+          (spec.num_classes,))
+  if (arch.input_shape, arch.output_shape) != want:
+    raise ValueError(f'teacher builder {name!r} made a network from '
+                     f'{arch.input_shape} to {arch.output_shape}; dataset '
+                     f'{spec.name!r} needs {want[0]} to {want[1]}')
+  return arch
 
 
 def build(cls: type[T], section: ml_collections.ConfigDict, name: str,

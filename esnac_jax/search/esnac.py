@@ -48,6 +48,10 @@ class ESNACConfig:
     history (co_gamma).
   teacher_anchor: the teacher joins every fit with reward 0.
   warm_start: start each fit from the previous step's parameters.
+  init_random: candidates drawn from the prior before the surrogate
+    proposes (an initial design: asks made while fewer than this many
+    candidates are evaluated draw from the prior alone).
+  random_frac: share of every later batch drawn from the prior.
   """
   surrogate: K.SurrogateConfig = K.SurrogateConfig()
   features: str = 'normalized'
@@ -60,6 +64,8 @@ class ESNACConfig:
   subset_prob: float = 0.5
   teacher_anchor: bool = True
   warm_start: bool = False
+  init_random: int = 0
+  random_frac: float = 0.0
 
   def __post_init__(self):
     feature_dim(self.features)  # unknown kinds raise
@@ -69,7 +75,9 @@ class ESNACConfig:
     if self.pool_size < 1 or self.parents < 1:
       raise ValueError('pool_size and parents must be >= 1, got '
                        f'{self.pool_size} and {self.parents}')
-    for name in ('mutate_frac', 'subset_prob'):
+    if self.init_random < 0:
+      raise ValueError(f'init_random must be >= 0, got {self.init_random}')
+    for name in ('mutate_frac', 'subset_prob', 'random_frac'):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f'{name} must be in [0, 1], got '
                          f'{getattr(self, name)}')
@@ -81,7 +89,8 @@ class ESNACConfig:
     base = dict(surrogate=K.SurrogateConfig.faithful(), features='original',
                 shared_lstm=False, pool_size=1000, pool_per_kernel=True,
                 mutate_frac=0.0, acquisition='ei', subset_prob=0.5,
-                teacher_anchor=True, warm_start=False)
+                teacher_anchor=True, warm_start=False, init_random=0,
+                random_frac=0.0)
     base.update(overrides)
     return cls(**base)
 
@@ -120,6 +129,18 @@ class ESNACSearcher(Searcher):
 
   def _ask(self, n: int, rng: np.random.Generator,
            key: jax.Array) -> list[Arch]:
+    cfg = self.config
+    if len(self.records) < cfg.init_random:
+      return self.draw(rng, n, exclude=self.seen)
+    n_prior = int(round(n * cfg.random_frac))
+    out = self._propose(n - n_prior, rng, key) if n > n_prior else []
+    if n_prior:
+      out += self.draw(rng, n_prior, exclude=self.seen | set(out))
+    return out
+
+  def _propose(self, n: int, rng: np.random.Generator,
+               key: jax.Array) -> list[Arch]:
+    """n candidates chosen by the surrogate (one per kernel)."""
     cfg = self.config
     scfg = cfg.surrogate
     k_init, k_score = jax.random.split(key)
