@@ -23,6 +23,13 @@ def manager(path: str, max_to_keep: int | None = None
           max_to_keep=max_to_keep, create=True))
 
 
+def latest_step(path: str) -> int | None:
+  """The newest finished step under `path` (unfinished, temporary saves of
+  a killed write do not count), or None."""
+  with manager(path) as mngr:
+    return mngr.latest_step()
+
+
 def save(mngr: ocp.CheckpointManager, step: int, meta: dict[str, Any],
          **trees: Any) -> None:
   """Writes step `step`: `meta` as JSON and each named tree; returns once

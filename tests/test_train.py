@@ -81,6 +81,25 @@ def test_corrupt_and_missing_checkpoints(teacher, tmp_path):
     restore_teacher(str(tmp_path / 'nothing'), arch)
 
 
+def test_unfinished_teacher_save_is_discarded_and_retrained(teacher, digits,
+                                                           tmp_path):
+  """What a kill during the teacher's save leaves (orbax's temporary folder
+  only) is discarded: the rerun trains the same teacher again."""
+  import shutil
+  arch, variables, metrics, workdir, _ = teacher
+  wd = tmp_path / 'wd'
+  shutil.copytree(os.path.join(workdir, 'teacher', '0'),
+                  wd / 'teacher' / '0.orbax-checkpoint-tmp-1764680000')
+  logs = []
+  again, again_metrics = get_teacher_variables(arch, digits, TEACHER_CFG,
+                                               str(wd), 0, log=logs.append)
+  assert any('holds no finished save' in s for s in logs)
+  assert again_metrics['val_acc'] == metrics['val_acc']
+  assert os.listdir(wd / 'teacher') == ['0']
+  np.testing.assert_allclose(
+      jax.tree_util.tree_leaves(again)[0], jax.tree_util.tree_leaves(variables)[0])
+
+
 def test_class_count_mismatch(digits, tmp_path):
   arch = get_teacher('resnet18', 100, 1, 0.125, 8)
   with pytest.raises(ValueError, match="outputs 100 classes but dataset "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Callable
 
 import jax
@@ -69,6 +70,11 @@ def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
   """
   check_classes(arch, ds)
   path = os.path.join(workdir, 'teacher')
+  if os.path.isdir(path) and checkpoints.latest_step(path) is None:
+    # A run killed while it wrote the teacher: nothing finished to keep.
+    log(f'{path} holds no finished save (a run was stopped while writing '
+        'it); discarding it and training the teacher again')
+    shutil.rmtree(path)
   if os.path.isdir(path):
     variables, metrics = restore_teacher(path, arch)
     log(f'restored teacher from {path}: val acc {metrics["val_acc"]:.4f}, '
