@@ -64,8 +64,8 @@ class ESNACConfig:
   subset_prob: float = 0.5
   teacher_anchor: bool = True
   warm_start: bool = False
-  init_random: int = 0
-  random_frac: float = 0.0
+  init_random: int = 8
+  random_frac: float = 0.25
 
   def __post_init__(self):
     feature_dim(self.features)  # unknown kinds raise
