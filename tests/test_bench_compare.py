@@ -210,6 +210,11 @@ def test_transfer_benchmark_end_to_end(tmp_path):
   cfg = _tiny_config()
   # the masked ResNet-34 wires in all 1,482 possible skips: slow on CPU
   cfg.compare.override.distill.path = 'materialised'
+  with pytest.raises(ValueError, match='ends before the source search fits '
+                     r'its surrogate .* give more than 9'):
+    T.transfer(cfg, str(tmp_path / 'early'), ['resnet34'], 1, 3, 9, [3])
+  assert not os.path.exists(tmp_path / 'early')
+  cfg.search.esnac.init_random = 0   # a 3-candidate source fits at once
   logs = []
   doc = T.transfer(cfg, str(tmp_path / 'tr'), ['resnet34'], seeds=1,
                    evaluations=3, source_evaluations=3, milestones=[3],

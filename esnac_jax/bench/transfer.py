@@ -68,7 +68,14 @@ def transfer(config: ml_collections.ConfigDict, workdir: str,
   if config.search.searcher != 'esnac':
     raise ValueError('transfer needs config.search.searcher=esnac')
   cfg = C.merged_config(config)
-  per_step = cfg.search.candidates_per_step
+  per_step = max(cfg.search.candidates_per_step, 1)
+  first_fit = -(-cfg.search.esnac.init_random // per_step) * per_step
+  if source_evaluations <= first_fit:
+    raise ValueError(
+        f'--source_evaluations={source_evaluations} ends before the source '
+        f'search fits its surrogate (its first '
+        f'{cfg.search.esnac.init_random} candidates are prior draws, '
+        f'config.search.esnac.init_random); give more than {first_fit}')
   steps = -(-evaluations // per_step)
   variants = {}
   for target in targets:  # every bad name fails before any training
