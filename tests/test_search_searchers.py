@@ -175,3 +175,23 @@ def test_n2n_policy_learns_the_reward():
     batch = s.ask(8)
     s.tell(batch, [keep_all(a, s.teacher) for a in batch])
   assert removed_frac(s.ask(8)) < 0.5 * removed_frac(first)
+
+
+def test_small_search_space_gives_a_smaller_pool():
+  """A teacher with few distinct children: the pool holds what exists, and
+  the searcher still proposes new candidates until the space runs out."""
+  from esnac_jax.arch import INPUT, ArchBuilder
+  b = ArchBuilder(input_shape=(8, 8, 1), name='tiny')
+  x = b.relu(b.bn(b.conv(INPUT, 2, 3, 1, 1, name='c1'), name='b1'), name='r1')
+  x = b.avgpool(x, kernel=8, stride=1, name='pool')
+  b.linear(b.flatten(x, name='flat'), 10, name='fc')
+  teacher = b.build()
+  config = dataclasses.replace(TINY, pool_size=5000, init_random=0)
+  s = make_searcher('esnac', teacher, SamplerConfig(), 0, config=config)
+  seen = set()
+  for _ in range(2):
+    archs = s.ask(2)
+    assert len(set(archs)) == 2 and not seen & set(archs)
+    seen |= set(archs)
+    s.tell(archs, [Result(0.5, reward(0.5, 0.9, a.num_params,
+                                      teacher.num_params)) for a in archs])

@@ -24,6 +24,9 @@ from esnac_jax.search.record import Record, Result, ranked
 from esnac_jax.search.reward import Constraints
 
 MAX_DRAWS_PER_CANDIDATE = 50
+# Tries in a row without a new candidate after which a best-effort draw
+# (a pool) stops: the search space has run dry.
+MAX_MISSES = 2000
 
 
 class Searcher(abc.ABC):
@@ -107,16 +110,21 @@ class Searcher(abc.ABC):
   def draw(self, rng: np.random.Generator, n: int,
            parents: Sequence[Arch] = (), mutate_frac: float = 0.0,
            exclude: set[Arch] | frozenset = frozenset(),
-           distinct: bool = True) -> list[Arch]:
+           distinct: bool = True, at_least: int | None = None) -> list[Arch]:
     """n candidates admitted by the constraints and not in `exclude`: a
     fraction `mutate_frac` are one-step mutations of random `parents`, the
     rest samples from the prior. Distinct unless `distinct=False` (the
-    original drew its pools i.i.d.)."""
+    original drew its pools i.i.d.). A search space too small for n new
+    ones gives what the tries found if that is `at_least` (default n),
+    else a ValueError; once `at_least` are found, MAX_MISSES tries in a row
+    without a new one end the search."""
     out: list[Arch] = []
     got: set[Arch] = set()
     n_mut = int(round(n * mutate_frac)) if parents else 0
+    enough = n if at_least is None else at_least
+    misses = 0
     for i in range(n * MAX_DRAWS_PER_CANDIDATE):
-      if len(out) == n:
+      if len(out) == n or (len(out) >= enough and misses >= MAX_MISSES):
         return out
       if len(out) < n_mut:
         parent = parents[rng.integers(len(parents))]
@@ -128,9 +136,13 @@ class Searcher(abc.ABC):
         a = sample(self.teacher, rng, self.sampler)
       if a in exclude or (distinct and a in got) or not \
           self.constraints.admits(a):
+        misses += 1
         continue
+      misses = 0
       out.append(a)
       got.add(a)
+    if len(out) >= enough:
+      return out
     raise ValueError(
         f'could draw only {len(out)} of {n} admissible new candidates in '
         f'{n * MAX_DRAWS_PER_CANDIDATE} tries; the constraints '

@@ -154,8 +154,9 @@ class ESNACSearcher(Searcher):
 
     seen = self.seen
     parents = [r.arch for r in self.best(cfg.parents)]
+    # A pool is best effort: a small search space gives a smaller one.
     pools = [self.draw(rng, cfg.pool_size, parents, cfg.mutate_frac, seen,
-                       distinct=not cfg.pool_per_kernel)
+                       distinct=not cfg.pool_per_kernel, at_least=1)
              for _ in range(n if cfg.pool_per_kernel else 1)]
 
     if not hist:  # no anchor, nothing evaluated: nothing to fit
