@@ -28,6 +28,9 @@ class EmbeddingError(ValueError):
 def save_embedding(path: str, lstm: Any, meta: dict[str, Any]) -> None:
   """Writes the LSTM parameters and `meta` (hidden, num_layers, features,
   feature_dim, and whatever describes where it came from) to `path`."""
+  if lstm is None:
+    raise EmbeddingError(f'nothing to save to {path}: no surrogate has been '
+                         'fitted yet')
   meta = dict(meta, format=FORMAT)
   with checkpoints.manager(path, max_to_keep=1) as mngr:
     step = (mngr.latest_step() or 0) + 1
