@@ -82,13 +82,7 @@ def plot_pareto(path: str, teacher_params: int, teacher_acc: float,
   ax.scatter([teacher_params], [teacher_acc], marker='*', s=160,
              color='tab:orange', label='teacher', zorder=3)
   ax.set_xscale('log')
-  ax.set_xlabel('parameters')
-  ax.set_ylabel('validation accuracy (distilled)')
-  ax.legend(loc='lower right')
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _finish(fig, ax, path, 'parameters', 'validation accuracy (distilled)')
 
 
 def plot_reward(path: str, records: list[Record]) -> None:
@@ -101,8 +95,14 @@ def plot_reward(path: str, records: list[Record]) -> None:
   ax.plot(n, rewards, '.', color='0.6', label='candidate')
   ax.plot(n, np.maximum.accumulate(rewards), color='tab:blue',
           label='best so far')
-  ax.set_xlabel('evaluations')
-  ax.set_ylabel('reward f(x)')
+  _finish(fig, ax, path, 'evaluations', 'reward f(x)')
+
+
+def _finish(fig, ax, path: str, xlabel: str, ylabel: str) -> None:
+  """Labels, legend and grid, then writes the figure and frees it."""
+  import matplotlib.pyplot as plt
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
   ax.legend(loc='lower right')
   ax.grid(alpha=0.3)
   fig.tight_layout()
