@@ -15,12 +15,14 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 
-def manager(path: str, max_to_keep: int | None = None
+def manager(path: str, max_to_keep: int | None = None, create: bool = True
             ) -> ocp.CheckpointManager:
-  """The manager of the checkpoint directory `path` (created if absent)."""
+  """The manager of the checkpoint directory `path` (created if absent,
+  unless `create` is False: then reading only)."""
   return ocp.CheckpointManager(
       os.path.abspath(path), options=ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, create=True))
+          max_to_keep=max_to_keep, create=create,
+          read_only=not create))
 
 
 def latest_step(path: str) -> int | None:

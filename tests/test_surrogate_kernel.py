@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from esnac_jax import surrogate as S
+from esnac_jax.surrogate import kernel
 from esnac_jax.arch import batch_features, compression_ratio, get_teacher, sample
 
 SMALL = S.SurrogateConfig(hidden=16, num_layers=1, max_steps=30)
@@ -70,7 +71,7 @@ def test_many_kernels_one_compile_per_bucket():
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=5)
   k = 3
   p = S.init(jax.random.key(0), cfg, 5, k)
-  before = S.fit_many._cache_size()
+  before = kernel._fit_many_jit._cache_size()
   rng = np.random.default_rng(0)
   for n in (5, 17, 32):
     x, m = _seqs(n, seed=n)
@@ -82,7 +83,7 @@ def test_many_kernels_one_compile_per_bucket():
     out, info = S.fit_many(p, cfg, xp, mp, yp, subsets)
     assert info.steps.shape == (k,)
     assert all(np.isfinite(l).all() for l in jax.tree_util.tree_leaves(out))
-  assert S.fit_many._cache_size() - before == 1
+  assert kernel._fit_many_jit._cache_size() - before == 1
   assert S.bucket_size(17) == 32 and S.bucket_size(161) == 192
 
 
@@ -269,6 +270,7 @@ def test_loo_fit_of_eight_kernels_does_not_hang():
   code = '''
 import jax, numpy as np
 from esnac_jax import surrogate as S
+from esnac_jax.surrogate import kernel
 cfg = S.SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=2)
 p = S.init(jax.random.key(0), cfg, 16, 8)
 rng = np.random.default_rng(0)
@@ -282,3 +284,95 @@ print('steps', np.asarray(info.steps).tolist())
                        text=True, timeout=300)
   assert res.returncode == 0, res.stderr[-2000:]
   assert 'steps [2, 2, 2, 2, 2, 2, 2, 2]' in res.stdout
+
+
+# ---- degenerate input ------------------------------------------------------
+
+def test_an_empty_subset_scores_finite_ei_and_every_kernel_picks():
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=3)
+  x, m = _seqs(8)
+  y = np.linspace(0.2, 0.9, 8).astype(np.float32)
+  p = S.init_shared(jax.random.key(0), cfg, 5, 3)
+  sub = np.ones((3, 8), bool)
+  sub[1] = False  # kernel 1 sees no history at all
+  cx, cm = _seqs(20, seed=5)
+  s = np.asarray(S.score(p, cfg, x, m, y, sub, cx, cm))
+  assert np.isfinite(s).all()
+  # Without history the incumbent is the prior mean: EI is a half-normal
+  # mean, the same for every candidate (the prior does not tell them apart).
+  assert s[1] == pytest.approx(np.full(20, s[1, 0]), rel=1e-5)
+  assert s[1, 0] > 0
+  picks = S.select_batch(s, [f'c{i}' for i in range(20)])
+  assert len(picks) == 3 and len({m for _, m in picks}) == 3
+
+
+def test_near_constant_rewards_keep_their_scale():
+  """Twelve copies of 0.7: float32 rounding gives a spread of ~1e-7, which
+  must not be blown up to unit scale."""
+  x, m = _seqs(12)
+  y = np.full(12, 0.7, np.float32)
+  ym = np.ones(12, bool)
+  p = S.init(jax.random.key(0), SMALL, 5)
+  cx, cm = _seqs(4, seed=3)
+  mean, var = S.posterior(p, SMALL, x, m, y, ym, cx, cm)
+  np.testing.assert_allclose(mean, 0.7, atol=1e-3)
+  assert np.all(np.asarray(var) > 1e-4)   # was ~1e-18 with an absolute cut
+  yn, mu, sd = kernel._standardise(jnp.asarray(y), jnp.asarray(ym), SMALL)
+  assert float(sd) == 1.0 and np.all(np.abs(np.asarray(yn)) < 1e-5)
+  # A real spread well below 1 is still standardised.
+  y2 = (0.7 + 1e-3 * np.arange(12)).astype(np.float32)
+  _, _, sd2 = kernel._standardise(jnp.asarray(y2), jnp.asarray(ym), SMALL)
+  assert float(sd2) == pytest.approx(np.std(y2), rel=1e-3)
+
+
+def test_rewards_a_fixed_scale_gp_cannot_reach_are_refused():
+  cfg = S.SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=3)
+  x, m = _seqs(6)
+  y = np.linspace(1e6, 2e6, 6).astype(np.float32)
+  p = S.init(jax.random.key(0), cfg, 5)
+  with pytest.raises(ValueError, match='normalize_y=False'):
+    S.fit(p, cfg, x, m, y, np.ones(6, bool))
+  with pytest.raises(ValueError, match='NaN or infinite'):
+    S.fit(p, SMALL, x, m, np.where(np.arange(6) == 2, np.nan, 0.5),
+          np.ones(6, bool))
+  # NaN behind the mask (padding) is fine.
+  S.fit(S.init(jax.random.key(0), SMALL, 5), SMALL, x, m,
+        np.where(np.arange(6) == 5, np.nan, 0.5).astype(np.float32),
+        np.arange(6) < 5)
+
+
+@pytest.mark.parametrize('change,message', [
+    (dict(feats=np.zeros((6, 9), np.float32)), r'feats must be \[N, L, F\]'),
+    (dict(feats=np.zeros((6, 9, 4), np.float32)), 'initialised for 5'),
+    (dict(fmask=np.ones((6, 8), bool)), 'fmask must be'),
+    (dict(y=np.zeros(5, np.float32)), 'y must be'),
+    (dict(ymask=np.ones(7, bool)), 'ymask must be'),
+    (dict(new_feats=np.zeros((4, 9, 3), np.float32)), 'new_feats must be'),
+    (dict(new_fmask=np.ones((4, 2), bool)), 'new_fmask must be'),
+])
+def test_shapes_that_do_not_match_name_the_argument(change, message):
+  x, m = _seqs(6)
+  cx, cm = _seqs(4, seed=1)
+  args = dict(feats=x, fmask=m, y=np.zeros(6, np.float32),
+              ymask=np.ones(6, bool), new_feats=cx, new_fmask=cm)
+  args.update(change)
+  p = S.init(jax.random.key(0), SMALL, 5)
+  with pytest.raises(ValueError, match=message):
+    S.posterior(p, SMALL, args['feats'], args['fmask'], args['y'],
+                args['ymask'], args['new_feats'], args['new_fmask'])
+
+
+def test_kernel_count_must_match_the_subsets():
+  x, m = _seqs(6)
+  p = S.init(jax.random.key(0), SMALL, 5, 3)
+  with pytest.raises(ValueError, match='2 kernel rows but params hold'):
+    S.fit_many(p, SMALL, x, m, np.zeros(6, np.float32), np.ones((2, 6), bool))
+
+
+def test_select_batch_ranks_nan_last_and_checks_shapes():
+  s = np.array([[np.nan, 1.0, np.nan], [np.nan, np.nan, np.nan]])
+  assert S.select_batch(s, ['a', 'b', 'c']) == [(0, 1), (1, 0)]
+  with pytest.raises(ValueError, match=r'scores must be \[K, M\]'):
+    S.select_batch(np.zeros(3), ['a', 'b', 'c'])
+  with pytest.raises(ValueError, match='ids must hold'):
+    S.select_batch(np.zeros((2, 3)), ['a', 'b'])

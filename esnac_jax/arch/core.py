@@ -250,25 +250,45 @@ class Arch:
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> Arch:
+    """The Arch a `to_dict` document describes; a malformed document
+    raises ValueError naming the layer and field."""
     if not isinstance(d, dict) or d.get('format') != FORMAT:
       raise ValueError(f'not an esnac_jax Arch (expected format {FORMAT!r}, '
                        f'got {d.get("format") if isinstance(d, dict) else d!r})')
-    layers = []
-    for i, ld in enumerate(d['layers']):
-      unknown = set(ld) - _LAYER_FIELDS
-      if unknown:
-        raise ValueError(f'layer {i}: unknown fields {sorted(unknown)}')
-      ld = dict(ld)
-      ld['in_shape'] = tuple(ld['in_shape'])
-      ld['out_shape'] = tuple(ld['out_shape'])
-      layers.append(Layer(**ld))
-    return cls(input_shape=tuple(d['input_shape']), layers=tuple(layers),
-               edges=tuple(tuple(e) for e in d['edges']),
-               name=d.get('name', ''))
+    missing = [k for k in ('input_shape', 'layers', 'edges') if k not in d]
+    if missing:
+      raise ValueError(f'Arch document lacks {", ".join(missing)}')
+    unknown = set(d) - {'format', 'name', 'input_shape', 'layers', 'edges'}
+    if unknown:
+      raise ValueError(f'Arch document has unknown fields {sorted(unknown)}')
+    if not isinstance(d['layers'], list):
+      raise ValueError(f'Arch document: layers must be a list, got '
+                       f'{type(d["layers"]).__name__}')
+    name = d.get('name', '')
+    if not isinstance(name, str):
+      raise ValueError(f'Arch document: name must be a string, got {name!r}')
+    layers = tuple(_layer_from_dict(i, ld) for i, ld in enumerate(d['layers']))
+    edges = d['edges']
+    if not isinstance(edges, list) or not all(
+        isinstance(e, (list, tuple)) and len(e) == 2 and
+        all(_is_int(v) for v in e) for e in edges):
+      bad = next((e for e in edges if not (
+          isinstance(e, (list, tuple)) and len(e) == 2 and
+          all(_is_int(v) for v in e))), edges) if isinstance(edges, list) \
+          else edges
+      raise ValueError(f'Arch document: edges must be [source, target] '
+                       f'pairs of layer indices, got {bad!r}')
+    return cls(input_shape=_shape(d['input_shape'], 'input_shape'),
+               layers=layers, edges=tuple(tuple(e) for e in edges),
+               name=name)
 
   @classmethod
   def from_json(cls, s: str) -> Arch:
-    return cls.from_dict(json.loads(s))
+    try:
+      d = json.loads(s)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'an Arch document is not JSON: {e}') from None
+    return cls.from_dict(d)
 
   def summary(self) -> str:
     """A human-readable table of the layers."""
@@ -292,6 +312,47 @@ class Arch:
 
 
 _LAYER_FIELDS = {f.name for f in dataclasses.fields(Layer)}
+_INT_FIELDS = ('kernel', 'stride', 'padding', 'groups', 'in_channels',
+               'out_channels')
+
+
+def _is_int(v: Any) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _shape(v: Any, where: str) -> Shape:
+  if not isinstance(v, (list, tuple)) or not all(_is_int(x) for x in v):
+    raise ValueError(f'{where} must be a list of integers, got {v!r}')
+  return tuple(v)
+
+
+def _layer_from_dict(i: int, ld: Any) -> Layer:
+  """Layer i of an Arch document, each field's type checked."""
+  if not isinstance(ld, dict):
+    raise ValueError(f'layer {i}: expected an object of layer fields, got '
+                     f'{type(ld).__name__}')
+  unknown = set(ld) - _LAYER_FIELDS
+  if unknown:
+    raise ValueError(f'layer {i}: unknown fields {sorted(unknown)}')
+  for key in ('kind', 'in_shape', 'out_shape'):
+    if key not in ld:
+      raise ValueError(f'layer {i}: lacks the field {key!r}')
+  if not isinstance(ld['kind'], str):
+    raise ValueError(f'layer {i}: kind must be a string, got {ld["kind"]!r}')
+  for key in _INT_FIELDS:
+    if key in ld and not _is_int(ld[key]):
+      raise ValueError(f'layer {i} ({ld["kind"]}): {key} must be an '
+                       f'integer, got {ld[key]!r}')
+  if 'bias' in ld and not isinstance(ld['bias'], bool):
+    raise ValueError(f'layer {i} ({ld["kind"]}): bias must be true or '
+                     f'false, got {ld["bias"]!r}')
+  if 'name' in ld and not isinstance(ld['name'], str):
+    raise ValueError(f'layer {i} ({ld["kind"]}): name must be a string, got '
+                     f'{ld["name"]!r}')
+  fields = dict(ld)
+  for key in ('in_shape', 'out_shape'):
+    fields[key] = _shape(ld[key], f'layer {i} ({ld["kind"]}): {key}')
+  return Layer(**fields)
 
 
 def _layer_to_dict(l: Layer) -> dict[str, Any]:

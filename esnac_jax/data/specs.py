@@ -11,13 +11,14 @@ class DatasetSpec:
   image_size: int
   channels: int
   num_classes: int
+  train_size: int   # images in the training split (batch sizes fit in it)
 
 
 DATASETS = {
-    'cifar10': DatasetSpec('cifar10', 32, 3, 10),
-    'cifar100': DatasetSpec('cifar100', 32, 3, 100),
+    'cifar10': DatasetSpec('cifar10', 32, 3, 10, 45_000),
+    'cifar100': DatasetSpec('cifar100', 32, 3, 100, 45_000),
     # The 8x8 handwritten digits that scikit-learn ships: offline default.
-    'digits': DatasetSpec('digits', 8, 1, 10),
+    'digits': DatasetSpec('digits', 8, 1, 10, 1078),
 }
 
 

@@ -34,6 +34,19 @@ class SearchCheckpointer:
     trees = {} if arrays is None else {'arrays': arrays}
     checkpoints.save(self._mngr, step, meta, **trees)
 
+  @staticmethod
+  def saved_config(directory: str) -> dict[str, Any] | None:
+    """The config of the newest readable step under `directory` (None if
+    there is none), read without restoring any arrays or creating
+    anything."""
+    with checkpoints.manager(directory, create=False) as mngr:
+      for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+          return checkpoints.restore_meta(mngr, step)['config']
+        except Exception:  # damaged: restore() falls back or names it
+          continue
+    return None
+
   def restore(self, log: Callable[[str], None] = print
               ) -> tuple[dict[str, Any], Any] | None:
     """(meta, arrays) of the newest readable step, or None if none exists."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 import ml_collections
@@ -31,20 +32,24 @@ def check_workdir(workdir: str) -> None:
     fail(f'cannot write to --workdir={workdir}: {e.strerror or e}')
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """The job for a parsed config; a bad input exits with one line."""
-  check_workdir(workdir)
-  dist = config.get('distributed')
-  if dist is not None and dist.initialize:
-    from esnac_jax import distributed
-    try:
+def run(config: ml_collections.ConfigDict, workdir: str,
+        verbose: bool = False) -> None:
+  """The job for a parsed config: every input is checked before any data
+  is loaded or the workdir is written; a bad one exits with one line
+  (`verbose` adds its traceback)."""
+  try:
+    dist = config.get('distributed')
+    if dist is not None and dist.initialize:
+      from esnac_jax import distributed
       distributed.initialize(dist.coordinator_address, dist.num_processes,
                              dist.process_id)
-    except ValueError as e:
-      fail(str(e))
-  from esnac_jax.job import pipeline  # heavy imports after the checks
-  try:
-    pipeline.run(config, workdir, log=lambda s: print(s, flush=True))
+    from esnac_jax.job import pipeline, validate  # heavy imports
+    plan = validate.check(config, workdir)
+    check_workdir(workdir)
+    pipeline.run(config, workdir, log=lambda s: print(s, flush=True),
+                 plan=plan)
   except (ValueError, ConfigMismatchError, CheckpointError,
           DatasetUnavailableError, FileNotFoundError) as e:
+    if verbose:
+      traceback.print_exc()
     fail(str(e))

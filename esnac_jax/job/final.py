@@ -4,14 +4,16 @@ final stage resumes with the next one."""
 
 from __future__ import annotations
 
-from typing import Callable
+import os
+from typing import Any, Callable
 
 from esnac_jax import checkpoints
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.search.record import Record
 from esnac_jax.search.reward import reward
-from esnac_jax.train import TrainConfig, accuracy_on_test, final_train
+from esnac_jax.train import (CheckpointError, TrainConfig, accuracy_on_test,
+                             final_train)
 
 
 def final_stage(records: list[Record], kept: list[int],
@@ -29,11 +31,14 @@ def final_stage(records: list[Record], kept: list[int],
     rec = records[idx]
     meta = None
     if rank in done:
-      meta = checkpoints.restore_meta(mngr, rank)
-      if meta['index'] != idx:
-        raise RuntimeError(f'{directory} holds final training of candidate '
-                           f"{meta['index']} at rank {rank}, expected {idx}; "
-                           'delete it to redo the final stage')
+      meta = _read(directory, rank, lambda: checkpoints.restore_meta(mngr,
+                                                                    rank))
+      if not isinstance(meta, dict) or meta.get('index') != idx:
+        raise CheckpointError(
+            f'{directory}/{rank} holds final training of candidate '
+            f"{meta.get('index') if isinstance(meta, dict) else meta!r} at "
+            f'rank {rank}, expected {idx}; delete {directory} to redo the '
+            'final stage')
       log(f'final {rank + 1}/{len(kept)}: candidate {idx} already trained '
           f"(val acc {meta['val_acc']:.4f})")
     else:
@@ -55,7 +60,8 @@ def final_stage(records: list[Record], kept: list[int],
     mngr.close()
     return {'candidates': [], 'chosen': None}
   chosen = max(entries, key=lambda m: (m['val_reward'], -m['rank']))
-  variables = checkpoints.restore_tree(mngr, chosen['rank'], 'variables')
+  variables = _read(directory, chosen['rank'], lambda: checkpoints.restore_tree(
+      mngr, chosen['rank'], 'variables'))
   mngr.close()
   arch = records[chosen['index']].arch
   test_acc = accuracy_on_test(arch, variables, ds, cfg)
@@ -70,3 +76,15 @@ def final_stage(records: list[Record], kept: list[int],
       f'{chosen["times"]:.1f}x smaller, test reward '
       f'{chosen["test_reward"]:.4f}')
   return {'candidates': entries, 'chosen': chosen}
+
+
+def _read(directory: str, rank: int, restore: Callable[[], Any]) -> Any:
+  """restore(), with a damaged save named by its path."""
+  try:
+    return restore()
+  except Exception as e:  # orbax raises many kinds for damaged files
+    path = os.path.join(directory, str(rank))
+    raise CheckpointError(
+        f'the final-training checkpoint {path} is unreadable '
+        f'({type(e).__name__}: {str(e)[:160]}); delete {path} to train '
+        'that candidate again') from None

@@ -19,6 +19,11 @@ class ConfigMismatchError(ValueError):
   """The workdir holds a search made with another config."""
 
 
+# Config keys a resumed search may change: more steps, the final stage,
+# bench settings, how processes are joined.
+MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed')
+
+
 @dataclasses.dataclass
 class SearchOutcome:
   searcher: Searcher
@@ -65,8 +70,7 @@ def _flatten(d: Any, prefix: str = '') -> dict[str, Any]:
 def run_search(searcher: Searcher, evaluate: Evaluate,
                ckpt: SearchCheckpointer, *, steps: int, per_step: int,
                seed: int, keep: int, config: dict,
-               may_change: tuple[str, ...] = ('search.steps', 'final', 'compare',
-                                              'distributed'),
+               may_change: tuple[str, ...] = MAY_CHANGE,
                on_step: Callable[[SearchOutcome, int], None] | None = None,
                log: Callable[[str], None] = print,
                agree: Callable[[list], list] | None = None) -> SearchOutcome:

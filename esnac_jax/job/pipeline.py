@@ -20,40 +20,29 @@ import jax
 import ml_collections
 
 from esnac_jax import distributed
-from esnac_jax.job import from_config
+from esnac_jax.job import from_config, validate
 from esnac_jax.data import load_dataset
 from esnac_jax.job.checkpoint import SearchCheckpointer
-from esnac_jax.job.evaluate import Evaluator, resolve_path
+from esnac_jax.job.evaluate import Evaluator
 from esnac_jax.job.final import final_stage
 from esnac_jax.job.loop import SearchOutcome, kept_indices, run_search
 from esnac_jax.job import report
-from esnac_jax.surrogate.transfer import save_embedding
+from esnac_jax.surrogate.transfer import FORMAT as EMBEDDING_FORMAT
+from esnac_jax.surrogate.transfer import save_embedding, saved_meta
 from esnac_jax.train import get_teacher_variables
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
-        log: Callable[[str], None] = print) -> dict:
+        log: Callable[[str], None] = print,
+        plan: validate.Plan | None = None) -> dict:
   """Runs or resumes the job described by `config` in `workdir`; returns
-  the results.json document."""
+  the results.json document. `plan`: the config already checked
+  (validate.check)."""
   t_start = time.perf_counter()
-  # Validate everything before any expensive work.
-  teacher = from_config.teacher_arch(config)
-  from_config.check_budget(config)
-  searcher = from_config.make_searcher(config, teacher)
-  teacher_cfg = from_config.train_config(config.teacher.train,
-                                         'teacher.train')
-  distill_cfg = from_config.train_config(config.distill, 'distill')
-  final_cfg = from_config.train_config(config.final, 'final')
-  path = resolve_path(config.distill.path, teacher, config.distill.select,
-                      jax.default_backend(), distill_cfg.dtype,
-                      distill_cfg.batch_size)
-  if jax.process_count() > 1 and path != 'masked_vmap':
-    raise ValueError(
-        f'a run over {jax.process_count()} processes scores candidates on '
-        f'the masked_vmap path (the candidate axis over every device); '
-        f'distill.path={config.distill.path!r} resolved to {path!r}: set '
-        "--config.distill.path=masked_vmap")
-  config_dict = json.loads(config.to_json())
+  if plan is None:  # everything is checked before any expensive work
+    plan = validate.check(config, workdir)
+  teacher, searcher, path = plan.teacher, plan.searcher, plan.path
+  config_dict = plan.config_dict
   os.makedirs(workdir, exist_ok=True)
 
   # Every process holds the whole dataset; in a multi-process run each
@@ -65,7 +54,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   log(f'teacher: {teacher.name} width {config.teacher.width}, '
       f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
   teacher_vars, teacher_metrics = get_teacher_variables(
-      teacher, ds, teacher_cfg, workdir, config.seed, log)
+      teacher, ds, plan.teacher_train, workdir, config.seed, log)
   if jax.process_count() > 1:  # process 0's teacher, to the last bit
     teacher_vars = distributed.broadcast_tree(teacher_vars)
     teacher_metrics = json.loads(distributed.broadcast_text(
@@ -78,19 +67,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         f'deleting {os.path.join(workdir, "teacher")}, or check the data')
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
-                       distill_cfg, from_config.constraints(config),
+                       plan.distill, plan.constraints,
                        config.distill.select, config.distill.bn_stats, path)
   steps = config.search.steps
-  writer = report.MetricWriter(os.path.join(workdir, 'tb')) if primary \
-      else None
+  writers = []  # the TensorBoard writer, made when a step is first written
   results_path = os.path.join(workdir, 'results.json')
 
   def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
     recs = out.searcher.records
     doc = report.results_dict(config_dict, teacher, teacher_metrics, recs,
                               step, out.timing, final)
-    if not primary:
-      return doc
+    if not primary or _same_json(results_path, doc):
+      return doc  # a rerun of a finished run writes nothing new
     report.write_json(results_path, doc)
     report.plot_pareto(os.path.join(workdir, 'pareto.png'),
                        teacher.num_params, teacher_metrics['val_acc'], recs)
@@ -99,9 +87,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
   def on_step(out: SearchOutcome, step: int) -> None:
     new = [r for r in out.searcher.records if r.step == step]
-    if writer is None:
+    if not primary:
       return
-    writer.write_scalars(step, {
+    if not writers:
+      writers.append(report.MetricWriter(os.path.join(workdir, 'tb')))
+    writers[0].write_scalars(step, {
         'search/best_reward': out.searcher.best(1)[0].reward,
         'search/step_best_reward': max(r.reward for r in new),
         'search/step_mean_reward': sum(r.reward for r in new) / len(new),
@@ -125,10 +115,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   _save_embedding(out.searcher, config, teacher, workdir, log)
   kept = kept_indices(recs, config.final.top_n)
   final = final_stage(recs, kept, out.weights, teacher, teacher_vars,
-                      teacher_metrics, ds, final_cfg, config.seed,
+                      teacher_metrics, ds, plan.final, config.seed,
                       os.path.join(workdir, f'final-step{steps}'), log)
   doc = write_outputs(out, steps, final)
-  if writer is not None:
+  for writer in writers:
     writer.close()
   best = doc['best']
   log(f'done in {time.perf_counter() - t_start:.0f}s: {len(recs)} '
@@ -147,7 +137,18 @@ def _save_embedding(searcher, config: ml_collections.ConfigDict,
   if lstm is None:
     return
   path = os.path.join(workdir, 'embedding')
-  save_embedding(path, lstm, from_config.embedding_meta(
-      config, teacher, len(searcher.records)))
+  meta = from_config.embedding_meta(config, teacher, len(searcher.records))
+  if saved_meta(path) == dict(meta, format=EMBEDDING_FORMAT):
+    return  # a rerun of a finished search: the same embedding is there
+  save_embedding(path, lstm, meta)
   log(f'saved the fitted embedding to {path} (reuse it with '
       f'--config.search.surrogate.init_from={path})')
+
+
+def _same_json(path: str, doc: dict) -> bool:
+  """Whether `path` already holds `doc`."""
+  try:
+    with open(path) as f:
+      return json.load(f) == json.loads(json.dumps(doc))
+  except (OSError, ValueError):
+    return False

@@ -106,8 +106,10 @@ def _finish(fig, ax, path: str, xlabel: str, ylabel: str) -> None:
   ax.legend(loc='lower right')
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  tmp = f'{path}.tmp.png'  # atomic, like write_json
+  fig.savefig(tmp, dpi=110)
   plt.close(fig)
+  os.replace(tmp, path)
 
 
 class MetricWriter:

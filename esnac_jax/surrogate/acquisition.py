@@ -48,20 +48,29 @@ def select_batch(scores: np.ndarray, ids: Sequence[Hashable] | Sequence[
 
   scores: [K, M]. ids: M hashable candidate keys shared by all kernels, or
   [K][M] when each kernel scored its own pool. Kernel k takes its highest
-  scoring candidate that no earlier kernel took. Returns (k, m) pairs;
-  a kernel with nothing left to choose is skipped.
+  scoring candidate that no earlier kernel took; NaN scores rank below
+  every number (a kernel whose scores are all NaN still picks). Returns
+  (k, m) pairs; only a kernel with nothing left to choose is skipped.
   """
-  scores = np.asarray(scores)
+  scores = np.asarray(scores, np.float64)
+  if scores.ndim != 2:
+    raise ValueError(f'scores must be [K, M], got shape {scores.shape}')
   k_n, m_n = scores.shape
   shared = len(ids) == m_n and not (
       k_n == m_n and isinstance(ids[0], (list, tuple)) and
       len(ids[0]) == m_n and not isinstance(ids[0], str))
+  if not shared and (len(ids) != k_n or any(len(r) != m_n for r in ids)):
+    raise ValueError(f'ids must hold M={m_n} keys, or K={k_n} rows of M '
+                     f'keys, for scores of shape {scores.shape}; got '
+                     f'{len(ids)} entries')
+  ranked = np.where(np.isnan(scores), -np.inf, scores)
   taken = set(exclude)
   out = []
   for k in range(k_n):
     row_ids = ids if shared else ids[k]
-    for m in np.argsort(-scores[k], kind='stable'):
-      if row_ids[m] not in taken and np.isfinite(scores[k, m]):
+    # Stable: among equal scores (e.g. several -inf) the lower index first.
+    for m in np.lexsort((np.isnan(scores[k]), -ranked[k])):
+      if row_ids[m] not in taken:
         taken.add(row_ids[m])
         out.append((k, int(m)))
         break

@@ -130,6 +130,12 @@ def embed(params: Params, cfg: SurrogateConfig, feats: jax.Array,
   return _module(cfg).apply({'params': params['lstm']}, feats, mask)
 
 
+# Rewards whose spread is below this fraction of their magnitude are
+# constant to float32 rounding: standardising them by that spread would
+# turn rounding noise into unit-scale signal.
+CONSTANT_RTOL = 1e-5
+
+
 def _standardise(y, ymask, cfg):
   if not cfg.normalize_y:
     return y, jnp.zeros((), y.dtype), jnp.ones((), y.dtype)
@@ -137,7 +143,8 @@ def _standardise(y, ymask, cfg):
   n = jnp.maximum(m.sum(), 1.0)
   mu = jnp.sum(y * m) / n
   sd = jnp.sqrt(jnp.sum(((y - mu) * m)**2) / n)
-  sd = jnp.where(sd > 1e-8, sd, 1.0)
+  scale = jnp.max(jnp.where(ymask, jnp.abs(y), 0.0))
+  sd = jnp.where(sd > CONSTANT_RTOL * scale, sd, 1.0)
   return (y - mu) / sd, mu, sd
 
 
@@ -191,22 +198,16 @@ def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask,
 
 
 @functools.partial(jax.jit, static_argnames='cfg')
-def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+def _fit_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
         ymask) -> tuple[Params, FitInfo]:
-  """Fits one kernel (LSTM and, if learned, hyperparameters) in one program."""
+  """The jitted program behind `fit`."""
   return _fit(params, cfg, feats, fmask, y, ymask)
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'per_kernel'))
-def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
+def _fit_many_jit(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
              ymask_k, per_kernel: bool = False) -> tuple[Params, FitInfo]:
-  """K kernels, vmapped in one program.
-
-  Shared data (feats [N, L, F], y [N]) with a subset mask ymask_k [K, N]; or,
-  with per_kernel=True, each kernel's own compacted subset (feats [K, N, L, F],
-  y [K, N], ymask_k [K, N], see `gather_subsets`), which embeds only the
-  points a kernel uses: half the work of masking with Bernoulli(0.5) subsets.
-  """
+  """The jitted program behind `fit_many`."""
   ax = 0 if per_kernel else None
   return jax.vmap(_fit, in_axes=(0, None, ax, ax, ax, 0))(
       params_k, cfg, feats, fmask, y, ymask_k)
@@ -240,13 +241,9 @@ def _shared_objective(params, cfg, feats, fmask, y, ymask_k):
 
 
 @functools.partial(jax.jit, static_argnames='cfg')
-def fit_shared(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+def _fit_shared_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
                ymask_k) -> tuple[Params, FitInfo]:
-  """One embedding shared by K GP heads, each on its own subset [K, N].
-
-  params: one LSTM and K stacked GP hyperparameter sets (`init_shared`).
-  Each step embeds the history once instead of K times.
-  """
+  """The jitted program behind `fit_shared`."""
   return _fit(params, cfg, feats, fmask, y, ymask_k, _shared_objective)
 
 
@@ -272,24 +269,17 @@ def _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask):
 
 
 @functools.partial(jax.jit, static_argnames='cfg')
-def posterior(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
+def _posterior_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
               new_feats, new_fmask) -> tuple[jax.Array, jax.Array]:
-  """Predictive mean and variance [M] of new sequences, in reward units."""
+  """The jitted program behind `posterior`."""
   return _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'kind', 'per_kernel'))
-def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
+def _score_jit(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
           new_feats, new_fmask, kind: str = 'ei', key: jax.Array | None = None,
           beta: float = 2.0, per_kernel: bool = False) -> jax.Array:
-  """Acquisition values [K, M] of M candidates under each of K kernels.
-
-  new_feats is [M, L, F] shared by all kernels, or with per_kernel=True
-  [K, M, L, F], each kernel scoring its own pool (the original). The
-  incumbent for EI is the best valid reward in each kernel's own subset.
-  params_k from `init_shared`/`fit_shared` (one LSTM, K GP heads) embed the
-  history and a shared pool once.
-  """
+  """The jitted program behind `score`."""
   shared = _is_shared(params_k)
   k = jax.tree_util.tree_leaves(params_k['gp'])[0].shape[0]
   keys = jax.random.split(key if key is not None else jax.random.key(0), k)
@@ -300,7 +290,9 @@ def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
       e = embed(p, cfg, feats, fmask)
       e_new = embed(p, cfg, nf, nm)
     mean, var = _gp_posterior(p, cfg, e, y, ym, e_new)
-    best = jnp.max(jnp.where(ym, y, -jnp.inf))
+    # An empty subset has no incumbent: improvement over the prior mean.
+    best = jnp.where(jnp.any(ym), jnp.max(jnp.where(ym, y, -jnp.inf)),
+                     mu_prior(p, cfg, y, ym))
     return acq.acquire(kind, mean, jnp.sqrt(var), best, kk, beta)
 
   if shared:
@@ -317,6 +309,157 @@ def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
                                            keys)
   return jax.vmap(one, in_axes=(0, 0, ax, ax, 0))(params_k, ymask_k,
                                                   new_feats, new_fmask, keys)
+
+
+def mu_prior(params: Params, cfg: SurrogateConfig, y, ymask) -> jax.Array:
+  """The GP's prior mean in reward units."""
+  _, mu, sd = _standardise(y, ymask, cfg)
+  return mu + sd * hypers(params, cfg).mean
+
+
+# ---- the public entry points: inputs checked, then the jitted programs --
+
+def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+        ymask) -> tuple[Params, FitInfo]:
+  """Fits one kernel (LSTM and, if learned, hyperparameters) in one program."""
+  check_inputs(params, cfg, feats, fmask, y, ymask)
+  return _fit_jit(params, cfg, feats, fmask, y, ymask)
+
+
+def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
+             ymask_k, per_kernel: bool = False) -> tuple[Params, FitInfo]:
+  """K kernels, vmapped in one program.
+
+  Shared data (feats [N, L, F], y [N]) with a subset mask ymask_k [K, N]; or,
+  with per_kernel=True, each kernel's own compacted subset (feats [K, N, L, F],
+  y [K, N], ymask_k [K, N], see `gather_subsets`), which embeds only the
+  points a kernel uses: half the work of masking with Bernoulli(0.5) subsets.
+  """
+  check_inputs(params_k, cfg, feats, fmask, y, ymask_k, kernels=True,
+               per_kernel=per_kernel)
+  return _fit_many_jit(params_k, cfg, feats, fmask, y, ymask_k,
+                       per_kernel=per_kernel)
+
+
+def fit_shared(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+               ymask_k) -> tuple[Params, FitInfo]:
+  """One embedding shared by K GP heads, each on its own subset [K, N].
+
+  params: one LSTM and K stacked GP hyperparameter sets (`init_shared`).
+  Each step embeds the history once instead of K times.
+  """
+  check_inputs(params, cfg, feats, fmask, y, ymask_k, kernels=True)
+  return _fit_shared_jit(params, cfg, feats, fmask, y, ymask_k)
+
+
+def posterior(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
+              new_feats, new_fmask) -> tuple[jax.Array, jax.Array]:
+  """Predictive mean and variance [M] of new sequences, in reward units."""
+  check_inputs(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
+  return _posterior_jit(params, cfg, feats, fmask, y, ymask, new_feats,
+                        new_fmask)
+
+
+def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
+          new_feats, new_fmask, kind: str = 'ei', key: jax.Array | None = None,
+          beta: float = 2.0, per_kernel: bool = False) -> jax.Array:
+  """Acquisition values [K, M] of M candidates under each of K kernels.
+
+  new_feats is [M, L, F] shared by all kernels, or with per_kernel=True
+  [K, M, L, F], each kernel scoring its own pool (the original). The
+  incumbent for EI is the best valid reward in each kernel's own subset
+  (the prior mean for an empty subset). params_k from `init_shared`/
+  `fit_shared` (one LSTM, K GP heads) embed the history and a shared pool
+  once.
+  """
+  if kind not in acq.KINDS:
+    raise ValueError(f'unknown acquisition {kind!r}; use one of '
+                     f'{acq.KINDS}')
+  check_inputs(params_k, cfg, feats, fmask, y, ymask_k, new_feats, new_fmask,
+               kernels=True, per_kernel=per_kernel, per_kernel_history=False)
+  return _score_jit(params_k, cfg, feats, fmask, y, ymask_k, new_feats,
+                    new_fmask, kind=kind, key=key, beta=beta,
+                    per_kernel=per_kernel)
+
+
+def _concrete(x) -> np.ndarray | None:
+  """x as NumPy when it holds values (not a tracer inside a user's jit)."""
+  try:
+    return np.asarray(x)
+  except Exception:  # a tracer: its values are not known yet
+    return None
+
+
+def check_inputs(params: Params, cfg: SurrogateConfig, feats, fmask, y,
+                 ymask, new_feats=None, new_fmask=None, *,
+                 kernels: bool = False, per_kernel: bool = False,
+                 per_kernel_history: bool | None = None) -> None:
+  """Raises ValueError naming the argument for shapes that do not match,
+  non-finite rewards, and rewards a fixed-scale GP cannot represent.
+
+  kernels: ymask is [K, N] (K kernels); per_kernel: new_feats (and, unless
+  per_kernel_history is False, the history) carry a leading K axis.
+  """
+  hist_k = per_kernel if per_kernel_history is None else per_kernel_history
+  lead = 1 if hist_k else 0
+  fshape, mshape = np.shape(feats), np.shape(fmask)
+  yshape, ymshape = np.shape(y), np.shape(ymask)
+  if len(fshape) != 3 + lead:
+    raise ValueError(f'feats must be {"[K, " if lead else "["}N, L, F], got '
+                     f'shape {fshape}')
+  f_dim = params['lstm']['l0_fwd_w_ih'].shape[-2]
+  if fshape[-1] != f_dim:
+    raise ValueError(f'feats has {fshape[-1]} features per layer but the '
+                     f'embedding was initialised for {f_dim}')
+  if mshape != fshape[:-1]:
+    raise ValueError(f'fmask must be feats.shape[:-1] = {fshape[:-1]}, got '
+                     f'{mshape}')
+  if yshape != fshape[:-2]:
+    raise ValueError(f'y must be [{"K, " if lead else ""}N] = {fshape[:-2]} '
+                     f'(one reward per history sequence), got {yshape}')
+  want_ym = yshape if (hist_k or not kernels) else None
+  if want_ym is not None and ymshape != want_ym:
+    raise ValueError(f'ymask must be {want_ym}, got {ymshape}')
+  if want_ym is None and (len(ymshape) != 2 or ymshape[1] != yshape[0]):
+    raise ValueError(f'ymask must be [K, N] with N = {yshape[0]}, got '
+                     f'{ymshape}')
+  if kernels:
+    heads = jax.tree_util.tree_leaves(params['gp'])[0]
+    k = ymshape[0]
+    if np.ndim(heads) != 1 or np.shape(heads)[0] != k:
+      raise ValueError(f'ymask has {k} kernel rows but params hold '
+                       f'{np.shape(heads)[:1] or "no stacked"} GP heads')
+  if new_feats is not None:
+    nshape, nmshape = np.shape(new_feats), np.shape(new_fmask)
+    n_lead = 1 if per_kernel else 0
+    if len(nshape) != 3 + n_lead or nshape[-1] != f_dim:
+      raise ValueError(f'new_feats must be {"[K, " if n_lead else "["}M, L, '
+                       f'{f_dim}], got shape {nshape}')
+    if nmshape != nshape[:-1]:
+      raise ValueError(f'new_fmask must be new_feats.shape[:-1] = '
+                       f'{nshape[:-1]}, got {nmshape}')
+    if per_kernel and nshape[0] != ymshape[0]:
+      raise ValueError(f'new_feats holds {nshape[0]} pools for '
+                       f'{ymshape[0]} kernels')
+  yv, mv = _concrete(y), _concrete(ymask)
+  if yv is None or mv is None:
+    return
+  valid = np.broadcast_to(mv.astype(bool), np.broadcast_shapes(
+      mv.shape, yv.shape)) if yv.shape != mv.shape else mv.astype(bool)
+  vals = (np.broadcast_to(yv, valid.shape) if yv.shape != valid.shape
+          else yv)[valid]
+  if vals.size and not np.all(np.isfinite(vals)):
+    raise ValueError('y holds NaN or infinite rewards at valid (ymask) '
+                     'positions')
+  if vals.size and not cfg.normalize_y:
+    spread = float(np.max(np.abs(vals - cfg.mean)))
+    reach = 100.0 * float(np.sqrt(cfg.signal))
+    if spread > reach:
+      raise ValueError(
+          f'y lies up to {spread:.3g} from the GP mean {cfg.mean} but '
+          f'normalize_y=False and signal={cfg.signal}: the prior cannot '
+          'reach such rewards (every EI would be 0); rescale y or set '
+          'normalize_y=True')
 
 
 def _is_shared(params: Params) -> bool:

@@ -37,6 +37,19 @@ def save_embedding(path: str, lstm: Any, meta: dict[str, Any]) -> None:
     checkpoints.save(mngr, step, meta, lstm=jax.device_get(lstm))
 
 
+def saved_meta(path: str) -> dict[str, Any] | None:
+  """The meta of the embedding saved at `path`; None when there is none or
+  it is unreadable (a save then replaces it)."""
+  if not os.path.isdir(path):
+    return None
+  try:
+    with checkpoints.manager(path, create=False) as mngr:
+      step = mngr.latest_step()
+      return None if step is None else checkpoints.restore_meta(mngr, step)
+  except Exception:  # orbax raises many kinds for damaged files
+    return None
+
+
 def load_embedding(path: str, cfg: SurrogateConfig,
                    features: str) -> tuple[Any, dict[str, Any]]:
   """(LSTM parameters, meta) saved at `path`, checked against the surrogate
