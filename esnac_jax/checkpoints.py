@@ -18,11 +18,10 @@ import orbax.checkpoint as ocp
 def manager(path: str, max_to_keep: int | None = None, create: bool = True
             ) -> ocp.CheckpointManager:
   """The manager of the checkpoint directory `path` (created if absent,
-  unless `create` is False: then reading only)."""
+  unless `create` is False)."""
   return ocp.CheckpointManager(
       os.path.abspath(path), options=ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, create=create,
-          read_only=not create))
+          max_to_keep=max_to_keep, create=create))
 
 
 def latest_step(path: str) -> int | None:

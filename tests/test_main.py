@@ -250,3 +250,110 @@ def test_cifar_path_with_mocked_tfds(tmp_path):
     doc = json.load(f)
   assert doc['evaluations'] == 2 and doc['teacher']['params'] > 0
   assert doc['final']['chosen'] is not None
+
+
+# The job under a hook that SIGKILLs it at one named event: `save:KIND#N`
+# inside the N-th checkpoint write into the directory KIND (teacher,
+# search, embedding, final-stepS; the write has started, its temporary
+# folder exists), `json:NAME#N` / `png:NAME#N` just before the N-th
+# results.json / plot write, `log:PREFIX#N` at the N-th log line starting
+# with PREFIX. Events are echoed to stderr as `event: ...`.
+_KILL_AT = """
+import builtins, os, signal, sys
+from absl import app
+from esnac_jax import checkpoints, main
+from esnac_jax.job import report
+
+target = os.environ['KILL_AT']
+seen = {}
+
+def event(name):
+  seen[name] = seen.get(name, 0) + 1
+  label = f'{name}#{seen[name]}'
+  sys.stderr.write(f'event: {label}\\n')
+  sys.stderr.flush()
+  if label == target:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+save = checkpoints.save
+def killing_save(mngr, step, meta, **trees):
+  kind = os.path.basename(str(mngr.directory))
+  wait = mngr.wait_until_finished
+  def wait_then_maybe_kill():
+    event(f'save:{kind}')
+    wait()
+  mngr.wait_until_finished = wait_then_maybe_kill
+  save(mngr, step, meta, **trees)
+checkpoints.save = killing_save
+
+write_json = report.write_json
+def killing_write_json(path, doc):
+  event('json:' + os.path.basename(path))
+  write_json(path, doc)
+report.write_json = killing_write_json
+finish = report._finish
+def killing_finish(fig, ax, path, *a):
+  event('png:' + os.path.basename(path))
+  finish(fig, ax, path, *a)
+report._finish = killing_finish
+
+real_print = builtins.print
+log_prefix = target[4:].rpartition('#')[0] if target.startswith('log:') \
+    else None
+def killing_print(*args, **kwargs):
+  line = ' '.join(map(str, args))
+  if log_prefix and kwargs.get('file') is None and \
+      line.startswith(log_prefix):
+    event('log:' + log_prefix)
+  real_print(*args, **kwargs)
+builtins.print = killing_print
+app.run(main.main, argv=sys.argv, flags_parser=main.parse_flags)
+"""
+
+# Kill points spread over one run (3 steps x 2 candidates, top_n 1), in
+# the order they occur; every kind of checkpoint write is among them.
+KILL_POINTS = [
+    'log:teacher epoch 1/2#1',           # teacher training
+    'save:teacher#1',                    # inside the teacher's write
+    'log:step 1/3: proposed#1',          # step 1 proposed, not trained
+    'save:search#1',                     # inside step 1's write
+    'json:results.json#1',               # step 1 saved, results not yet
+    'png:reward.png#1',                  # results written, a plot not yet
+    'log:step 2/3: proposed#1',          # step 2
+    'save:search#2',                     # inside step 2's write (resumes
+    'log:step 3/3 done#1',               #  from step 1), step 3 done
+    'save:embedding#1',                  # inside the embedding's write
+    'log:final 1/1: training#1',          # final training started
+    'save:final-step3#1',                # inside the finalist's write
+    'log:done in#1',                     # everything written
+]
+
+
+@pytest.mark.slow
+def test_sigkill_anywhere_then_rerun_equals_an_uninterrupted_run(
+    reference, tmp_path):
+  """A chain of reruns of one workdir, each killed at the next point; the
+  last one finishes, and the results equal an uninterrupted run's."""
+  workdir = str(tmp_path / 'w')
+  log = []
+  for point in KILL_POINTS:
+    env = dict(ENV, KILL_AT=point)
+    p = _run([sys.executable, '-c', _KILL_AT] + _cmd(workdir)[3:], env=env)
+    events = [l[7:] for l in p.stderr.splitlines() if l.startswith('event: ')]
+    log.append((point, p.returncode, events[-3:]))
+    assert p.returncode == -signal.SIGKILL, (point, p.returncode,
+                                             p.stderr[-2000:], log)
+    assert events[-1] == point
+  p = _run(_cmd(workdir))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert _history(workdir) == _history(reference[0])
+  with open(os.path.join(workdir, 'results.json')) as f:
+    got = json.load(f)
+  with open(os.path.join(reference[0], 'results.json')) as f:
+    want = json.load(f)
+  keys = ('index', 'val_acc', 'test_acc', 'val_reward', 'test_reward')
+  assert {k: got['final']['chosen'][k] for k in keys} == \
+      {k: want['final']['chosen'][k] for k in keys}
+  assert got['teacher']['val_acc'] == want['teacher']['val_acc']
+  # No leftover temporary files of killed writes among the results.
+  assert not [n for n in os.listdir(workdir) if '.tmp' in n]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Sequence, Union
 
-from esnac_jax.arch.core import Arch, Layer, Shape, build_arch, infer_out_shape
+from esnac_jax.arch.core import (KINDS, Arch, Layer, Shape, build_arch,
+                                 infer_out_shape)
 
 INPUT = -1  # the network input, as a source for the first layer
 Src = Union[int, Sequence[int]]
+_ATTRS = ('kernel', 'stride', 'padding', 'groups', 'in_channels',
+          'out_channels', 'bias')
 
 
 class ArchBuilder:
@@ -28,11 +31,33 @@ class ArchBuilder:
     return self.input_shape if src == INPUT else self._shapes[src]
 
   def add(self, kind: str, src: Src, name: str = '', **attrs) -> int:
-    srcs = [src] if isinstance(src, int) else list(src)
     i = len(self.layers)
+    where = f'layer {i} ({name or kind})'
+    if kind not in KINDS:
+      raise ValueError(f'{where}: unknown layer kind {kind!r}; known kinds: '
+                       f'{", ".join(KINDS)}')
+    unknown = set(attrs) - set(_ATTRS)
+    if unknown:
+      raise ValueError(f'{where}: unknown fields {sorted(unknown)}; layers '
+                       f'take {", ".join(_ATTRS)}')
+    for key, value in attrs.items():
+      want = bool if key == 'bias' else int
+      if not isinstance(value, want) or (want is int and
+                                         isinstance(value, bool)):
+        raise ValueError(f'{where}: {key} must be '
+                         f'{"true or false" if want is bool else "an integer"}'
+                         f', got {value!r}')
+    if not isinstance(name, str):
+      raise ValueError(f'{where}: name must be a string, got {name!r}')
+    srcs = [src] if isinstance(src, int) else list(src)
     if (i == 0) != (srcs == [INPUT]):
       raise ValueError(f'layer {i} ({name or kind}): only the first layer '
                        'reads the network input (src=INPUT)')
+    for s in srcs if i else ():
+      if isinstance(s, bool) or not isinstance(s, int) or not \
+          0 <= s < i:
+        raise ValueError(f'{where}: source {s!r} is not an earlier layer '
+                         f'(0..{i - 1})')
     in_shapes = [self._shape(s) for s in srcs]
     if kind == 'conv':
       attrs.setdefault('in_channels', in_shapes[0][-1])

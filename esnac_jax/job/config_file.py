@@ -52,8 +52,11 @@ def load(spec: str) -> ml_collections.ConfigDict:
                           'None) returning an ml_collections.ConfigDict')
   try:
     config = get_config(arg) if arg is not None else get_config()
-  except (ValueError, TypeError, KeyError) as e:
+  except (ValueError, TypeError, KeyError) as e:  # the argument or preset
     raise ConfigFileError(f'--config={spec}: {_one_line(e)}') from None
+  except Exception as e:  # the file's own code
+    raise ConfigFileError(f'get_config() of {path} fails: '
+                          f'{type(e).__name__}: {_one_line(e)}') from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigFileError(f'get_config() of {path} returned '
                           f'{type(config).__name__}, not a ConfigDict')
