@@ -20,6 +20,7 @@ TINY = ['--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
         '--config.search.surrogate.hidden=8',
         '--config.search.surrogate.num_layers=1',
         '--config.search.surrogate.max_steps=10',
+        '--config.search.esnac.init_random=2',   # a fitted embedding too
         '--config.distill.epochs=1', '--config.final.epochs=1',
         '--config.final.top_n=1']
 
@@ -277,13 +278,25 @@ def event(name):
 
 save = checkpoints.save
 def killing_save(mngr, step, meta, **trees):
+  # The event fires at the first wait after mngr.save has returned: the
+  # write is under way (orbax also waits inside save, before writing).
   kind = os.path.basename(str(mngr.directory))
-  wait = mngr.wait_until_finished
-  def wait_then_maybe_kill():
-    event(f'save:{kind}')
-    wait()
-  mngr.wait_until_finished = wait_then_maybe_kill
-  save(mngr, step, meta, **trees)
+  real_save, real_wait = mngr.save, mngr.wait_until_finished
+  started = []
+  def save_and_mark(*a, **k):
+    out = real_save(*a, **k)
+    started.append(True)
+    return out
+  def wait(*a, **k):
+    if started:
+      started.clear()
+      event(f'save:{kind}')
+    return real_wait(*a, **k)
+  mngr.save, mngr.wait_until_finished = save_and_mark, wait
+  try:
+    save(mngr, step, meta, **trees)
+  finally:
+    del mngr.save, mngr.wait_until_finished
 checkpoints.save = killing_save
 
 write_json = report.write_json
@@ -310,22 +323,24 @@ builtins.print = killing_print
 app.run(main.main, argv=sys.argv, flags_parser=main.parse_flags)
 """
 
-# Kill points spread over one run (3 steps x 2 candidates, top_n 1), in
-# the order they occur; every kind of checkpoint write is among them.
+# Kill points spread over one run (3 steps x 2 candidates, top_n 1), each
+# reached by the rerun after the one before (counts restart with each
+# process); every kind of checkpoint write is among them.
 KILL_POINTS = [
-    'log:teacher epoch 1/2#1',           # teacher training
-    'save:teacher#1',                    # inside the teacher's write
-    'log:step 1/3: proposed#1',          # step 1 proposed, not trained
-    'save:search#1',                     # inside step 1's write
-    'json:results.json#1',               # step 1 saved, results not yet
-    'png:reward.png#1',                  # results written, a plot not yet
-    'log:step 2/3: proposed#1',          # step 2
-    'save:search#2',                     # inside step 2's write (resumes
-    'log:step 3/3 done#1',               #  from step 1), step 3 done
-    'save:embedding#1',                  # inside the embedding's write
-    'log:final 1/1: training#1',          # final training started
-    'save:final-step3#1',                # inside the finalist's write
-    'log:done in#1',                     # everything written
+    'log:teacher epoch 1/2#1',       # teacher training
+    'save:teacher#1',                # inside the teacher's write
+    'log:step 1/3: proposed#1',      # step 1 proposed, not trained
+    'save:search#1',                 # inside step 1's write
+    'json:results.json#1',           # step 1 saved, its results not yet
+    'png:reward.png#1',              # step 2 saved, a plot not yet
+    'log:step 3/3: proposed#1',      # step 3 proposed
+    'save:search#1',                 # inside step 3's write
+    'log:step 3/3 done#1',           # step 3 saved and reported
+    'save:embedding#1',              # inside the embedding's write
+    'log:final 1/1: training#1',     # final training started
+    'save:final-step3#1',            # inside the finalist's write
+    'png:reward.png#1',              # final results, a plot not yet
+    'log:done in#1',                 # everything written
 ]
 
 
@@ -342,8 +357,11 @@ def test_sigkill_anywhere_then_rerun_equals_an_uninterrupted_run(
     events = [l[7:] for l in p.stderr.splitlines() if l.startswith('event: ')]
     log.append((point, p.returncode, events[-3:]))
     assert p.returncode == -signal.SIGKILL, (point, p.returncode,
-                                             p.stderr[-2000:], log)
+                                             p.stderr[-2000:], log[:-1])
     assert events[-1] == point
+    if point.startswith('save:'):  # killed inside the write: a torso left
+      kind = os.path.join(workdir, point[5:].rpartition('#')[0])
+      assert any('tmp' in n for n in os.listdir(kind)), os.listdir(kind)
   p = _run(_cmd(workdir))
   assert p.returncode == 0, p.stderr[-3000:]
   assert _history(workdir) == _history(reference[0])

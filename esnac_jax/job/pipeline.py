@@ -79,10 +79,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                               step, out.timing, final)
     if not primary or _same_json(results_path, doc):
       return doc  # a rerun of a finished run writes nothing new
-    report.write_json(results_path, doc)
+    # The plots first: results.json, written last, marks them current.
     report.plot_pareto(os.path.join(workdir, 'pareto.png'),
                        teacher.num_params, teacher_metrics['val_acc'], recs)
     report.plot_reward(os.path.join(workdir, 'reward.png'), recs)
+    report.write_json(results_path, doc)
     return doc
 
   def on_step(out: SearchOutcome, step: int) -> None:
