@@ -37,6 +37,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # Trained only when workdir/teacher holds no checkpoint.
   c.teacher.train = _train(epochs=200, batch_size=128, optimizer='sgd',
                            lr=0.1, schedule='cosine', loss='ce')
+  # A killed teacher training resumes from its last save (every this many
+  # seconds; 0 = every epoch) instead of epoch 1. The same for final.
+  c.teacher.train.checkpoint_every_s = 60.0
 
   # The compression operators' sampling distributions (ar_p1/ar_p2/ar_p3),
   # the searchers' settings: each section holds every field of the library
@@ -84,6 +87,7 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.final = _train(epochs=300, batch_size=128, optimizer='sgd', lr=0.01,
                    schedule='step', loss='ce', boundaries=(100, 200))
   c.final.top_n = 4                  # co_best_n
+  c.final.checkpoint_every_s = 60.0
 
   # bench.compare (searchers side by side, several seeds): the config runs
   # with `override` merged in (same layout as the config, e.g.

@@ -21,8 +21,10 @@ TINY = ['--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
         '--config.search.surrogate.num_layers=1',
         '--config.search.surrogate.max_steps=10',
         '--config.search.esnac.init_random=2',   # a fitted embedding too
-        '--config.distill.epochs=1', '--config.final.epochs=1',
-        '--config.final.top_n=1']
+        '--config.distill.epochs=1', '--config.final.epochs=2',
+        '--config.final.top_n=1',
+        '--config.teacher.train.checkpoint_every_s=0',   # progress saved
+        '--config.final.checkpoint_every_s=0']           # every epoch
 
 
 def _cmd(workdir, *extra, config='configs/digits.py'):
@@ -327,7 +329,8 @@ app.run(main.main, argv=sys.argv, flags_parser=main.parse_flags)
 # reached by the rerun after the one before (counts restart with each
 # process); every kind of checkpoint write is among them.
 KILL_POINTS = [
-    'log:teacher epoch 1/2#1',       # teacher training
+    'save:teacher-progress#1',       # inside the teacher's epoch-1 save
+    'log:teacher epoch 1/2#1',       # epoch 1 saved: the rerun resumes
     'save:teacher#1',                # inside the teacher's write
     'log:step 1/3: proposed#1',      # step 1 proposed, not trained
     'save:search#1',                 # inside step 1's write
@@ -338,6 +341,8 @@ KILL_POINTS = [
     'log:step 3/3 done#1',           # step 3 saved and reported
     'save:embedding#1',              # inside the embedding's write
     'log:final 1/1: training#1',     # final training started
+    'save:final-step3-progress0#1',  # inside its epoch-1 save
+    'log:final epoch 1/2#1',         # epoch 1 saved: the rerun resumes
     'save:final-step3#1',            # inside the finalist's write
     'png:reward.png#1',              # final results, a plot not yet
     'log:done in#1',                 # everything written
@@ -350,12 +355,13 @@ def test_sigkill_anywhere_then_rerun_equals_an_uninterrupted_run(
   """A chain of reruns of one workdir, each killed at the next point; the
   last one finishes, and the results equal an uninterrupted run's."""
   workdir = str(tmp_path / 'w')
-  log = []
+  log, out = [], []
   for point in KILL_POINTS:
     env = dict(ENV, KILL_AT=point)
     p = _run([sys.executable, '-c', _KILL_AT] + _cmd(workdir)[3:], env=env)
     events = [l[7:] for l in p.stderr.splitlines() if l.startswith('event: ')]
     log.append((point, p.returncode, events[-3:]))
+    out.append(p.stdout)
     assert p.returncode == -signal.SIGKILL, (point, p.returncode,
                                              p.stderr[-2000:], log[:-1])
     assert events[-1] == point
@@ -364,6 +370,9 @@ def test_sigkill_anywhere_then_rerun_equals_an_uninterrupted_run(
       assert any('tmp' in n for n in os.listdir(kind)), os.listdir(kind)
   p = _run(_cmd(workdir))
   assert p.returncode == 0, p.stderr[-3000:]
+  out = ''.join(out)
+  assert 'teacher: resumed after epoch 1/2' in out   # not from epoch 1
+  assert 'final: resumed after epoch 1/2' in out
   assert _history(workdir) == _history(reference[0])
   with open(os.path.join(workdir, 'results.json')) as f:
     got = json.load(f)

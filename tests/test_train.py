@@ -202,3 +202,63 @@ def test_programs_released_near_the_map_limit():
   assert steps.release_programs(threshold=0.0, log=logs.append)
   assert steps.correct_fn.cache_info().currsize == 0
   assert 'of vm.max_map_count' in logs[0]
+
+
+def _small_net():
+  from esnac_jax.arch import INPUT, ArchBuilder
+  b = ArchBuilder((8, 8, 1), 'small')
+  x = b.relu(b.bn(b.conv(INPUT, 8, 3, padding=1)))
+  b.linear(b.flatten(b.avgpool(x, 8, 8)), 10)
+  return b.build()
+
+
+def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
+    digits, tmp_path):
+  from esnac_jax.models import init_variables
+  from esnac_jax.train.loop import train_many
+  from esnac_jax.train.progress import EpochProgress
+  arch = _small_net()
+  cfg = TrainConfig(epochs=3, batch_size=64, checkpoint_every_s=0,
+                    optim=OptimConfig('sgd', 0.05, schedule='cosine'))
+
+  def init():  # fresh each time: training donates its input buffers
+    return init_variables(arch, jax.random.key(0))
+
+  [whole] = train_many([arch], [init()], digits, cfg, 0)
+
+  class Stop(Exception):
+    pass
+
+  def stop_after_epoch_2(line):
+    if line.startswith('train epoch 2/3'):
+      raise Stop  # as a kill would, after epoch 2's save
+  directory = str(tmp_path / 'progress')
+  with pytest.raises(Stop):
+    train_many([arch], [init()], digits, cfg, 0, log=stop_after_epoch_2,
+               progress=EpochProgress(directory, 0))
+  logs = []
+  [resumed] = train_many([arch], [init()], digits, cfg, 0, log=logs.append,
+                         progress=EpochProgress(directory, 0))
+  assert logs[0].startswith('train: resumed after epoch 2/3')
+  assert len(logs) == 2  # only epoch 3 was trained
+  assert resumed.history == whole.history
+  assert resumed.best_epoch == whole.best_epoch
+  for a, b in zip(jax.tree_util.tree_leaves(whole.variables),
+                  jax.tree_util.tree_leaves(resumed.variables)):
+    np.testing.assert_array_equal(a, b)
+  # Damaged progress is discarded: the training starts again.
+  meta = glob.glob(os.path.join(directory, '*', 'meta', 'metadata'))
+  with open(meta[0], 'wb') as f:
+    f.write(b'\xff garbage')
+  logs = []
+  [again] = train_many([arch], [init()], digits, cfg, 0, log=logs.append,
+                       progress=EpochProgress(directory, 0))
+  assert len(logs) == 3 and again.history == whole.history
+
+
+def test_progress_is_saved_on_its_interval_only(tmp_path):
+  from esnac_jax.train.progress import EpochProgress
+  p = EpochProgress(str(tmp_path / 'p'), every_s=3600)
+  assert not p.due(0, 10)          # the interval has not passed
+  assert not EpochProgress(str(tmp_path / 'q'), 0).due(9, 10)  # last epoch
+  assert EpochProgress(str(tmp_path / 'q'), 0).due(8, 10)

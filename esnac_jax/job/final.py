@@ -12,6 +12,7 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.search.record import Record
 from esnac_jax.search.reward import reward
+from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train import (CheckpointError, TrainConfig, accuracy_on_test,
                              final_train)
 
@@ -45,14 +46,17 @@ def final_stage(records: list[Record], kept: list[int],
       log(f'final {rank + 1}/{len(kept)}: training candidate {idx} '
           f'({rec.params:,} params, search val acc {rec.val_acc:.4f}) for '
           f'{cfg.epochs} epochs')
+      progress = EpochProgress(f'{directory}-progress{rank}',
+                               cfg.checkpoint_every_s)
       trained = final_train(rec.arch, weights[idx], ds, cfg, seed,
                             teacher=(teacher, teacher_vars) if kd else None,
-                            log=log)
+                            log=log, progress=progress)
       meta = {'index': idx, 'rank': rank, 'params': rec.params,
               'search_val_acc': rec.val_acc, 'val_acc': trained.val_acc,
               'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
               'val_history': trained.history, 'seconds': trained.seconds}
       checkpoints.save(mngr, rank, meta, variables=trained.variables)
+      progress.discard()
     meta['val_reward'] = reward(meta['val_acc'], teacher_metrics['val_acc'],
                                 rec.params, teacher.num_params)
     entries.append(meta)

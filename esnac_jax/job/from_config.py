@@ -117,7 +117,8 @@ def train_config(section: ml_collections.ConfigDict,
                           gamma=section.gamma),
         loss=LossConfig(section.loss, section.temperature,
                         section.label_weight),
-        dtype=section.dtype)
+        dtype=section.dtype,
+        checkpoint_every_s=section.get('checkpoint_every_s', 60.0))
   except ValueError as e:
     raise ValueError(f'config.{name}: {e}') from None
 

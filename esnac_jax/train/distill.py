@@ -15,6 +15,7 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import inherit
 from esnac_jax.train.loop import TrainConfig, Trained, train_many
+from esnac_jax.train.progress import EpochProgress
 
 
 def distill_candidates(teacher: Arch, teacher_vars: dict,
@@ -33,14 +34,15 @@ def distill_candidates(teacher: Arch, teacher_vars: dict,
 
 def final_train(arch: Arch, variables: dict, ds: Dataset, cfg: TrainConfig,
                 seed: int, teacher: tuple[Arch, dict] | None = None,
-                log: Callable[[str], None] | None = None) -> Trained:
+                log: Callable[[str], None] | None = None,
+                progress: EpochProgress | None = None) -> Trained:
   """Full training of a chosen child at real size, continuing from
   `variables` (its search-time weights). Selects the epoch on validation;
   the caller evaluates the test split once on the result. With a KD loss in
-  `cfg`, pass `teacher`."""
+  `cfg`, pass `teacher`; with `progress`, a killed training resumes."""
   if cfg.loss.kind != 'ce' and teacher is None:
     raise ValueError(f'final training with loss {cfg.loss.kind!r} needs the '
                      'teacher')
   [out] = train_many([arch], [variables], ds, cfg, seed, teacher=teacher,
-                     log=log, label='final')
+                     log=log, label='final', progress=progress)
   return out

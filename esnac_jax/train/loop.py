@@ -13,6 +13,7 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset, eval_batches, train_batches
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import OptimConfig, make_optimizer
+from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train.steps import (accuracy, create_state, logits_fn,
                                    release_programs, train_step_fn)
 
@@ -25,12 +26,18 @@ class TrainConfig:
   loss: LossConfig = LossConfig('ce')
   eval_batch_size: int = 256
   dtype: str = 'float32'   # activations: 'float32' or 'bfloat16'
+  # Long trainings (teacher, finalists) save their progress this often, so
+  # a killed run resumes at the next epoch; 0 saves after every epoch.
+  checkpoint_every_s: float = 60.0
 
   def __post_init__(self):
     if self.epochs < 1:
       raise ValueError(f'epochs must be >= 1, got {self.epochs}')
     if self.batch_size < 1:
       raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+    if not self.checkpoint_every_s >= 0:
+      raise ValueError(f'checkpoint_every_s must be >= 0, got '
+                       f'{self.checkpoint_every_s}')
     if self.dtype not in ('float32', 'bfloat16'):
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got "
                        f'{self.dtype!r}')
@@ -64,11 +71,13 @@ def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
                cfg: TrainConfig, seed: int,
                teacher: tuple[Arch, dict] | None = None,
                log: Callable[[str], None] | None = None,
-               label: str = 'train') -> list[Trained]:
+               label: str = 'train',
+               progress: EpochProgress | None = None) -> list[Trained]:
   """Trains several networks in lockstep on the same minibatches.
 
   With `teacher`, its logits are computed once per batch and shared. Each
   network keeps its best-validation-epoch weights (not the last epoch's).
+  With `progress`, a killed training resumes from its last saved epoch.
   """
   for a in archs:
     check_classes(a, ds)
@@ -94,8 +103,13 @@ def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
   def weights(improved: list[int]) -> dict[int, dict]:
     return {i: jax.device_get(states[i].variables) for i in improved}
 
+  def set_states(restored: list) -> None:
+    nonlocal states
+    states = list(restored)
+
   return keep_best_epochs(cfg.epochs, len(archs), train_epoch, validate,
-                          weights, log, label)
+                          weights, log, label, progress,
+                          (lambda: states, set_states))
 
 
 def keep_best_epochs(epochs: int, count: int,
@@ -103,18 +117,38 @@ def keep_best_epochs(epochs: int, count: int,
                      validate: Callable[[], Sequence[float]],
                      weights: Callable[[list[int]], dict[int, Any]],
                      log: Callable[[str], None] | None = None,
-                     label: str = 'train') -> list[Trained]:
+                     label: str = 'train',
+                     progress: EpochProgress | None = None,
+                     live: tuple[Callable[[], Any], Callable[[Any], None]]
+                     | None = None) -> list[Trained]:
   """The epoch loop of every training path: `count` networks trained
   together, each keeping its best-validation-epoch weights.
 
   train_epoch(epoch) trains all of them for one epoch; validate() gives
   their validation accuracies; weights(indices) gives the host copies of
-  the weights of the networks whose accuracy just improved.
+  the weights of the networks whose accuracy just improved. With
+  `progress` and `live` (get and set the networks' training state), the
+  loop resumes from the last saved epoch and saves as it goes.
   """
   best: list[tuple[float, int, Any] | None] = [None] * count
   history: list[list[float]] = [[] for _ in range(count)]
-  t0 = time.perf_counter()
-  for epoch in range(epochs):
+  start, earlier_s = 0, 0.0
+  if progress is not None:
+    template = {'live': live[0](), 'best': list(weights(list(range(count)))
+                                                .values())}
+    restored = progress.restore(template)
+    if restored is not None:
+      meta, arrays = restored
+      live[1](arrays['live'])
+      best = [None if b is None else (b[0], b[1], w)
+              for b, w in zip(meta['best'], arrays['best'])]
+      history, start, earlier_s = (meta['history'], meta['epoch'] + 1,
+                                   meta['seconds'])
+      if log:
+        log(f'{label}: resumed after epoch {start}/{epochs} from '
+            f'{progress.directory}')
+  t0 = time.perf_counter() - earlier_s
+  for epoch in range(start, epochs):
     train_epoch(epoch)
     accs = validate()
     improved = []
@@ -126,9 +160,17 @@ def keep_best_epochs(epochs: int, count: int,
       copies = weights(improved)
       for i in improved:
         best[i] = (accs[i], epoch, copies[i])
+    if progress is not None and progress.due(epoch, epochs):
+      progress.save(epoch, {
+          'best': [None if b is None else [b[0], b[1]] for b in best],
+          'history': history, 'seconds': time.perf_counter() - t0},
+          {'live': jax.device_get(live[0]()),
+           'best': [template['best'][i] if b is None else b[2]
+                    for i, b in enumerate(best)]})
     if log:
       done = time.perf_counter() - t0
-      eta = done / (epoch + 1) * (epochs - epoch - 1)
+      eta = done / (epoch + 1 - start) * (epochs - epoch - 1) if \
+          epoch + 1 > start else 0.0
       shown = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
       log(f'{label} epoch {epoch + 1}/{epochs}: val acc {shown}'
           f'{" ..." if count > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')

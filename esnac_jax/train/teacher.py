@@ -13,6 +13,7 @@ from esnac_jax import checkpoints
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import init_variables
+from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train.loop import TrainConfig, check_classes, accuracy_on_test, train_many
 
 
@@ -75,19 +76,23 @@ def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
     log(f'{path} holds no finished save (a run was stopped while writing '
         'it); discarding it and training the teacher again')
     shutil.rmtree(path)
+  progress = EpochProgress(os.path.join(workdir, 'teacher-progress'),
+                           cfg.checkpoint_every_s)
   if os.path.isdir(path):
+    progress.discard()  # left by a kill between the save and its cleanup
     variables, metrics = restore_teacher(path, arch)
     log(f'restored teacher from {path}: val acc {metrics["val_acc"]:.4f}, '
         f'test acc {metrics["test_acc"]:.4f}')
     return variables, metrics
   init = init_variables(arch, jax.random.key(seed))
   [trained] = train_many([arch], [init], ds, cfg, seed, log=log,
-                         label='teacher')
+                         label='teacher', progress=progress)
   metrics = {'val_acc': trained.val_acc,
              'test_acc': accuracy_on_test(arch, trained.variables, ds, cfg),
              'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
              'seconds': trained.seconds, 'val_history': trained.history}
   save_teacher(path, arch, trained.variables, metrics)
+  progress.discard()
   log(f'teacher trained in {trained.seconds:.0f}s: val acc '
       f'{metrics["val_acc"]:.4f} (epoch {trained.best_epoch + 1}), test acc '
       f'{metrics["test_acc"]:.4f}; saved to {path}')
