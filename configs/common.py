@@ -34,6 +34,12 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.teacher.name = 'resnet18'   # vgg19 | resnet18 | resnet34 | shufflenet
   #                               | mobilenetv2
   c.teacher.width = 1.0         # channel multiplier
+  # Your own teacher: an Arch JSON document (Arch.to_json), used instead
+  # of teacher.name; and trained weights (a Flax msgpack file or an orbax
+  # checkpoint of make_model(arch)'s variables), so the teacher is measured,
+  # not trained.
+  c.teacher.arch = ''
+  c.teacher.weights = ''
   # Trained only when workdir/teacher holds no checkpoint.
   c.teacher.train = _train(epochs=200, batch_size=128, optimizer='sgd',
                            lr=0.1, schedule='cosine', loss='ce')

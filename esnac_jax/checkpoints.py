@@ -9,8 +9,12 @@ complete, so a killed write never leaves a half step behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+import sys
+import tempfile
+import time
+from typing import Any, Iterator
 
 import orbax.checkpoint as ocp
 
@@ -49,5 +53,35 @@ def restore_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
 def restore_tree(mngr: ocp.CheckpointManager, step: int, name: str,
                  target: Any = None) -> Any:
   """The tree `name` of step `step`, shaped like `target` when given."""
-  return mngr.restore(step, args=ocp.args.Composite(
-      **{name: ocp.args.StandardRestore(target)}))[name]
+  with _failure_noise_held():
+    return mngr.restore(step, args=ocp.args.Composite(
+        **{name: ocp.args.StandardRestore(target)}))[name]
+
+
+@contextlib.contextmanager
+def _failure_noise_held(settle_s: float = 0.3) -> Iterator[None]:
+  """When a damaged file fails a restore, tensorstore's reader threads keep
+  calling into orbax's closed event loop for a moment and print a
+  traceback each, after the error that matters. Output to stderr (fd 2)
+  during a restore is held back: shown afterwards if it succeeds, dropped
+  (after letting those threads settle) if it fails."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  failed = False
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    try:
+      yield
+    except BaseException:
+      failed = True
+      time.sleep(settle_s)
+      raise
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if not failed:
+        held.seek(0)
+        text = held.read()
+        if text:
+          os.write(2, text)

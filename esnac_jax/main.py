@@ -11,6 +11,7 @@ input is one line on stderr and exit status 2, before any work;
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -52,7 +53,14 @@ def main(argv):
   if not _WORKDIR.value:
     command.fail('--workdir is required, e.g. --workdir=/tmp/digits')
   logging.set_verbosity(logging.WARNING)  # our own progress lines suffice
-  command.run(_CONFIG.value, _WORKDIR.value, verbose=_VERBOSE.value)
+  try:
+    command.run(_CONFIG.value, _WORKDIR.value, verbose=_VERBOSE.value)
+  except SystemExit as e:
+    if e.code:  # refused: leave before orbax's background threads, torn
+      sys.stdout.flush()  # down at exit, print tracebacks after our line
+      sys.stderr.flush()
+      os._exit(e.code if isinstance(e.code, int) else 2)
+    raise
 
 
 if __name__ == '__main__':

@@ -185,6 +185,32 @@ CASES = [
      r'constraints\.max_flops must be >= 1'),
     (dict(args=['--config.constraints.min_acc=2.0']),
      r'constraints\.min_acc is a fraction'),
+    # your own teacher
+    (dict(args=['--config.teacher.arch=/no/such.json',
+                '--config.teacher.width=1.0']),
+     r'teacher\.arch=/no/such\.json cannot be read'),
+    (dict(write={'t.json': b'{"layers": ['},
+          args=['--config.teacher.arch={tmp}/t.json',
+                '--config.teacher.width=1.0']),
+     r'teacher\.arch=.*t\.json: an Arch document is not JSON'),
+    (dict(write={'t.json': json.dumps(
+        {'format': 'esnac_jax.arch/1', 'input_shape': [8, 8, 1],
+         'edges': [], 'layers': [{'kind': 'conv', 'in_shape': [8, 8, 1],
+                                  'out_shape': [8, 8, 4], 'kernel': 'three'}
+                                 ]}).encode()},
+          args=['--config.teacher.arch={tmp}/t.json',
+                '--config.teacher.width=1.0']),
+     r"layer 0 \(conv\): kernel must be an integer, got 'three'"),
+    (dict(args=['--config.teacher.arch=configs/../README.md',
+                '--config.teacher.width=1.0']), 'not JSON'),
+    (dict(args=['--config.teacher.weights=/no/such.msgpack']),
+     r'config\.teacher\.weights: no weights at /no/such\.msgpack'),
+    (dict(write={'w.msgpack': b'\x81\xa1a\x01'},
+          args=['--config.teacher.weights={tmp}/w.msgpack']),
+     r'config\.teacher\.weights: the weights at .*w\.msgpack lack '),
+    (dict(write={'w.msgpack': b'garbage bytes'},
+          args=['--config.teacher.weights={tmp}/w.msgpack']),
+     r'the weights at .*w\.msgpack are unreadable'),
     # the workdir
     (dict(args=['--config.search.esnac.pool_size=32']),
      r'holds a search made with a different config \(search\.esnac\.'
@@ -195,7 +221,7 @@ CASES = [
 def _case_id(case):
   spec, _ = case
   return (spec.get('file') or ' '.join(spec.get('args', [])) or
-          str(spec.get('config')))[:60]
+          str(spec.get('config')))[:60] + ''.join(spec.get('write', ()))
 
 
 @pytest.mark.slow
@@ -206,8 +232,10 @@ def test_bad_input_is_refused_before_any_work(finished, tmp_path, case):
   config = spec.get('config', 'configs/digits.py')
   if 'file' in spec:
     config = _files(str(tmp_path))[spec['file']]
-  p = _run(_cmd(finished, *spec.get('args', []), config=config,
-                tiny=spec.get('tiny', True)))
+  for name, data in spec.get('write', {}).items():
+    (tmp_path / name).write_bytes(data)
+  args = [a.format(tmp=tmp_path) for a in spec.get('args', [])]
+  p = _run(_cmd(finished, *args, config=config, tiny=spec.get('tiny', True)))
   assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
   lines = p.stderr.strip().splitlines()
   assert len(lines) == 1, p.stderr[-3000:]

@@ -28,17 +28,21 @@ T = TypeVar('T')
 def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
   """The teacher Arch for the config's dataset and teacher section.
 
-  teacher.name is a zoo name or 'module:function', a builder importable
-  from the working directory or PYTHONPATH that is called with the
-  dataset's input_size, in_channels and num_classes (and width, if it
-  takes one) and returns an Arch.
+  teacher.arch, when set, is the path of an Arch JSON document (as
+  Arch.to_json writes it). Otherwise teacher.name is a zoo name or
+  'module:function', a builder importable from the working directory or
+  PYTHONPATH that is called with the dataset's input_size, in_channels and
+  num_classes (and width, if it takes one) and returns an Arch.
   """
   spec = dataset_spec(config.dataset)
   if not config.teacher.width > 0:
     raise ValueError(f'config.teacher.width must be > 0, got '
                      f'{config.teacher.width}')
   name = config.teacher.name
+  document = config.teacher.get('arch', '')
   try:
+    if document:
+      return _document_teacher(document, spec, config.teacher.width)
     if ':' in name:
       return _built_teacher(name, spec, config.teacher.width)
     return get_teacher(name, num_classes=spec.num_classes,
@@ -46,6 +50,34 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
                        input_size=spec.image_size)
   except ValueError as e:
     raise ValueError(f'config.teacher: {e}') from None
+
+
+def _document_teacher(path: str, spec: Any, width: float) -> Arch:
+  """The Arch of the JSON document at `path` (as Arch.to_json writes)."""
+  if width != 1.0:
+    raise ValueError(f'teacher.arch={path} is used as written; leave '
+                     f'config.teacher.width at 1.0 (got {width})')
+  try:
+    with open(path) as f:
+      text = f.read()
+  except OSError as e:
+    raise ValueError(f'teacher.arch={path} cannot be read: '
+                     f'{e.strerror or e}') from None
+  try:
+    arch = Arch.from_json(text)
+  except ValueError as e:
+    raise ValueError(f'teacher.arch={path}: {e}') from None
+  _check_fits(arch, spec, f'teacher.arch={path}')
+  return arch
+
+
+def _check_fits(arch: Arch, spec: Any, what: str) -> None:
+  want = ((spec.image_size, spec.image_size, spec.channels),
+          (spec.num_classes,))
+  if (arch.input_shape, arch.output_shape) != want:
+    raise ValueError(f'{what} describes a network from {arch.input_shape} '
+                     f'to {arch.output_shape}; dataset {spec.name!r} needs '
+                     f'{want[0]} to {want[1]}')
 
 
 def _built_teacher(name: str, spec: Any, width: float) -> Arch:
@@ -72,12 +104,7 @@ def _built_teacher(name: str, spec: Any, width: float) -> Arch:
   if not isinstance(arch, Arch):
     raise ValueError(f'teacher builder {name!r} returned '
                      f'{type(arch).__name__}, not an Arch')
-  want = ((spec.image_size, spec.image_size, spec.channels),
-          (spec.num_classes,))
-  if (arch.input_shape, arch.output_shape) != want:
-    raise ValueError(f'teacher builder {name!r} made a network from '
-                     f'{arch.input_shape} to {arch.output_shape}; dataset '
-                     f'{spec.name!r} needs {want[0]} to {want[1]}')
+  _check_fits(arch, spec, f'teacher builder {name!r}')
   return arch
 
 

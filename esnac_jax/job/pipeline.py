@@ -54,7 +54,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   log(f'teacher: {teacher.name} width {config.teacher.width}, '
       f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
   teacher_vars, teacher_metrics = get_teacher_variables(
-      teacher, ds, plan.teacher_train, workdir, config.seed, log)
+      teacher, ds, plan.teacher_train, workdir, config.seed, log,
+      weights=plan.teacher_weights,
+      weights_from=config.teacher.get('weights', ''))
   if jax.process_count() > 1:  # process 0's teacher, to the last bit
     teacher_vars = distributed.broadcast_tree(teacher_vars)
     teacher_metrics = json.loads(distributed.broadcast_text(
@@ -72,11 +74,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   steps = config.search.steps
   writers = []  # the TensorBoard writer, made when a step is first written
   results_path = os.path.join(workdir, 'results.json')
+  data = report.data_section(ds)
 
   def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
     recs = out.searcher.records
     doc = report.results_dict(config_dict, teacher, teacher_metrics, recs,
-                              step, out.timing, final)
+                              step, out.timing, final, data)
     if not primary or _same_json(results_path, doc):
       return doc  # a rerun of a finished run writes nothing new
     # The plots first: results.json, written last, marks them current.

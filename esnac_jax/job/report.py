@@ -28,8 +28,10 @@ def pareto_front(params: list[int], accs: list[float]) -> list[int]:
 
 def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
                  records: list[Record], steps_done: int, timing: dict,
-                 final: dict | None) -> dict[str, Any]:
-  """The results.json document (schema in the README)."""
+                 final: dict | None, data: dict | None = None
+                 ) -> dict[str, Any]:
+  """The results.json document (schema in the guide). `data`: the
+  dataset's name, image shape, classes and normalisation (data_section)."""
   tp = teacher.num_params
   cands = [dict(index=i, step=r.step, params=r.params, flops=r.flops,
                 compression=1 - r.params / tp, times=tp / r.params,
@@ -40,6 +42,7 @@ def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
   return {
       'format': RESULTS_FORMAT,
       'config': config,
+      'data': data,
       'teacher': {'name': teacher.name, 'params': tp, 'flops': teacher.flops,
                   'val_acc': teacher_metrics['val_acc'],
                   'test_acc': teacher_metrics['test_acc'],
@@ -52,6 +55,15 @@ def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
       'candidates': cands,
       'final': final,
   }
+
+
+def data_section(ds: Any) -> dict[str, Any]:
+  """What a reader of the results needs to feed a model raw images: the
+  per-channel mean and std (raw image units) it was trained with."""
+  return {'name': ds.name, 'image_shape': list(ds.image_shape),
+          'num_classes': ds.num_classes,
+          'mean': [float(v) for v in np.ravel(ds.mean)],
+          'std': [float(v) for v in np.ravel(ds.std)]}
 
 
 def write_json(path: str, doc: Any) -> None:

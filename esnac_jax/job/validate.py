@@ -23,6 +23,7 @@ from esnac_jax.data import dataset_spec
 from esnac_jax.job import from_config
 from esnac_jax.job.evaluate import resolve_path
 from esnac_jax.models.inherit import BN_STATS, CHANNEL_SELECT
+from esnac_jax.models.weights import load_variables
 from esnac_jax.search import Constraints, Searcher
 from esnac_jax.train import TrainConfig
 
@@ -50,6 +51,7 @@ class Plan:
   constraints: Constraints
   path: str            # the resolved distillation path
   config_dict: dict    # the config as JSON, as checkpoints record it
+  teacher_weights: dict | None = None   # config.teacher.weights, loaded
 
 
 def check(config: ml_collections.ConfigDict, workdir: str | None = None,
@@ -83,6 +85,12 @@ def check(config: ml_collections.ConfigDict, workdir: str | None = None,
         f'distill.path={config.distill.path!r} resolved to {path!r}: set '
         "--config.distill.path=masked_vmap")
   _check_memory(config, teacher, path, memory_bytes)
+  weights = None
+  if config.teacher.get('weights', ''):
+    try:
+      weights = load_variables(config.teacher.weights, teacher)
+    except ValueError as e:
+      raise ValueError(f'config.teacher.weights: {e}') from None
   constraints = from_config.constraints(config)
   searcher = from_config.make_searcher(config, teacher)
   _check_satisfiable(constraints, searcher, config.seed)
@@ -90,7 +98,7 @@ def check(config: ml_collections.ConfigDict, workdir: str | None = None,
   if workdir is not None:
     check_saved_search(config_dict, workdir)
   return Plan(teacher, searcher, trains['teacher.train'], trains['distill'],
-              trains['final'], constraints, path, config_dict)
+              trains['final'], constraints, path, config_dict, weights)
 
 
 def _check_enum(key: str, value, allowed) -> None:

@@ -179,8 +179,13 @@ def keep_best_epochs(epochs: int, count: int,
           for b, h in zip(best, history)]
 
 
-def accuracy_on_test(arch: Arch, variables: dict, ds: Dataset,
-                  cfg: TrainConfig) -> float:
-  return accuracy(arch, variables, eval_batches(ds, ds.test,
+def accuracy_on_split(arch: Arch, variables: dict, ds: Dataset, split: Any,
+                      cfg: TrainConfig) -> float:
+  return accuracy(arch, variables, eval_batches(ds, split,
                                                 cfg.eval_batch_size),
                   cfg.jnp_dtype)
+
+
+def accuracy_on_test(arch: Arch, variables: dict, ds: Dataset,
+                  cfg: TrainConfig) -> float:
+  return accuracy_on_split(arch, variables, ds, ds.test, cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from typing import Callable
 
 import jax
@@ -14,7 +15,9 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import init_variables
 from esnac_jax.train.progress import EpochProgress
-from esnac_jax.train.loop import TrainConfig, check_classes, accuracy_on_test, train_many
+from esnac_jax.train.loop import (TrainConfig, accuracy_on_split,
+                                  accuracy_on_test, check_classes,
+                                  train_many)
 
 
 class CheckpointError(RuntimeError):
@@ -62,12 +65,15 @@ def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
 
 def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
                           workdir: str, seed: int,
-                          log: Callable[[str], None] = print
-                          ) -> tuple[dict, dict]:
-  """Restores the teacher from workdir/teacher, or trains and saves it.
+                          log: Callable[[str], None] = print,
+                          weights: dict | None = None,
+                          weights_from: str = '') -> tuple[dict, dict]:
+  """Restores the teacher from workdir/teacher, or takes the trained
+  `weights` given (loaded from `weights_from`), or trains it; saves it.
 
   metrics: val_acc (the best epoch's, which selects the weights), test_acc
-  (measured once), best_epoch, epochs, seconds.
+  (measured once), best_epoch, epochs, seconds; with given weights the
+  accuracies are measured once and epochs is 0.
   """
   check_classes(arch, ds)
   path = os.path.join(workdir, 'teacher')
@@ -84,6 +90,18 @@ def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
     log(f'restored teacher from {path}: val acc {metrics["val_acc"]:.4f}, '
         f'test acc {metrics["test_acc"]:.4f}')
     return variables, metrics
+  if weights is not None:
+    t0 = time.perf_counter()
+    metrics = {'val_acc': accuracy_on_split(arch, weights, ds, ds.val, cfg),
+               'test_acc': accuracy_on_test(arch, weights, ds, cfg),
+               'best_epoch': -1, 'epochs': 0, 'val_history': [],
+               'weights_from': weights_from}
+    metrics['seconds'] = time.perf_counter() - t0
+    save_teacher(path, arch, weights, metrics)
+    log(f'teacher weights from {weights_from}: val acc '
+        f'{metrics["val_acc"]:.4f}, test acc {metrics["test_acc"]:.4f} '
+        f'(not trained); saved to {path}')
+    return weights, metrics
   init = init_variables(arch, jax.random.key(seed))
   [trained] = train_many([arch], [init], ds, cfg, seed, log=log,
                          label='teacher', progress=progress)

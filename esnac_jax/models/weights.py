@@ -1,0 +1,98 @@
+"""Trained variables of an Arch from a file the user brings: a Flax msgpack
+(`flax.serialization.to_bytes(variables)`) or an orbax checkpoint
+(`orbax.checkpoint.StandardCheckpointer().save(path, variables)`, or a
+workdir's `teacher/` folder), checked leaf by leaf against what
+`make_model(arch)` expects."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from esnac_jax.arch import Arch
+from esnac_jax.models.network import init_variables
+
+
+class WeightsError(ValueError):
+  """Weights that cannot be used for the Arch; the message names the path."""
+
+
+def expected_shapes(arch: Arch) -> dict:
+  """The variables tree `make_model(arch)` uses, as ShapeDtypeStructs."""
+  return jax.eval_shape(lambda: init_variables(arch, jax.random.key(0)))
+
+
+def load_variables(path: str, arch: Arch) -> dict:
+  """The variables of `arch` saved at `path`; WeightsError naming the path
+  and the first leaf that is missing, extra or of another shape."""
+  if not os.path.exists(path):
+    raise WeightsError(f'no weights at {path}')
+  try:
+    raw = _read_orbax(path) if os.path.isdir(path) else _read_msgpack(path)
+  except WeightsError:
+    raise
+  except Exception as e:  # flax/orbax raise many kinds for damaged files
+    raise WeightsError(f'the weights at {path} are unreadable '
+                     f'({type(e).__name__}: {str(e)[:160]})') from None
+  want = expected_shapes(arch)
+  check_tree(raw, want, path)
+  return jax.tree_util.tree_map(
+      lambda a, s: np.asarray(a, s.dtype), _plain(raw), want)
+
+
+def _read_msgpack(path: str) -> Any:
+  from flax import serialization
+  with open(path, 'rb') as f:
+    return serialization.msgpack_restore(f.read())
+
+
+def _read_orbax(path: str) -> Any:
+  import orbax.checkpoint as ocp
+  from esnac_jax import checkpoints
+  steps = [n for n in os.listdir(path) if n.isdigit()]
+  if steps:  # a CheckpointManager folder, e.g. a workdir's teacher/
+    with checkpoints.manager(path, create=False) as mngr:
+      step = mngr.latest_step()
+      if step is None:
+        raise WeightsError(f'{path} holds no finished checkpoint')
+      return checkpoints.restore_tree(mngr, step, 'variables')
+  with ocp.StandardCheckpointer() as ckptr:
+    return ckptr.restore(os.path.abspath(path))
+
+
+def _plain(tree: Any) -> Any:
+  """Nested dicts (FrozenDicts and orbax's restored mappings alike)."""
+  if hasattr(tree, 'items'):
+    return {k: _plain(v) for k, v in tree.items()}
+  return tree
+
+
+def check_tree(got: Any, want: Any, path: str, where: str = '') -> None:
+  """Raises WeightsError at the first leaf of `got` that does not match the
+  shapes of `want`."""
+  if hasattr(want, 'items'):
+    if not hasattr(got, 'items'):
+      raise WeightsError(f'the weights at {path}: {where or "the root"} should '
+                       f'be a mapping, got {type(got).__name__}')
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    if missing:
+      raise WeightsError(f'the weights at {path} lack {where}{missing[0]} '
+                       f'({len(missing)} missing entries); they must be '
+                       "make_model(arch)'s variables for this teacher")
+    if extra:
+      raise WeightsError(f'the weights at {path} have {where}{extra[0]}, which '
+                       f'this teacher does not ({len(extra)} extra entries)')
+    for k in want:
+      check_tree(got[k], want[k], path, f'{where}{k}/')
+    return
+  shape = tuple(np.shape(got))
+  if shape != tuple(want.shape):
+    raise WeightsError(f'the weights at {path}: {where[:-1]} has shape '
+                     f'{shape}, the teacher needs {tuple(want.shape)}')
+  if not np.all(np.isfinite(np.asarray(got, np.float64))):
+    raise WeightsError(f'the weights at {path}: {where[:-1]} holds NaN or '
+                     'infinite values')

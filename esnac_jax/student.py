@@ -1,0 +1,108 @@
+"""Take a finished search's student away: its Arch, Flax module, trained
+variables and input preprocessing, from the workdir alone.
+
+  from esnac_jax import load_student
+  student = load_student('/tmp/esnac_digits')     # the chosen finalist
+  logits = student.apply(raw_images)              # [N, H, W, C] as the
+                                                  # dataset gives them
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from esnac_jax import checkpoints
+from esnac_jax.arch import Arch
+from esnac_jax.models import init_variables, make_model
+
+
+@dataclasses.dataclass(frozen=True)
+class Student:
+  """A trained student: `apply(images)` takes raw images (uint8 or float,
+  NHWC, in the dataset's own units) and returns logits."""
+  arch: Arch
+  variables: dict
+  mean: np.ndarray       # per channel, raw image units
+  std: np.ndarray
+  index: int             # the candidate's index in results.json
+  val_acc: float
+  test_acc: float | None
+
+  @property
+  def model(self) -> Any:
+    """The Flax module (`esnac_jax.models.make_model(arch)`)."""
+    return make_model(self.arch)
+
+  def preprocess(self, images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+      images = images[None]
+    if tuple(images.shape[1:]) != self.arch.input_shape:
+      raise ValueError(f'the student takes images of shape '
+                       f'{self.arch.input_shape} (H, W, C), got '
+                       f'{tuple(images.shape[1:])}')
+    return ((images.astype(np.float32) - self.mean) / self.std).astype(
+        np.float32)
+
+  def apply(self, images: np.ndarray) -> jax.Array:
+    """Logits [N, classes] of raw images [N, H, W, C] (or one [H, W, C])."""
+    return self._forward(self.variables, jnp.asarray(self.preprocess(images)))
+
+  @functools.cached_property
+  def _forward(self) -> Any:
+    model = self.model
+    return jax.jit(lambda v, x: model.apply(v, x, train=False))
+
+
+def load_student(workdir: str, rank: int | None = None) -> Student:
+  """The finalist of `workdir` chosen on validation, or the one at `rank`
+  of the final stage (0 = the best search reward)."""
+  path = os.path.join(workdir, 'results.json')
+  try:
+    with open(path) as f:
+      doc = json.load(f)
+  except FileNotFoundError:
+    raise FileNotFoundError(f'no results.json in {workdir}: not a finished '
+                            'esnac_jax workdir') from None
+  except ValueError as e:
+    raise ValueError(f'{path} is not readable JSON ({e})') from None
+  final = doc.get('final')
+  if not final or not final.get('candidates'):
+    raise ValueError(f'{workdir} has no fully trained student yet: rerun '
+                     'the job to finish its final stage (final.top_n >= 1)')
+  data = doc.get('data')
+  if not data:
+    raise ValueError(f'{path} records no input normalisation (written by '
+                     'an older version); rerun the job in that workdir')
+  entries = {e['rank']: e for e in final['candidates']}
+  if rank is None:
+    rank = final['chosen']['rank']
+  if rank not in entries:
+    raise ValueError(f'no finalist at rank {rank} in {workdir}; ranks: '
+                     f'{sorted(entries)}')
+  entry = entries[rank]
+  arch = Arch.from_dict(doc['candidates'][entry['index']]['arch'])
+  directory = os.path.join(workdir, f'final-step{doc["steps_done"]}')
+  target = jax.tree_util.tree_map(
+      lambda s: np.zeros(s.shape, s.dtype),
+      jax.eval_shape(lambda: init_variables(arch, jax.random.key(0))))
+  try:
+    with checkpoints.manager(directory, create=False) as mngr:
+      variables = checkpoints.restore_tree(mngr, rank, 'variables', target)
+  except Exception as e:  # orbax raises many kinds for damaged files
+    raise ValueError(f'the student checkpoint {directory}/{rank} is '
+                     f'unreadable ({type(e).__name__}: {str(e)[:160]})'
+                     ) from None
+  chosen = final.get('chosen') or {}
+  test_acc = chosen.get('test_acc') if chosen.get('rank') == rank else None
+  return Student(arch, variables, np.asarray(data['mean'], np.float32),
+                 np.asarray(data['std'], np.float32), entry['index'],
+                 entry['val_acc'], test_acc)
