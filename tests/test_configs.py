@@ -116,7 +116,7 @@ def no_args():
       ('my_nets:missing', "cannot be loaded .*AttributeError"),
       ('no_such_module:f', "cannot be loaded .*ModuleNotFoundError"),
       ('my_nets:not_an_arch', 'returned str, not an Arch'),
-      ('my_nets:wrong_classes', r'made a network from \(8, 8, 1\) to '
+      ('my_nets:wrong_classes', r'describes a network from \(8, 8, 1\) to '
        r"\(7,\); dataset 'digits' needs \(8, 8, 1\) to \(10,\)"),
       ('my_nets:no_args', 'must accept input_size, in_channels and '
        'num_classes')]:
