@@ -211,6 +211,12 @@ CASES = [
     (dict(write={'w.msgpack': b'garbage bytes'},
           args=['--config.teacher.weights={tmp}/w.msgpack']),
      r'the weights at .*w\.msgpack are unreadable'),
+    # your own data
+    (dict(args=['--config.dataset=npz:/no/data.npz']),
+     r'no dataset file at /no/data\.npz'),
+    (dict(write={'d.npz': b'not a zip file'},
+          args=['--config.dataset=npz:{tmp}/d.npz']),
+     r'd\.npz is not a readable \.npz file'),
     # the workdir
     (dict(args=['--config.search.esnac.pool_size=32']),
      r'holds a search made with a different config \(search\.esnac\.'

@@ -104,3 +104,88 @@ def test_bad_requests(digits):
     load_dataset('mnist')
   with pytest.raises(ValueError, match='cannot fill one batch'):
     next(train_batches(digits, 5000, 0, 0))
+
+
+# ---- npz:PATH, the user's own arrays ----------------------------------------
+
+def _arrays(n=60, size=6, channels=3, classes=4, seed=0):
+  rng = np.random.default_rng(seed)
+  out = {}
+  for split, m in (('train', n), ('test', n // 3)):
+    out[f'x_{split}'] = rng.integers(0, 256, (m, size, size, channels),
+                                     dtype=np.uint8)
+    out[f'y_{split}'] = np.arange(m) % classes
+  return out
+
+
+def _write(tmp_path, arrays, name='d.npz'):
+  path = tmp_path / name
+  np.savez(path, **arrays)
+  return f'npz:{path}'
+
+
+def test_npz_dataset_with_a_carved_validation_split(tmp_path):
+  from esnac_jax.data import dataset_spec, load_dataset
+  arrays = _arrays()
+  name = _write(tmp_path, arrays)
+  ds = load_dataset(name)
+  assert (len(ds.train), len(ds.val), len(ds.test)) == (54, 6, 20)
+  assert ds.num_classes == 4 and ds.image_shape == (6, 6, 3)
+  assert ds.train.images.dtype == np.uint8
+  np.testing.assert_allclose(ds.mean, ds.train.images.mean(axis=(0, 1, 2)),
+                             rtol=1e-5)
+  again = load_dataset(_write(tmp_path, arrays, 'e.npz'))
+  np.testing.assert_array_equal(again.val.labels, ds.val.labels)  # fixed
+  spec = dataset_spec(name)
+  assert (spec.image_size, spec.channels, spec.num_classes,
+          spec.train_size) == (6, 3, 4, 54)
+  # A given validation split is used as it is; [N, H, W] gains a channel.
+  arrays = _arrays(channels=1)
+  arrays = {k: v[..., 0] if k.startswith('x') else v
+            for k, v in arrays.items()}
+  arrays.update(x_val=arrays['x_test'][:5], y_val=arrays['y_test'][:5])
+  ds = load_dataset(_write(tmp_path, arrays, 'f.npz'))
+  assert len(ds.train) == 60 and len(ds.val) == 5
+  assert ds.image_shape == (6, 6, 1)
+
+
+def _drop(key):
+  return lambda a: a.pop(key)
+
+
+def _set(key, value):
+  return lambda a: a.__setitem__(key, value)
+
+
+@pytest.mark.parametrize('change,message', [
+    (_drop('y_test'), 'lacks y_test'),
+    (_set('x_val', np.zeros((3, 6, 6, 3))), 'only one of x_val and y_val'),
+    (_set('x_train', np.zeros((60, 36))), r'x_train must be images'),
+    (_set('x_train', np.full((60, 6, 6, 3), np.nan)), 'NaN or infinite'),
+    (_set('y_train', np.arange(59)), r'y_train must be \[60\] labels'),
+    (_set('y_train', np.full(60, 0.5)), 'must be integer class labels'),
+    (_set('y_train', -np.ones(60, int)), 'negative label -1'),
+    (_set('x_test', np.zeros((0, 6, 6, 3), np.uint8)), 'x_test is empty'),
+    (_set('x_test', np.zeros((20, 5, 5, 3), np.uint8)),
+     'images of different shapes'),
+    (lambda a: [a.__setitem__('y_train', np.zeros(60, int)),
+                a.__setitem__('y_test', np.zeros(20, int))], 'single class'),
+    (lambda a: [a.__setitem__(k, a[k][:, :, :5]) for k in
+                ('x_train', 'x_test')], 'images are 6x5'),
+])
+def test_malformed_npz_is_refused_in_one_line(tmp_path, change, message):
+  from esnac_jax.data import dataset_spec
+  arrays = _arrays()
+  change(arrays)
+  with pytest.raises(ValueError, match=message):
+    dataset_spec(_write(tmp_path, arrays))
+
+
+def test_npz_files_that_cannot_be_read(tmp_path):
+  from esnac_jax.data import dataset_spec
+  with pytest.raises(ValueError, match='no dataset file at'):
+    dataset_spec(f'npz:{tmp_path}/missing.npz')
+  bad = tmp_path / 'bad.npz'
+  bad.write_bytes(b'not a zip')
+  with pytest.raises(ValueError, match='not a readable .npz file'):
+    dataset_spec(f'npz:{bad}')

@@ -14,7 +14,7 @@ from flax import serialization
 
 import esnac_jax
 from esnac_jax.arch import INPUT, Arch, ArchBuilder
-from esnac_jax.data import load_digits
+from esnac_jax.data import load_dataset, load_digits
 from esnac_jax.models import init_variables
 from esnac_jax.models.weights import load_variables
 from esnac_jax.train import OptimConfig, TrainConfig
@@ -45,11 +45,22 @@ def branchy_net() -> Arch:
   return b.build()
 
 
-def _trained_weights(arch):
+def _write_npz(path):
+  """The digits as a user's own arrays: uint8 images 0..255, no
+  validation split (the job carves one)."""
+  d = load_digits()
+  as_uint8 = lambda s: np.round(  # noqa: E731
+      np.concatenate([s.images]) * 255).astype(np.uint8)
+  np.savez(path, x_train=as_uint8(d.train), y_train=d.train.labels,
+           x_test=as_uint8(d.test), y_test=d.test.labels)
+  return f'npz:{path}'
+
+
+def _trained_weights(arch, data):
   cfg = TrainConfig(epochs=3, batch_size=64,
                     optim=OptimConfig('sgd', 0.05, schedule='cosine'))
   [t] = train_many([arch], [init_variables(arch, jax.random.key(0))],
-                   load_digits(), cfg, 0)
+                   load_dataset(data), cfg, 0)
   return t
 
 
@@ -85,13 +96,15 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
   arch = branchy_net()
   doc = tmp_path / 'teacher.json'
   doc.write_text(arch.to_json())
-  trained = _trained_weights(arch)
+  data = _write_npz(tmp_path / 'mine.npz')
+  trained = _trained_weights(arch, data)
   weights = tmp_path / 'teacher.msgpack'
   weights.write_bytes(serialization.to_bytes(
       jax.device_get(trained.variables)))
   workdir = tmp_path / 'w'
   cmd = [sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
-         f'--workdir={workdir}', f'--config.teacher.arch={doc}',
+         f'--workdir={workdir}', f'--config.dataset={data}',
+         f'--config.teacher.arch={doc}',
          f'--config.teacher.weights={weights}', '--config.teacher.width=1.0',
          '--config.search.steps=2', '--config.search.candidates_per_step=2',
          '--config.search.esnac.pool_size=16',
@@ -117,7 +130,8 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
   student = esnac_jax.load_student(str(workdir))
   chosen = res['final']['chosen']
   assert student.index == chosen['index']
-  ds = load_digits()
+  ds = load_dataset(data)
+  assert ds.test.images.dtype == np.uint8     # raw, as the file holds them
   pred = np.argmax(np.asarray(student.apply(ds.test.images)), -1)
   assert np.mean(pred == ds.test.labels) == pytest.approx(
       chosen['test_acc'], abs=1e-6)
@@ -138,6 +152,7 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
   ort = pytest.importorskip('onnxruntime')
   session = ort.InferenceSession(str(onnx_path),
                                  providers=['CPUExecutionProvider'])
-  [got] = session.run(['logits'], {'images': ds.test.images})
+  [got] = session.run(['logits'],            # float32, in the raw units
+                      {'images': ds.test.images.astype(np.float32)})
   np.testing.assert_allclose(got, np.asarray(student.apply(ds.test.images)),
                              rtol=1e-4, atol=1e-4)

@@ -23,7 +23,12 @@ DATASETS = {
 
 
 def dataset_spec(name: str) -> DatasetSpec:
+  """A named dataset's spec, or that of the arrays in 'npz:PATH'."""
+  if isinstance(name, str) and name.startswith('npz:'):
+    from esnac_jax.data.npz import npz_spec
+    return npz_spec(name)
   if name not in DATASETS:
     raise ValueError(f'unknown dataset {name!r}; known datasets: '
-                     f'{", ".join(sorted(DATASETS))}')
+                     f'{", ".join(sorted(DATASETS))}, or npz:PATH (your '
+                     'arrays)')
   return DATASETS[name]
