@@ -207,10 +207,15 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The `esnac-jax-export` console script (python -m esnac_jax.export)."""
   from absl import app, flags
   flags.DEFINE_string('workdir', None, 'A finished esnac_jax workdir.')
   flags.DEFINE_string('out', None, 'The .onnx file or the orbax folder.')
   flags.DEFINE_enum('format', 'onnx', ['onnx', 'orbax'], 'What to write.')
   flags.DEFINE_integer('rank', None, 'The finalist (default: the chosen).')
   app.run(main)
+
+
+if __name__ == '__main__':
+  run()

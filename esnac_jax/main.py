@@ -63,5 +63,10 @@ def main(argv):
     raise
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The `esnac-jax` console script: the same as python -m esnac_jax.main."""
   app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == '__main__':
+  run()

@@ -78,6 +78,13 @@ def test_outputs(reference):
   assert chosen['index'] == doc['best']['index']   # top_n = 1
   assert 0 <= chosen['test_acc'] <= 1 and 'val_acc' in chosen
   assert doc['teacher']['val_acc'] > 0.1 and doc['config']['seed'] == 127
+  made = doc['provenance']
+  import jax
+  assert made['packages']['jax'] == jax.__version__
+  assert made['backend'] == 'cpu' and made['devices'] == {'cpu': 1}
+  assert f'--workdir={workdir}' in made['command']
+  assert made['git_commit'] is None or len(made['git_commit']) >= 40
+  assert doc['data']['name'] == 'digits' and len(doc['data']['mean']) == 1
   for png in ('pareto.png', 'reward.png'):
     with open(os.path.join(workdir, png), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'

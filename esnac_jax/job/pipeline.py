@@ -20,6 +20,7 @@ import jax
 import ml_collections
 
 from esnac_jax import distributed
+from esnac_jax.provenance import provenance
 from esnac_jax.job import from_config, validate
 from esnac_jax.data import load_dataset
 from esnac_jax.job.checkpoint import SearchCheckpointer
@@ -75,11 +76,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   writers = []  # the TensorBoard writer, made when a step is first written
   results_path = os.path.join(workdir, 'results.json')
   data = report.data_section(ds)
+  made_by = provenance()
 
   def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
     recs = out.searcher.records
     doc = report.results_dict(config_dict, teacher, teacher_metrics, recs,
-                              step, out.timing, final, data)
+                              step, out.timing, final, data, made_by)
     if not primary or _same_json(results_path, doc):
       return doc  # a rerun of a finished run writes nothing new
     # The plots first: results.json, written last, marks them current.

@@ -28,10 +28,11 @@ def pareto_front(params: list[int], accs: list[float]) -> list[int]:
 
 def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
                  records: list[Record], steps_done: int, timing: dict,
-                 final: dict | None, data: dict | None = None
-                 ) -> dict[str, Any]:
+                 final: dict | None, data: dict | None = None,
+                 provenance: dict | None = None) -> dict[str, Any]:
   """The results.json document (schema in the guide). `data`: the
-  dataset's name, image shape, classes and normalisation (data_section)."""
+  dataset's name, image shape, classes and normalisation (data_section);
+  `provenance`: what produced the run (esnac_jax.provenance)."""
   tp = teacher.num_params
   cands = [dict(index=i, step=r.step, params=r.params, flops=r.flops,
                 compression=1 - r.params / tp, times=tp / r.params,
@@ -43,6 +44,7 @@ def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
       'format': RESULTS_FORMAT,
       'config': config,
       'data': data,
+      'provenance': provenance,
       'teacher': {'name': teacher.name, 'params': tp, 'flops': teacher.flops,
                   'val_acc': teacher_metrics['val_acc'],
                   'test_acc': teacher_metrics['test_acc'],
