@@ -1,29 +1,6 @@
 """resnet18 teacher on CIFAR-100 (CIFAR-10 with --config.dataset=cifar10).
 
-Search (trains or restores the teacher, 20 steps x 8 candidates, fully
-trains the best 4), on a GPU or a Cloud TPU VM:
-
-  python -m esnac_jax.main --config=configs/resnet18.py --workdir=/tmp/resnet18
-  python -m esnac_jax.main --config=configs/resnet18.py:faithful \
-      --workdir=/tmp/resnet18_faithful        # the original's choices
-
-Expected cost, as the original's budget: 160 candidates x 10 distillation
-epochs on 45K images (~1,600 student-epochs) + 4 x 300 final epochs
-(~1,200) + the teacher if it has no checkpoint (200 epochs). Measured for
-ResNet-18 at batch 128: 3.7 s per training step on a 2-core CPU (not
-practical); see the README's benchmark section for accelerator figures.
-The CIFAR data must be prepared once with TFDS (see README, Data).
-
-Inspect the teacher and the prior over its compressed children (seconds):
-
-  python -m esnac_jax.summary --config=configs/resnet18.py --num_samples=8
+The config itself is esnac_jax/configs/resnet18.py (shipped with the package).
 """
 
-from configs import common
-
-
-def get_config(arg=None):
-  args = common.parse_arg(arg, preset='default')
-  config = common.get_base_config(args.preset)
-  config.teacher.name = 'resnet18'
-  return config
+from esnac_jax.configs.resnet18 import get_config  # noqa: F401

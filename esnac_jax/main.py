@@ -34,7 +34,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   and exit status 2 (absl's own parser prints usage and exits 1)."""
   verbose = config_file.verbose_requested(argv)
   try:
-    config_file.preflight(argv)
+    argv = config_file.preflight(argv)
     return flags.FLAGS(argv)
   except Exception as e:  # every parse failure is the user's input
     if verbose:

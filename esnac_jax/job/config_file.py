@@ -151,17 +151,41 @@ def config_args(argv: Sequence[str]) -> tuple[str | None, list[str]]:
   return spec, keys
 
 
-def preflight(argv: Sequence[str]) -> None:
+def packaged(path: str) -> str | None:
+  """The shipped config a missing `path` names ('configs/digits.py',
+  'digits.py' or 'digits'), or None."""
+  from esnac_jax.configs import DIRECTORY
+  name = os.path.basename(path)
+  name = name if name.endswith('.py') else f'{name}.py'
+  candidate = os.path.join(DIRECTORY, name)
+  if name.startswith('_') or not os.path.isfile(candidate):
+    return None
+  return candidate
+
+
+def preflight(argv: Sequence[str]) -> list[str]:
   """Raises ConfigFileError for the first mistake in the config file or
-  the override keys of `argv` (values are checked when absl parses them)."""
+  the override keys of `argv` (values are checked when absl parses them).
+  Returns argv, with a --config that names a shipped config (and no file
+  here) pointed at it."""
+  argv = list(argv)
   spec, keys = config_args(argv)
   if spec is None:
     if keys:
       raise ConfigFileError('--config.KEY overrides need --config=FILE, '
                             'e.g. --config=configs/digits.py')
-    return
+    return argv
+  path, arg = split_spec(spec)
+  shipped = packaged(path) if path and not os.path.exists(path) else None
+  if shipped:
+    spec = shipped + (f':{arg}' if arg is not None else '')
+    argv = [f'--config={spec}' if a.startswith('--config=') else a
+            for a in argv]
+    if '--config' in argv:
+      argv[argv.index('--config') + 1] = spec
   config = load(spec)
   check_overrides(config, keys)
+  return argv
 
 
 def verbose_requested(argv: Sequence[str]) -> bool:
