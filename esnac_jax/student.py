@@ -21,7 +21,8 @@ import numpy as np
 
 from esnac_jax import checkpoints
 from esnac_jax.arch import Arch
-from esnac_jax.models import init_variables, make_model
+from esnac_jax.models import make_model
+from esnac_jax.models.weights import restore_target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +92,7 @@ def load_student(workdir: str, rank: int | None = None) -> Student:
   entry = entries[rank]
   arch = Arch.from_dict(doc['candidates'][entry['index']]['arch'])
   directory = os.path.join(workdir, f'final-step{doc["steps_done"]}')
-  target = jax.tree_util.tree_map(
-      lambda s: np.zeros(s.shape, s.dtype),
-      jax.eval_shape(lambda: init_variables(arch, jax.random.key(0))))
+  target = restore_target(arch)
   try:
     with checkpoints.manager(directory, create=False) as mngr:
       variables = checkpoints.restore_tree(mngr, rank, 'variables', target)

@@ -25,6 +25,13 @@ def expected_shapes(arch: Arch) -> dict:
   return jax.eval_shape(lambda: init_variables(arch, jax.random.key(0)))
 
 
+def restore_target(arch: Arch) -> dict:
+  """Zero arrays shaped like `make_model(arch)`'s variables: the target
+  orbax restores a saved tree into."""
+  return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
+                                expected_shapes(arch))
+
+
 def load_variables(path: str, arch: Arch) -> dict:
   """The variables of `arch` saved at `path`; WeightsError naming the path
   and the first leaf that is missing, extra or of another shape."""

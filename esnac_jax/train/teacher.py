@@ -8,12 +8,12 @@ import time
 from typing import Callable
 
 import jax
-import numpy as np
 
 from esnac_jax import checkpoints
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import init_variables
+from esnac_jax.models.weights import restore_target
 from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train.loop import (TrainConfig, accuracy_on_split,
                                   accuracy_on_test, check_classes,
@@ -51,9 +51,7 @@ def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
         raise CheckpointError(f'the teacher checkpoint at {path} is for '
                               f"another architecture ({meta['arch']['name']}, "
                               f'another width or dataset); {hint}')
-      target = jax.tree_util.tree_map(
-          lambda x: np.zeros(x.shape, x.dtype),
-          jax.eval_shape(lambda: init_variables(arch, jax.random.key(0))))
+      target = restore_target(arch)
       variables = checkpoints.restore_tree(mngr, step, 'variables', target)
   except CheckpointError:
     raise
