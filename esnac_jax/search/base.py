@@ -14,12 +14,14 @@ proposes exactly what an uninterrupted one would have.
 from __future__ import annotations
 
 import abc
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 import jax
 import numpy as np
 
-from esnac_jax.arch import Arch, SamplerConfig, mutate, sample
+from esnac_jax.arch import Arch, SamplerConfig, encoding, mutate, sample
+from esnac_jax.arch.encoding import Encoder, Pool
+from esnac_jax.search.candidates import Candidates
 from esnac_jax.search.record import Record, Result, ranked
 from esnac_jax.search.reward import Constraints
 
@@ -107,6 +109,26 @@ class Searcher(abc.ABC):
     """The k best records by reward (earliest first among ties)."""
     return [self.records[i] for i in ranked(self.records, k)]
 
+  @property
+  def encoder(self) -> Encoder | None:
+    """The teacher's array encoding (None when unsupported): prior draws
+    and their features then come without an Arch per child."""
+    if not hasattr(self, '_encoder'):
+      self._encoder = encoding.encoder(self.teacher, self.sampler.group_mode)
+    return self._encoder
+
+  def key(self, arch: Arch) -> Hashable:
+    """The identity of `arch` among candidates (`Candidates.keys`)."""
+    if self.encoder is None:
+      return arch
+    cache = self.__dict__.setdefault('_keys', {})
+    if arch not in cache:
+      cache[arch] = self.encoder.arch_key(arch)
+    return cache[arch]
+
+  def keys(self, archs) -> set[Hashable]:
+    return {self.key(a) for a in archs}
+
   def draw(self, rng: np.random.Generator, n: int,
            parents: Sequence[Arch] = (), mutate_frac: float = 0.0,
            exclude: set[Arch] | frozenset = frozenset(),
@@ -118,32 +140,78 @@ class Searcher(abc.ABC):
     ones gives what the tries found if that is `at_least` (default n),
     else a ValueError; once `at_least` are found, MAX_MISSES tries in a row
     without a new one end the search."""
-    out: list[Arch] = []
-    got: set[Arch] = set()
+    return self.candidates(rng, n, parents, mutate_frac, self.keys(exclude),
+                           distinct, at_least).all_archs()
+
+  def candidates(self, rng: np.random.Generator, n: int,
+                 parents: Sequence[Arch] = (), mutate_frac: float = 0.0,
+                 exclude: set[Hashable] | frozenset = frozenset(),
+                 distinct: bool = True,
+                 at_least: int | None = None) -> Candidates:
+    """As `draw`, with `exclude` given as keys (`key`), returned as a
+    `Candidates` pool whose prior draws stay arrays when the teacher has an
+    encoder."""
+    archs: list[Arch] = []
+    keys: list[Hashable] = []
+    got: set[Hashable] = set()
     n_mut = int(round(n * mutate_frac)) if parents else 0
     enough = n if at_least is None else at_least
+    budget = n * MAX_DRAWS_PER_CANDIDATE
     misses = 0
-    for i in range(n * MAX_DRAWS_PER_CANDIDATE):
-      if len(out) == n or (len(out) >= enough and misses >= MAX_MISSES):
-        return out
-      if len(out) < n_mut:
-        parent = parents[rng.integers(len(parents))]
-        try:
-          a = mutate(parent, self.teacher, rng, self.sampler)
-        except ValueError:
-          continue
-      else:
-        a = sample(self.teacher, rng, self.sampler)
-      if a in exclude or (distinct and a in got) or not \
-          self.constraints.admits(a):
+
+    def admit(k: Hashable, ok: bool) -> bool:
+      nonlocal misses
+      if not ok or k in exclude or (distinct and k in got):
         misses += 1
-        continue
+        return False
       misses = 0
-      out.append(a)
-      got.add(a)
-    if len(out) >= enough:
-      return out
+      keys.append(k)
+      got.add(k)
+      return True
+
+    def done() -> bool:
+      return len(keys) == n or (len(keys) >= enough and misses >= MAX_MISSES)
+
+    tries = 0
+    while tries < budget and len(keys) < n_mut and not done():
+      tries += 1
+      parent = parents[rng.integers(len(parents))]
+      try:
+        a = mutate(parent, self.teacher, rng, self.sampler)
+      except ValueError:
+        continue
+      if admit(self.key(a), self.constraints.admits(a)):
+        archs.append(a)
+    rows = None
+    enc = self.encoder
+    if enc is None:
+      while tries < budget and not done():
+        tries += 1
+        a = sample(self.teacher, rng, self.sampler)
+        if admit(a, self.constraints.admits(a)):
+          archs.append(a)
+    else:
+      parts = []
+      while tries < budget and not done():
+        m = min(budget - tries, max(64, 2 * (n - len(keys))))
+        tries += m
+        pool = enc.sample(rng, m, self.sampler)
+        ok = np.ones(m, bool)
+        if self.constraints.max_params is not None:
+          ok &= enc.num_params(pool) <= self.constraints.max_params
+        if self.constraints.max_flops is not None:
+          ok &= enc.flops(pool) <= self.constraints.max_flops
+        take = []
+        for i, k in enumerate(enc.keys(pool)):
+          if admit(k, bool(ok[i])):
+            take.append(i)
+          if done():
+            break
+        parts.append(pool.take(take))
+      rows = Pool.concat(parts) if parts else None
+    if len(keys) >= enough:
+      return Candidates(archs, rows, enc, keys)
     raise ValueError(
-        f'could draw only {len(out)} of {n} admissible new candidates in '
-        f'{n * MAX_DRAWS_PER_CANDIDATE} tries; the constraints '
-        f'({self.constraints}) or the search space are too tight')
+        f'could draw only {len(keys)} of {n} admissible new candidates in '
+        f'{budget} tries; the constraints ({self.constraints}) or the search '
+        'space are too tight')

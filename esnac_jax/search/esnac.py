@@ -112,12 +112,9 @@ class ESNACSearcher(Searcher):
 
   # ---- features ------------------------------------------------------------
 
-  def features(self, archs: list[Arch], cache: bool = True) -> np.ndarray:
-    """[len(archs), layers, F]. Cached per Arch for the history; candidate
-    pools pass cache=False (thousands of new Archs per step would otherwise
-    pile up: 8,000 x 108 x 272 floats is ~0.9 GB per faithful step)."""
-    if not cache:
-      return batch_features(archs, self.teacher, self.config.features)
+  def features(self, archs: list[Arch]) -> np.ndarray:
+    """[len(archs), layers, F], cached per Arch (the history; candidate
+    pools featurise themselves, `Candidates.features`)."""
     missing = [a for a in dict.fromkeys(archs) if a not in self._feats]
     if missing:
       for a, f in zip(missing, batch_features(missing, self.teacher,
@@ -153,10 +150,12 @@ class ESNACSearcher(Searcher):
       subsets[:, 0] = True
 
     seen = self.seen
+    seen_keys = self.keys(seen)
     parents = [r.arch for r in self.best(cfg.parents)]
     # A pool is best effort: a small search space gives a smaller one.
-    pools = [self.draw(rng, cfg.pool_size, parents, cfg.mutate_frac, seen,
-                       distinct=not cfg.pool_per_kernel, at_least=1)
+    pools = [self.candidates(rng, cfg.pool_size, parents, cfg.mutate_frac,
+                             seen_keys, distinct=not cfg.pool_per_kernel,
+                             at_least=1)
              for _ in range(n if cfg.pool_per_kernel else 1)]
 
     if not hist:  # no anchor, nothing evaluated: nothing to fit
@@ -188,18 +187,18 @@ class ESNACSearcher(Searcher):
     self.last_fit = {'steps': np.asarray(info.steps).tolist(),
                      'objective': np.asarray(info.ll).tolist()}
 
+    kind = cfg.features
     if cfg.pool_per_kernel:
-      new = np.stack([self.features(p, cache=False) for p in pools])
-      ids: Any = pools
+      new = np.stack([p.features(self.teacher, kind) for p in pools])
+      ids: Any = [p.keys for p in pools]
     else:
-      new = self.features(pools[0], cache=False)
-      ids = pools[0]
+      new = pools[0].features(self.teacher, kind)
+      ids = pools[0].keys
     scores = K.score(params, scfg, pf, pm, py, ymask_k, new,
                      np.ones(new.shape[:-1], bool), kind=cfg.acquisition,
                      key=k_score, per_kernel=cfg.pool_per_kernel)
-    picks = select_batch(np.asarray(scores), ids, exclude=seen)
-    out = [(pools[k] if cfg.pool_per_kernel else pools[0])[m]
-           for k, m in picks]
+    picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
+    out = [pools[k if cfg.pool_per_kernel else 0].arch(m) for k, m in picks]
     if len(out) < n:  # kernels left with nothing new: fill from the prior
       out += self.draw(rng, n - len(out), exclude=seen | set(out))
     return out
