@@ -130,3 +130,43 @@ def test_drawn_pools_respect_constraints_and_exclusions():
   np.testing.assert_array_equal(
       cands.features(t, 'normalized')[:5],
       batch_features([cands.arch(m) for m in range(5)], t, 'normalized'))
+
+
+@pytest.mark.parametrize('mode', ['by_width', 'fine'])
+@pytest.mark.parametrize('name', ['resnet18', 'mobilenetv2', 'vgg_chain'])
+def test_mutations_are_one_step_valid_children(name, mode):
+  t = _teacher(name)
+  enc = Encoder(t, mode)
+  cfg = SamplerConfig(group_mode=mode, skip_probs=(0.05, 0.3))
+  rng = np.random.default_rng(5)
+  parents = enc.sample(rng, 60, cfg)
+  kids, changed = enc.mutate(parents, rng, cfg)
+  assert changed.mean() > 0.7
+  feats = enc.features(kids, 'normalized')
+  pkeys, kkeys = enc.keys(parents), enc.keys(kids)
+  kinds = set()
+  for k in np.flatnonzero(changed):
+    a = enc.decode(kids, k)
+    check_child(a, t)
+    width_groups(a, t, mode)
+    np.testing.assert_allclose(feats[k], features(a, t, 'normalized'),
+                               rtol=1e-6)
+    assert kkeys[k] != pkeys[k]
+    d_removed = int((kids.removed[k] != parents.removed[k]).sum())
+    d_skips = int((kids.skips[k] != parents.skips[k]).sum())
+    d_widths = bool((kids.widths[k] != parents.widths[k]).any())
+    if d_removed:
+      # A removal also drops the skips that ended at the removed layer.
+      assert d_removed == 1 and not d_widths
+      kinds.add('remove' if kids.removed[k].sum() > parents.removed[k].sum()
+                else 'restore')
+    elif d_widths:
+      assert d_skips == 0
+      kinds.add('resize')
+    else:
+      assert d_skips == 1
+      kinds.add('add' if kids.skips[k].sum() > parents.skips[k].sum()
+                else 'drop')
+  assert kinds == {'remove', 'restore', 'resize', 'add', 'drop'}
+  for k in np.flatnonzero(~changed):
+    assert kkeys[k] == pkeys[k]

@@ -130,6 +130,16 @@ class Encoder:
     edges = set(t.edges)
     keep = [p for p in pairs if p not in edges]
     self.pairs = np.array(keep, np.int64).reshape(-1, 2)
+    # An added skip ties the channel roots of its two ends, pairwise.
+    ties, self.can_mutate = [], True
+    for p, (i, j) in enumerate(keep):
+      s_i, s_j = sa.out_spaces[i], sa.in_spaces[j]
+      if len(s_i.atoms) != len(s_j.atoms):
+        self.can_mutate = False
+      for a, b in zip(s_i.atoms, s_j.atoms):
+        if a != b:
+          ties.append((p, rix[a], rix[b]))
+    self.skip_ties = tuple(ties)
     self.pair_index = {p: k for k, p in enumerate(keep)}
     self.teacher_edges = frozenset(edges)
     self.in_deg = np.array([len(e) for e in t.in_edges], np.int64)
@@ -148,13 +158,17 @@ class Encoder:
 
   # ---- drawing -------------------------------------------------------------
 
-  def _labels(self, removed: np.ndarray) -> np.ndarray:
-    """[M, R]: every root's component after the removals (a root index)."""
+  def _labels(self, removed: np.ndarray,
+              skips: np.ndarray | None = None) -> np.ndarray:
+    """[M, R]: every root's component after the removals (and the ties of
+    added skips, if given), named by a root index."""
     m = removed.shape[0]
     lab = np.broadcast_to(np.arange(len(self.roots)), (m, len(self.roots))
                           ).copy()
-    for i, a, b in self.merges:
-      act = removed[:, i]
+    joins = [(removed[:, i], a, b) for i, a, b in self.merges]
+    if skips is not None:
+      joins += [(skips[:, p], a, b) for p, a, b in self.skip_ties]
+    for act, a, b in joins:
       if not act.any():
         continue
       la, lb = lab[:, a], lab[:, b]
@@ -179,18 +193,7 @@ class Encoder:
     removed[:, self.removable] = (rng.random((m, len(self.removable))) <
                                   p1[:, None])
     lab = self._labels(removed)
-
-    fixed_c = np.zeros((m, nr), bool)
-    div_c = np.ones((m, nr), np.int64)
-    for r in np.flatnonzero(self.fixed):
-      fixed_c[ar, lab[:, r]] = True
-    for i, roots, g in self.constraints:
-      act = ~removed[:, i]
-      for r in roots:
-        cur = div_c[ar, lab[:, r]]
-        div_c[ar, lab[:, r]] = np.where(act, np.lcm(cur, g), cur)
-    fixed = np.take_along_axis(fixed_c, lab, 1)
-    div = np.take_along_axis(div_c, lab, 1)
+    div, fixed = self._divisors(removed, lab)
 
     gid = (np.broadcast_to(self.cluster, (m, nr)) if self.mode == 'by_width'
            else lab)
@@ -219,6 +222,92 @@ class Encoder:
       ok = ~removed[rows, j] & (cout[rows, i] == cin[rows, j])
       skips[rows[ok], cols[ok]] = True
     return Pool(removed, widths, skips)
+
+  def mutate(self, parents: Pool, rng: np.random.Generator,
+             cfg: SamplerConfig = SamplerConfig()) -> tuple[Pool, np.ndarray]:
+    """One small change to every row, as `operators.mutate`: remove or
+    restore one layer, resize one width knob, add or drop one skip, the
+    kind drawn among those that apply to the row. Returns the children and
+    a mask of rows that changed (a resize that kept its width did not)."""
+    if not self.can_mutate:
+      raise Unsupported('skips of this teacher join concatenations of '
+                        'different lengths')
+    m = len(parents)
+    ar = np.arange(m)
+    removed = parents.removed.copy()
+    widths = parents.widths.copy()
+    skips = parents.skips.copy()
+    cin, cout = self.channels(widths)
+    teacher_removable = np.zeros(self.num_layers, bool)
+    teacher_removable[self.removable] = True
+    kind_t = self.kind
+    can_remove = teacher_removable & ~removed & (cin == cout)
+    can_restore = removed.copy()
+    is_conv = kind_t == KINDS.index('conv')
+    g = np.where(self.depthwise, 1, np.maximum(self.groups, 1))
+    can_restore &= ~is_conv | (cin % g == 0)
+    can_add = self.skip_ok(removed, widths, skips)
+    lab = self._labels(removed, skips)
+    div, fixed = self._divisors(removed, lab)
+    gid = np.where(fixed, -1, lab if self.mode == 'fine' else
+                   np.broadcast_to(self.cluster, lab.shape))
+    can_resize = (gid >= 0)
+    options = [can_remove, can_restore, can_resize, can_add, skips]
+    ok = np.stack([o.any(1) for o in options], 1)
+    u = rng.random((m, len(options))) * ok
+    op = np.where(ok.any(1), np.argmax(u, 1), -1)
+    pick = [_pick(rng, o) for o in options]
+    changed = op >= 0
+
+    r = op == 0
+    i = pick[0][r]
+    removed[ar[r], i] = True
+    if len(self.pairs):  # skips ending at a removed layer go with it
+      skips[r] &= self.pairs[:, 1][None, :] != i[:, None]
+    r = op == 1
+    removed[ar[r], pick[1][r]] = False
+    r = op == 3
+    skips[ar[r], pick[3][r]] = True
+    r = op == 4
+    skips[ar[r], pick[4][r]] = False
+
+    r = np.flatnonzero(op == 2)
+    if len(r):
+      root = pick[2][r]
+      grp = gid[r, root]
+      members = gid[r] == grp[:, None]
+      d = np.ones(len(r), np.int64)
+      for k in range(len(self.roots)):
+        d = np.where(members[:, k], np.lcm(d, div[r, k]), d)
+      f = self.teacher_width[root]
+      cur = widths[r, root]
+      redraw = rng.random(len(r)) < 0.25
+      w_prior = np.maximum(1, ((1.0 - rng.uniform(*cfg.shrink_range, len(r)))
+                               * f).astype(np.int64))
+      w_step = np.round(cur * rng.uniform(0.5, 1.5, len(r))).astype(np.int64)
+      w = np.where(redraw, w_prior, w_step)
+      w = np.minimum(np.maximum(-(-w // d) * d, d), f)
+      widths[r] = np.where(members, w[:, None], widths[r])
+      changed[r] = w != cur
+    return Pool(removed, widths, skips), changed
+
+  def _divisors(self, removed: np.ndarray, lab: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """[M, R] each root's divisibility (its component's active grouped
+    convs and shuffles) and whether it is tied to the input or output."""
+    m, nr = lab.shape
+    ar = np.arange(m)
+    fixed_c = np.zeros((m, nr), bool)
+    div_c = np.ones((m, nr), np.int64)
+    for r in np.flatnonzero(self.fixed):
+      fixed_c[ar, lab[:, r]] = True
+    for i, roots, g in self.constraints:
+      act = ~removed[:, i]
+      for r in roots:
+        cur = div_c[ar, lab[:, r]]
+        div_c[ar, lab[:, r]] = np.where(act, np.lcm(cur, g), cur)
+    return (np.take_along_axis(div_c, lab, 1),
+            np.take_along_axis(fixed_c, lab, 1))
 
   def skip_ok(self, removed: np.ndarray, widths: np.ndarray,
               skips: np.ndarray | None = None) -> np.ndarray:
@@ -439,6 +528,13 @@ class Encoder:
       hits = [i for i, s in enumerate(sa.out_spaces) if s == Space(1, (r,))]
       out.append(hits[0] if hits else r)
     return tuple(out)
+
+
+def _pick(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+  """[M]: a uniformly chosen True column of every row (0 where none)."""
+  if mask.shape[1] == 0:
+    return np.zeros(mask.shape[0], np.int64)
+  return np.argmax(rng.random(mask.shape) * mask, 1)
 
 
 def _bernoulli_hits(rng: np.random.Generator, p: np.ndarray,

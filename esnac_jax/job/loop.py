@@ -73,15 +73,20 @@ def run_search(searcher: Searcher, evaluate: Evaluate,
                may_change: tuple[str, ...] = MAY_CHANGE,
                on_step: Callable[[SearchOutcome, int], None] | None = None,
                log: Callable[[str], None] = print,
-               agree: Callable[[list], list] | None = None) -> SearchOutcome:
+               agree: Callable[[list], list] | None = None,
+               compile_seconds: Callable[[], float] = lambda: 0.0
+               ) -> SearchOutcome:
   """Runs (or resumes) `steps` steps of `per_step` candidates each.
 
   After every step the whole state — searcher history, RNG counter and
   arrays, the `keep` best candidates' weights, timing — is checkpointed.
   `agree` (several processes: distributed.agree) makes every process
-  evaluate and record the same proposals.
+  evaluate and record the same proposals. `compile_seconds` (a running
+  total, job.timing.CompileClock) splits out the compile time of each phase.
   """
-  out = SearchOutcome(searcher, {}, {'propose_s': 0.0, 'train_s': 0.0}, 0)
+  out = SearchOutcome(searcher, {}, {'propose_s': 0.0, 'train_s': 0.0,
+                                     'compile_propose_s': 0.0,
+                                     'compile_train_s': 0.0}, 0)
   restored = ckpt.restore(log)
   if restored is not None:
     meta, arrays = restored
@@ -90,21 +95,21 @@ def run_search(searcher: Searcher, evaluate: Evaluate,
     searcher.load_state(dict(meta['searcher'],
                              arrays=arrays.get('searcher')))
     out.weights = {int(k): v for k, v in arrays.get('weights', {}).items()}
-    out.timing = meta['timing']
+    out.timing.update(meta['timing'])
     out.resumed_from = meta['step']
     log(f'resumed the search from {ckpt.directory}: step {meta["step"]}/'
         f'{steps} done, {len(searcher.records)} candidates evaluated')
   t_start = time.perf_counter()
   for step in range(out.resumed_from + 1, steps + 1):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), compile_seconds()
     archs = searcher.ask(per_step)
     if agree is not None:
       archs = agree(archs)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), compile_seconds()
     log(f'step {step}/{steps}: proposed {len(archs)} candidates in '
         f'{t1 - t0:.1f}s; training them')
     results, weights = evaluate(archs, step_seed(seed, step), log)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), compile_seconds()
     n0 = len(searcher.records)
     searcher.tell(archs, results, step)
     out.weights.update({n0 + i: w for i, w in enumerate(weights)})
@@ -112,6 +117,8 @@ def run_search(searcher: Searcher, evaluate: Evaluate,
     out.weights = {i: out.weights[i] for i in kept if i in out.weights}
     out.timing['propose_s'] += t1 - t0
     out.timing['train_s'] += t2 - t1
+    out.timing['compile_propose_s'] += c1 - c0
+    out.timing['compile_train_s'] += c2 - c1
     _save(ckpt, step, searcher, out, config)
     if on_step:
       on_step(out, step)

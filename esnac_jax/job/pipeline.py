@@ -28,6 +28,7 @@ from esnac_jax.job.evaluate import Evaluator
 from esnac_jax.job.final import final_stage
 from esnac_jax.job.loop import SearchOutcome, kept_indices, run_search
 from esnac_jax.job import report
+from esnac_jax.job.timing import CompileClock, breakdown
 from esnac_jax.surrogate.transfer import FORMAT as EMBEDDING_FORMAT
 from esnac_jax.surrogate.transfer import save_embedding, saved_meta
 from esnac_jax.train import get_teacher_variables
@@ -39,6 +40,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   """Runs or resumes the job described by `config` in `workdir`; returns
   the results.json document. `plan`: the config already checked
   (validate.check)."""
+  with CompileClock() as clock:
+    return _run(config, workdir, log, plan, clock)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str,
+         log: Callable[[str], None], plan: validate.Plan | None,
+         clock: CompileClock) -> dict:
   t_start = time.perf_counter()
   if plan is None:  # everything is checked before any expensive work
     plan = validate.check(config, workdir)
@@ -54,10 +62,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       f'{len(ds.test)} test images')
   log(f'teacher: {teacher.name} width {config.teacher.width}, '
       f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
+  t_teacher = time.perf_counter()
   teacher_vars, teacher_metrics = get_teacher_variables(
       teacher, ds, plan.teacher_train, workdir, config.seed, log,
       weights=plan.teacher_weights,
       weights_from=config.teacher.get('weights', ''))
+  teacher_s = time.perf_counter() - t_teacher
   if jax.process_count() > 1:  # process 0's teacher, to the last bit
     teacher_vars = distributed.broadcast_tree(teacher_vars)
     teacher_metrics = json.loads(distributed.broadcast_text(
@@ -114,15 +124,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                      seed=config.seed, keep=max(config.final.top_n, 1),
                      config=config_dict, on_step=on_step, log=log,
                      agree=(lambda a: distributed.agree(a, log))
-                     if jax.process_count() > 1 else None)
+                     if jax.process_count() > 1 else None,
+                     compile_seconds=clock.seconds)
   finally:
     ckpt.close()
   recs = out.searcher.records
   _save_embedding(out.searcher, config, teacher, workdir, log)
   kept = kept_indices(recs, config.final.top_n)
+  t_final = time.perf_counter()
   final = final_stage(recs, kept, out.weights, teacher, teacher_vars,
                       teacher_metrics, ds, plan.final, config.seed,
                       os.path.join(workdir, f'final-step{steps}'), log)
+  final_s = time.perf_counter() - t_final
   doc = write_outputs(out, steps, final)
   for writer in writers:
     writer.close()
@@ -131,6 +144,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       f'candidates; best search reward {best["reward"]:.4f} (candidate '
       f'{best["index"]}, {best["times"]:.1f}x smaller, val acc '
       f'{best["val_acc"]:.4f}); results in {results_path}')
+  log(breakdown(dict(out.timing, teacher_s=teacher_s, final_s=final_s)))
   return doc
 
 

@@ -200,21 +200,34 @@ def _check_satisfiable(constraints: Constraints, searcher: Searcher,
   if constraints.admits(teacher):
     return
   rng = np.random.default_rng(seed)
-  smallest = None
-  for _ in range(CONSTRAINT_DRAWS):
-    a = sample(teacher, rng, searcher.sampler)
-    if constraints.admits(a):
+  enc = searcher.encoder
+  if enc is not None:  # the whole draw at once, as arrays
+    pool = enc.sample(rng, CONSTRAINT_DRAWS, searcher.sampler)
+    params, flops = enc.num_params(pool), enc.flops(pool)
+    ok = np.ones(len(pool), bool)
+    if constraints.max_params is not None:
+      ok &= params <= constraints.max_params
+    if constraints.max_flops is not None:
+      ok &= flops <= constraints.max_flops
+    if ok.any():
       return
-    if smallest is None or (a.num_params, a.flops) < (smallest.num_params,
-                                                      smallest.flops):
-      smallest = a
+    k = int(np.lexsort((flops, params))[0])
+    smallest = (int(params[k]), int(flops[k]))
+  else:
+    smallest = None
+    for _ in range(CONSTRAINT_DRAWS):
+      a = sample(teacher, rng, searcher.sampler)
+      if constraints.admits(a):
+        return
+      smallest = min(smallest or (a.num_params, a.flops),
+                     (a.num_params, a.flops))
   limits = ', '.join(f'config.constraints.{k}={getattr(constraints, k):,}'
                      for k in ('max_params', 'max_flops')
                      if getattr(constraints, k) is not None)
   raise ValueError(
       f'{limits} admits none of {CONSTRAINT_DRAWS} random children of the '
       f'teacher ({teacher.num_params:,} params, {teacher.flops:,} FLOPs; '
-      f'smallest drawn: {smallest.num_params:,} params, {smallest.flops:,} '
+      f'smallest drawn: {smallest[0]:,} params, {smallest[1]:,} '
       'FLOPs); raise the limit or widen config.search_space')
 
 

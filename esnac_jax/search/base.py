@@ -14,7 +14,7 @@ proposes exactly what an uninterrupted one would have.
 from __future__ import annotations
 
 import abc
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -173,17 +173,46 @@ class Searcher(abc.ABC):
       return len(keys) == n or (len(keys) >= enough and misses >= MAX_MISSES)
 
     tries = 0
-    while tries < budget and len(keys) < n_mut and not done():
-      tries += 1
-      parent = parents[rng.integers(len(parents))]
-      try:
-        a = mutate(parent, self.teacher, rng, self.sampler)
-      except ValueError:
-        continue
-      if admit(self.key(a), self.constraints.admits(a)):
-        archs.append(a)
-    rows = None
     enc = self.encoder
+    parts = []
+
+    def take(pool: Pool, ok: np.ndarray) -> None:
+      if self.constraints.max_params is not None:
+        ok &= enc.num_params(pool) <= self.constraints.max_params
+      if self.constraints.max_flops is not None:
+        ok &= enc.flops(pool) <= self.constraints.max_flops
+      keep = []
+      for i, k in enumerate(enc.keys(pool)):
+        if admit(k, bool(ok[i])):
+          keep.append(i)
+        if done():
+          break
+      parts.append(pool.take(keep))
+
+    def rounds(want: int) -> Iterator[int]:
+      nonlocal tries
+      while tries < budget and len(keys) < want and not done():
+        m = min(budget - tries, max(64, 2 * (want - len(keys))))
+        tries += m
+        yield m
+
+    rows = _encode(enc, parents) if parents else None
+    if rows is not None:
+      for m in rounds(n_mut):
+        kids, changed = enc.mutate(rows.take(rng.integers(len(parents),
+                                                          size=m)),
+                                   rng, self.sampler)
+        take(kids, changed)
+    else:
+      while tries < budget and len(keys) < n_mut and not done():
+        tries += 1
+        parent = parents[rng.integers(len(parents))]
+        try:
+          a = mutate(parent, self.teacher, rng, self.sampler)
+        except ValueError:
+          continue
+        if admit(self.key(a), self.constraints.admits(a)):
+          archs.append(a)
     if enc is None:
       while tries < budget and not done():
         tries += 1
@@ -191,27 +220,22 @@ class Searcher(abc.ABC):
         if admit(a, self.constraints.admits(a)):
           archs.append(a)
     else:
-      parts = []
-      while tries < budget and not done():
-        m = min(budget - tries, max(64, 2 * (n - len(keys))))
-        tries += m
-        pool = enc.sample(rng, m, self.sampler)
-        ok = np.ones(m, bool)
-        if self.constraints.max_params is not None:
-          ok &= enc.num_params(pool) <= self.constraints.max_params
-        if self.constraints.max_flops is not None:
-          ok &= enc.flops(pool) <= self.constraints.max_flops
-        take = []
-        for i, k in enumerate(enc.keys(pool)):
-          if admit(k, bool(ok[i])):
-            take.append(i)
-          if done():
-            break
-        parts.append(pool.take(take))
-      rows = Pool.concat(parts) if parts else None
+      for m in rounds(n):
+        take(enc.sample(rng, m, self.sampler), np.ones(m, bool))
+    rows = Pool.concat(parts) if parts else None
     if len(keys) >= enough:
       return Candidates(archs, rows, enc, keys)
     raise ValueError(
         f'could draw only {len(keys)} of {n} admissible new candidates in '
         f'{budget} tries; the constraints ({self.constraints}) or the search '
         'space are too tight')
+
+
+def _encode(enc: Encoder | None, archs: Sequence[Arch]) -> Pool | None:
+  """`archs` as rows when the encoder can mutate them, else None."""
+  if enc is None or not enc.can_mutate:
+    return None
+  try:
+    return enc.encode(archs)
+  except ValueError:
+    return None

@@ -27,6 +27,7 @@ from esnac_jax.arch import Arch, SamplerConfig, batch_features, feature_dim
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.reward import Constraints
 from esnac_jax.surrogate import kernel as K
+from esnac_jax.surrogate.ahead import Ahead
 from esnac_jax.surrogate.acquisition import KINDS as ACQUISITIONS
 from esnac_jax.surrogate.acquisition import select_batch
 
@@ -107,6 +108,8 @@ class ESNACSearcher(Searcher):
     self.config = config
     self.embedding = embedding
     self.params: Any = None  # the last fitted surrogate (warm start, transfer)
+    self._ahead = Ahead()     # the next history bucket, compiled ahead
+    self._ask_size = 1        # candidates per ask (how fast the history grows)
     self.last_fit: dict[str, Any] = {}
     self._feats: dict[Arch, np.ndarray] = {}
 
@@ -127,6 +130,7 @@ class ESNACSearcher(Searcher):
   def _ask(self, n: int, rng: np.random.Generator,
            key: jax.Array) -> list[Arch]:
     cfg = self.config
+    self._ask_size = n
     if len(self.records) < cfg.init_random:
       return self.draw(rng, n, exclude=self.seen)
     n_prior = int(round(n * cfg.random_frac))
@@ -175,14 +179,16 @@ class ESNACSearcher(Searcher):
       params = self.params if warm else K.init_shared(k_init, scfg, fdim, n)
       if self.embedding is not None and not warm:
         params['lstm'] = jax.tree_util.tree_map(jnp.asarray, self.embedding)
-      params, info = K.fit_shared(params, scfg, pf, pm, py, ymask_k)
+      params, info = K.fit_shared(params, scfg, pf, pm, py, ymask_k,
+                                  ahead=self._ahead)
     else:
       params = self.params if warm else K.init(k_init, scfg, fdim, n)
       if self.embedding is not None and not warm:
         params['lstm'] = jax.tree_util.tree_map(
             lambda a: jnp.broadcast_to(a, (n,) + a.shape), self.embedding)
       sub = K.gather_subsets(feats, fmask, y, subsets)
-      params, info = K.fit_many(params, scfg, *sub, per_kernel=True)
+      params, info = K.fit_many(params, scfg, *sub, per_kernel=True,
+                                ahead=self._ahead)
     self.params = jax.device_get(params)
     self.last_fit = {'steps': np.asarray(info.steps).tolist(),
                      'objective': np.asarray(info.ll).tolist()}
@@ -196,12 +202,47 @@ class ESNACSearcher(Searcher):
       ids = pools[0].keys
     scores = K.score(params, scfg, pf, pm, py, ymask_k, new,
                      np.ones(new.shape[:-1], bool), kind=cfg.acquisition,
-                     key=k_score, per_kernel=cfg.pool_per_kernel)
+                     key=k_score, per_kernel=cfg.pool_per_kernel,
+                     ahead=self._ahead)
     picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
+    self._compile_next(params, len(hist), size, pf, ymask_k, new, k_score,
+                       None if cfg.shared_lstm else (sub, subsets))
     out = [pools[k if cfg.pool_per_kernel else 0].arch(m) for k, m in picks]
     if len(out) < n:  # kernels left with nothing new: fill from the prior
       out += self.draw(rng, n - len(out), exclude=seen | set(out))
     return out
+
+  def _compile_next(self, params, n: int, size: int, pf, ymask_k, new, key,
+                    faithful) -> None:
+    """Compiles, in the background, the fit and scoring programs of the
+    next ask when its history (n points now) crosses into a new bucket."""
+    cfg, scfg = self.config, self.config.surrogate
+    f32, b = np.float32, np.bool_
+    grown = n + self._ask_size
+    nxt = K.bucket_size(grown)
+    hist = (np.zeros((nxt,) + pf.shape[1:], f32),
+            np.zeros((nxt,) + pf.shape[1:2], b), np.zeros(nxt, f32),
+            np.zeros((ymask_k.shape[0], nxt), b))
+    if faithful is not None:
+      (sub_feats, sub_fmask, _, _), subsets = faithful
+      k, s_now = sub_feats.shape[:2]
+      # The largest subset grows by about half of what the history gains.
+      s_next = K.bucket_size(int(subsets.sum(1).max()) +
+                             -(-self._ask_size // 2))
+      if s_next > s_now:
+        self._ahead.warm(
+            K._fit_many_jit, K.FIT_MANY_STATIC, params, scfg,
+            np.zeros((k, s_next) + sub_feats.shape[2:], f32),
+            np.zeros((k, s_next) + sub_fmask.shape[2:], b),
+            np.zeros((k, s_next), f32), np.zeros((k, s_next), b),
+            per_kernel=True)
+    if nxt == size:
+      return
+    if faithful is None:
+      self._ahead.warm(K._fit_shared_jit, K.FIT_STATIC, params, scfg, *hist)
+    self._ahead.warm(K._score_jit, K.SCORE_STATIC, params, scfg, *hist,
+                     new, np.ones(new.shape[:-1], b), kind=cfg.acquisition,
+                     key=key, beta=2.0, per_kernel=cfg.pool_per_kernel)
 
   def fitted_embedding(self) -> Any:
     """The last fitted LSTM parameters (with independent kernels, the one

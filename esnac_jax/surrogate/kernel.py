@@ -27,6 +27,7 @@ import optax
 
 from esnac_jax.surrogate import acquisition as acq
 from esnac_jax.surrogate import gp
+from esnac_jax.surrogate.ahead import Ahead
 from esnac_jax.surrogate.embedding import BiLSTMEmbedding
 
 OBJECTIVES = ('mll', 'loo')
@@ -319,6 +320,23 @@ def mu_prior(params: Params, cfg: SurrogateConfig, y, ymask) -> jax.Array:
 
 # ---- the public entry points: inputs checked, then the jitted programs --
 
+# Static arguments of the jitted programs (for surrogate.ahead).
+FIT_STATIC = ('cfg',)
+FIT_MANY_STATIC = ('cfg', 'per_kernel')
+SCORE_STATIC = ('cfg', 'kind', 'per_kernel')
+
+
+class _Now:
+  """Calls the jitted program directly (no executables compiled ahead)."""
+
+  @staticmethod
+  def call(fn, static, *args, **kwargs):
+    del static
+    return fn(*args, **kwargs)
+
+
+_NOW = _Now()
+
 def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
         ymask) -> tuple[Params, FitInfo]:
   """Fits one kernel (LSTM and, if learned, hyperparameters) in one program."""
@@ -327,29 +345,32 @@ def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
 
 
 def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
-             ymask_k, per_kernel: bool = False) -> tuple[Params, FitInfo]:
+             ymask_k, per_kernel: bool = False,
+             ahead: Ahead | None = None) -> tuple[Params, FitInfo]:
   """K kernels, vmapped in one program.
 
   Shared data (feats [N, L, F], y [N]) with a subset mask ymask_k [K, N]; or,
   with per_kernel=True, each kernel's own compacted subset (feats [K, N, L, F],
   y [K, N], ymask_k [K, N], see `gather_subsets`), which embeds only the
   points a kernel uses: half the work of masking with Bernoulli(0.5) subsets.
+  `ahead`: executables compiled ahead of time (surrogate.ahead) to use.
   """
   check_inputs(params_k, cfg, feats, fmask, y, ymask_k, kernels=True,
                per_kernel=per_kernel)
-  return _fit_many_jit(params_k, cfg, feats, fmask, y, ymask_k,
-                       per_kernel=per_kernel)
+  return (ahead or _NOW).call(_fit_many_jit, FIT_MANY_STATIC, params_k, cfg,
+                              feats, fmask, y, ymask_k, per_kernel=per_kernel)
 
 
 def fit_shared(params: Params, cfg: SurrogateConfig, feats, fmask, y,
-               ymask_k) -> tuple[Params, FitInfo]:
+               ymask_k, ahead: Ahead | None = None) -> tuple[Params, FitInfo]:
   """One embedding shared by K GP heads, each on its own subset [K, N].
 
   params: one LSTM and K stacked GP hyperparameter sets (`init_shared`).
   Each step embeds the history once instead of K times.
   """
   check_inputs(params, cfg, feats, fmask, y, ymask_k, kernels=True)
-  return _fit_shared_jit(params, cfg, feats, fmask, y, ymask_k)
+  return (ahead or _NOW).call(_fit_shared_jit, FIT_STATIC, params, cfg, feats,
+                              fmask, y, ymask_k)
 
 
 def posterior(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
@@ -362,7 +383,8 @@ def posterior(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
 
 def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
           new_feats, new_fmask, kind: str = 'ei', key: jax.Array | None = None,
-          beta: float = 2.0, per_kernel: bool = False) -> jax.Array:
+          beta: float = 2.0, per_kernel: bool = False,
+          ahead: Ahead | None = None) -> jax.Array:
   """Acquisition values [K, M] of M candidates under each of K kernels.
 
   new_feats is [M, L, F] shared by all kernels, or with per_kernel=True
@@ -377,9 +399,10 @@ def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
                      f'{acq.KINDS}')
   check_inputs(params_k, cfg, feats, fmask, y, ymask_k, new_feats, new_fmask,
                kernels=True, per_kernel=per_kernel, per_kernel_history=False)
-  return _score_jit(params_k, cfg, feats, fmask, y, ymask_k, new_feats,
-                    new_fmask, kind=kind, key=key, beta=beta,
-                    per_kernel=per_kernel)
+  return (ahead or _NOW).call(_score_jit, SCORE_STATIC, params_k, cfg, feats,
+                              fmask, y, ymask_k, new_feats, new_fmask,
+                              kind=kind, key=key, beta=beta,
+                              per_kernel=per_kernel)
 
 
 def _concrete(x) -> np.ndarray | None:
