@@ -49,7 +49,8 @@ def test_a_search_crossing_a_bucket_finds_its_programs_compiled(shared):
   else:
     cfg = ESNACConfig.faithful(surrogate=SurrogateConfig.faithful(
         hidden=8, num_layers=1, max_steps=3), pool_size=16)
-  s = make_searcher('esnac', t, SamplerConfig(), 0, config=cfg)
+  s = make_searcher('esnac', t, SamplerConfig(), 0, config=cfg,
+                    compile_ahead=True)
 
   def tell(archs):
     s.tell(archs, [Result(0.5, reward(0.5, 0.9, a.num_params, t.num_params))

@@ -101,14 +101,20 @@ class ESNACSearcher(Searcher):
 
   def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
                constraints: Constraints = Constraints(),
-               config: ESNACConfig = ESNACConfig(), embedding: Any = None):
+               config: ESNACConfig = ESNACConfig(), embedding: Any = None,
+               compile_ahead: bool | None = None):
     """`embedding`: LSTM parameters to start every fit from (a transferred
-    embedding, see surrogate.transfer) instead of a fresh initialisation."""
+    embedding, see surrogate.transfer) instead of a fresh initialisation.
+    `compile_ahead`: compile the next history bucket's programs in a
+    background thread; by default only when JAX computes on an accelerator
+    (on a CPU backend the compile would take cores from the training)."""
     super().__init__(teacher, sampler, seed, constraints)
     self.config = config
     self.embedding = embedding
     self.params: Any = None  # the last fitted surrogate (warm start, transfer)
     self._ahead = Ahead()     # the next history bucket, compiled ahead
+    self.compile_ahead = (jax.default_backend() != 'cpu'
+                          if compile_ahead is None else compile_ahead)
     self._ask_size = 1        # candidates per ask (how fast the history grows)
     self.last_fit: dict[str, Any] = {}
     self._feats: dict[Arch, np.ndarray] = {}
@@ -216,6 +222,8 @@ class ESNACSearcher(Searcher):
                     faithful) -> None:
     """Compiles, in the background, the fit and scoring programs of the
     next ask when its history (n points now) crosses into a new bucket."""
+    if not self.compile_ahead:
+      return
     cfg, scfg = self.config, self.config.surrogate
     f32, b = np.float32, np.bool_
     grown = n + self._ask_size
