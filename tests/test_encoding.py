@@ -170,3 +170,15 @@ def test_mutations_are_one_step_valid_children(name, mode):
   assert kinds == {'remove', 'restore', 'resize', 'add', 'drop'}
   for k in np.flatnonzero(~changed):
     assert kkeys[k] == pkeys[k]
+
+
+def test_bad_inputs_are_refused_with_their_reason():
+  t = _teacher('resnet18')
+  with pytest.raises(ValueError, match='unknown group_mode'):
+    Encoder(t, 'coarse')
+  enc = Encoder(t, 'by_width')
+  with pytest.raises(ValueError, match="groups widths 'by_width'"):
+    enc.sample(np.random.default_rng(0), 4, SamplerConfig(group_mode='fine'))
+  other = _teacher('vgg_chain')
+  with pytest.raises(ValueError, match='layers, its teacher'):
+    enc.encode([other])
