@@ -91,23 +91,29 @@ class Encoder:
     self.depthwise = np.array([is_depthwise(l) for l in t.layers])
 
     # A removed (non-depthwise) conv: its output root joins its input root.
-    merges = []
+    # One reading a concatenation binds its output root to the sum of the
+    # concatenated roots (a width no longer free).
+    merges, binds = [], []
     for i in self.removable:
       layer = t.layers[i]
       if layer.kind != 'conv' or self.depthwise[i]:
         continue
       s_in, s_out = sa.in_spaces[i], sa.out_spaces[i]
-      if s_in.hw != 1 or len(s_in.atoms) != 1 or s_out.hw != 1 or len(
-          s_out.atoms) != 1:
-        raise Unsupported(f"removable conv {i} ('{layer.name}') reads or "
-                          'writes a concatenated channel space')
-      a, b = rix[s_in.atoms[0]], rix[s_out.atoms[0]]
-      if self.teacher_width[a] != self.teacher_width[b]:
+      if s_in.hw != 1 or s_out.hw != 1 or len(s_out.atoms) != 1:
+        raise Unsupported(f"removable conv {i} ('{layer.name}') writes a "
+                          'concatenated or flattened channel space')
+      b = rix[s_out.atoms[0]]
+      parts = tuple(rix[a] for a in s_in.atoms)
+      if self.teacher_width[list(parts)].sum() != self.teacher_width[b]:
         raise Unsupported(f'removable conv {i} joins roots of different '
                           'teacher widths')
-      if a != b:
-        merges.append((int(i), a, b))
-    self.merges = tuple(merges)
+      if b in parts and len(parts) > 1:
+        raise Unsupported(f'removable conv {i} would bind a root to itself')
+      if len(parts) > 1:
+        binds.append((int(i), b, parts))
+      elif parts[0] != b:
+        merges.append((int(i), parts[0], b))
+    self.merges, self.binds = tuple(merges), tuple(binds)
 
     # Divisibility constraints (grouped convs, shuffles): layer, roots, g.
     cons = []
@@ -193,7 +199,7 @@ class Encoder:
     removed[:, self.removable] = (rng.random((m, len(self.removable))) <
                                   p1[:, None])
     lab = self._labels(removed)
-    div, fixed = self._divisors(removed, lab)
+    div, fixed, bound = self._divisors(removed, lab)
 
     gid = (np.broadcast_to(self.cluster, (m, nr)) if self.mode == 'by_width'
            else lab)
@@ -201,7 +207,8 @@ class Encoder:
     gdiv = np.ones((m, ng), np.int64)
     for r in range(nr):
       cur = gdiv[ar, gid[:, r]]
-      gdiv[ar, gid[:, r]] = np.where(fixed[:, r], cur, np.lcm(cur, div[:, r]))
+      gdiv[ar, gid[:, r]] = np.where(fixed[:, r] | bound[:, r], cur,
+                                     np.lcm(cur, div[:, r]))
     ratio = rng.uniform(*cfg.shrink_range, size=(m, ng))
     f = self.teacher_width[None, :]
     r_of = np.take_along_axis(ratio, gid, 1)
@@ -209,7 +216,7 @@ class Encoder:
     w = np.maximum(1, ((1.0 - r_of) * f).astype(np.int64))
     w = -(-w // d_of) * d_of
     w = np.minimum(np.maximum(w, d_of), f)
-    widths = np.where(fixed, f, w)
+    widths = self._resolve(removed, lab, np.where(fixed, f, w))
 
     p3 = rng.choice(np.asarray(cfg.skip_probs, np.float64), size=m)
     skips = np.zeros((m, len(self.pairs)), bool)
@@ -248,8 +255,8 @@ class Encoder:
     can_restore &= ~is_conv | (cin % g == 0)
     can_add = self.skip_ok(removed, widths, skips)
     lab = self._labels(removed, skips)
-    div, fixed = self._divisors(removed, lab)
-    gid = np.where(fixed, -1, lab if self.mode == 'fine' else
+    div, fixed, bound = self._divisors(removed, lab)
+    gid = np.where(fixed | bound, -1, lab if self.mode == 'fine' else
                    np.broadcast_to(self.cluster, lab.shape))
     can_resize = (gid >= 0)
     options = [can_remove, can_restore, can_resize, can_add, skips]
@@ -288,26 +295,55 @@ class Encoder:
       w = np.where(redraw, w_prior, w_step)
       w = np.minimum(np.maximum(-(-w // d) * d, d), f)
       widths[r] = np.where(members, w[:, None], widths[r])
+      widths[r] = self._resolve(removed[r], self._labels(removed[r],
+                                                         skips[r]), widths[r])
       changed[r] = w != cur
     return Pool(removed, widths, skips), changed
 
   def _divisors(self, removed: np.ndarray, lab: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """[M, R] each root's divisibility (its component's active grouped
-    convs and shuffles) and whether it is tied to the input or output."""
+    convs and shuffles), whether it is tied to the input or output, and
+    whether a removal bound it to a sum of other roots."""
     m, nr = lab.shape
     ar = np.arange(m)
     fixed_c = np.zeros((m, nr), bool)
     div_c = np.ones((m, nr), np.int64)
+    bound = np.zeros((m, nr), bool)
+    for i, b, _ in self.binds:
+      bound |= removed[:, i, None] & (lab == lab[:, b, None])
     for r in np.flatnonzero(self.fixed):
       fixed_c[ar, lab[:, r]] = True
+
+    def apply(r: int, act: np.ndarray, g: int, depth: int = 0) -> None:
+      if depth > len(self.binds):
+        raise Unsupported('bindings of removed convs form a cycle')
+      rest = act.copy()
+      for i, b, parts in self.binds:
+        hit = act & removed[:, i] & (lab[:, b] == lab[:, r])
+        if hit.any():  # a bound width: each summand takes the divisor
+          rest &= ~hit
+          for p in parts:
+            apply(p, hit, g, depth + 1)
+      cur = div_c[ar, lab[:, r]]
+      div_c[ar, lab[:, r]] = np.where(rest, np.lcm(cur, g), cur)
+
     for i, roots, g in self.constraints:
-      act = ~removed[:, i]
       for r in roots:
-        cur = div_c[ar, lab[:, r]]
-        div_c[ar, lab[:, r]] = np.where(act, np.lcm(cur, g), cur)
+        apply(r, ~removed[:, i], g)
     return (np.take_along_axis(div_c, lab, 1),
-            np.take_along_axis(fixed_c, lab, 1))
+            np.take_along_axis(fixed_c, lab, 1), bound)
+
+  def _resolve(self, removed: np.ndarray, lab: np.ndarray,
+               widths: np.ndarray) -> np.ndarray:
+    """`widths` with every bound component set to the sum of its parts
+    (in layer order, so a part bound earlier is already resolved)."""
+    for i, b, parts in self.binds:
+      hit = removed[:, i, None] & (lab == lab[:, b, None])
+      if hit.any():
+        total = widths[:, list(parts)].sum(1)
+        widths = np.where(hit, total[:, None], widths)
+    return widths
 
   def skip_ok(self, removed: np.ndarray, widths: np.ndarray,
               skips: np.ndarray | None = None) -> np.ndarray:
