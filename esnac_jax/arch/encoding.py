@@ -77,7 +77,7 @@ class Encoder:
     self.teacher, self.mode = teacher, mode
     t = teacher
     sa = analyse(t)
-    self.num_layers = n = t.num_layers
+    self.num_layers = t.num_layers
     self.roots = tuple(sa.roots)
     rix = {r: k for k, r in enumerate(self.roots)}
     nr = len(self.roots)
@@ -160,7 +160,6 @@ class Encoder:
     self.bias = np.array([l.bias for l in t.layers], np.int64)
     self.t_in = np.array([l.in_shape[-1] for l in t.layers], np.float64)
     self.t_out = np.array([l.out_shape[-1] for l in t.layers], np.float64)
-    del n
 
   # ---- drawing -------------------------------------------------------------
 
@@ -382,7 +381,7 @@ class Encoder:
 
   def num_params(self, pool: Pool) -> np.ndarray:
     """[M] int64, as Arch.num_params."""
-    cin, cout, present, kind, groups, _, _ = self._ops(pool)
+    cin, cout, _, kind, groups, _, _ = self._ops(pool)
     conv = kind == KINDS.index('conv')
     lin = kind == KINDS.index('linear')
     bn = kind == KINDS.index('bn')
@@ -391,7 +390,6 @@ class Encoder:
     p += np.where(lin, cin * cout, 0)
     p += np.where(conv | lin, self.bias * cout, 0)
     p += np.where(bn, 2 * cout, 0)
-    del present
     return p.sum(1)
 
   def flops(self, pool: Pool) -> np.ndarray:

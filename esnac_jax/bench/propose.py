@@ -73,7 +73,7 @@ def pool_row(teacher, n: int, n_arch: int, seed: int = 0) -> dict:
   return out
 
 
-def _config(preset: str, kernels: int, fit_steps: int) -> ESNACConfig:
+def _config(preset: str, fit_steps: int) -> ESNACConfig:
   if preset == 'faithful':
     return ESNACConfig.faithful(
         surrogate=SurrogateConfig.faithful(max_steps=fit_steps,
@@ -90,7 +90,7 @@ def propose_row(teacher, preset: str, history: int, kernels: int,
   """Seconds of one ask after `history` evaluated children, split into
   pool time and the rest (surrogate fit and scoring)."""
   s = ESNACSearcher(teacher, SamplerConfig(), seed,
-                    config=_config(preset, kernels, fit_steps))
+                    config=_config(preset, fit_steps))
   if not arrays:
     s._encoder = None
   rng = np.random.default_rng(seed + 1)
