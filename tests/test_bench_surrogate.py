@@ -11,9 +11,13 @@ from esnac_jax.bench import surrogate as bench
 def test_quick_benchmark(tmp_path, capsys):
   res = bench.run('resnet18', n=12, k=2, m=10, steps=2, repeats=1,
                   variants=['default', 'independent', 'shared',
-                            'original_way'], hidden=8, layers=2)
+                            'original_way'], hidden=8, layers=2,
+                  lstms=('custom', 'flax'))
   rows = {r['name']: r for r in res['rows']}
-  assert set(rows) == {'default', 'independent', 'shared', 'original_way'}
+  assert set(rows) == {'default', 'independent', 'shared', 'original_way',
+                       'default[flax]', 'independent[flax]', 'shared[flax]'}
+  for name in ('default', 'independent', 'shared'):  # the same work
+    assert rows[name]['flops'] == rows[f'{name}[flax]']['flops']
   assert res['machine']['matmul_flops_per_s'] > 1e8
   proj = res['machine']['projection_flops_per_s']
   assert proj > 1e7
@@ -36,6 +40,12 @@ def test_quick_benchmark(tmp_path, capsys):
   with pytest.raises(ValueError, match="unknown variant 'bogus'"):
     bench.run('resnet18', n=4, k=2, m=2, steps=1, repeats=1,
               variants=['bogus'], hidden=4, layers=1)
+
+
+def test_unknown_lstm_is_refused_before_work():
+  with pytest.raises(ValueError, match="unknown lstm_impl 'torch'"):
+    bench.run('resnet18', n=4, k=2, m=2, steps=1, repeats=1,
+              variants=['default'], lstms=('custom', 'torch'))
 
 
 def test_default_row_is_the_search_default():

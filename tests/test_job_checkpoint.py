@@ -80,6 +80,20 @@ def test_config_mismatch_names_the_keys():
     check_config(saved, bad, '/w/search', ('search.steps', 'final'))
 
 
+def test_keys_added_since_a_search_was_saved():
+  """A saved config without a key added later matches the value that does
+  what the saved search did, and only that value."""
+  saved = {'search': {'steps': 6, 'surrogate': {'hidden': 32}}}
+  ok = {'search': {'steps': 6, 'surrogate': {'hidden': 32,
+                                             'lstm_impl': 'custom'}}}
+  check_config(saved, ok, '/w/search', ())
+  other = {'search': {'steps': 6, 'surrogate': {'hidden': 32,
+                                                'lstm_impl': 'flax'}}}
+  with pytest.raises(ConfigMismatchError,
+                     match="lstm_impl: 'custom' -> 'flax'"):
+    check_config(saved, other, '/w/search', ())
+
+
 def test_kept_indices_and_step_seed():
   t = tiny_teacher('resnet18')
   recs = [Record(t, 1, 1, 0.5, r, 1) for r in (0.2, 0.7, 0.7, 0.1)]

@@ -105,3 +105,71 @@ def test_gradient_equals_autodiff_of_a_plain_scan():
   for k in g_plain:
     np.testing.assert_allclose(g_ours[k], g_plain[k], atol=1e-5, rtol=1e-4,
                                err_msg=k)
+
+
+def _to_flax(params, hidden, layers):
+  """The custom impl's parameters in flax OptimizedLSTMCell's layout (gate
+  order i, f, g, o; the two biases summed)."""
+  out = {}
+  for layer in range(layers):
+    for d in ('fwd', 'bwd'):
+      q = lambda n: params[f'l{layer}_{d}_{n}']  # noqa: E731
+      cell = {}
+      for g, name in enumerate('ifgo'):
+        cols = slice(g * hidden, (g + 1) * hidden)
+        cell['i' + name] = {'kernel': q('w_ih')[:, cols]}
+        cell['h' + name] = {'kernel': q('w_hh')[:, cols],
+                            'bias': q('b_ih')[cols] + q('b_hh')[cols]}
+      out[f'l{layer}_{d}'] = cell
+  return out
+
+
+def test_flax_impl_computes_the_same_function():
+  """impl='flax' (flax.linen.RNN over OptimizedLSTMCell) given the same
+  weights: equal embeddings, states and gradients, sequences of several
+  lengths."""
+  import jax.numpy as jnp
+  hidden, layers, f, length = 5, 2, 4, 7
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(4, length, f)).astype(np.float32)
+  mask = np.arange(length)[None] < np.array([7, 5, 1, 3])[:, None]
+  custom = BiLSTMEmbedding(hidden, layers)
+  flax_ = BiLSTMEmbedding(hidden, layers, impl='flax')
+  params = custom.init(jax.random.key(2), x, mask)['params']
+  shapes = jax.tree_util.tree_map(
+      np.shape, flax_.init(jax.random.key(2), x, mask)['params'])
+  assert jax.tree_util.tree_map(
+      np.shape, _to_flax(params, hidden, layers)) == shapes
+  w = jnp.asarray(rng.normal(size=(4, 2 * hidden)), jnp.float32)
+
+  def loss(model, convert):
+    return lambda p: jnp.sum(model.apply(
+        {'params': convert(p)}, x, mask) * w)
+
+  ours = loss(custom, lambda p: p)
+  theirs = loss(flax_, lambda p: _to_flax(p, hidden, layers))
+  np.testing.assert_allclose(ours(params), theirs(params), rtol=1e-5)
+  g_ours, g_theirs = jax.grad(ours)(params), jax.grad(theirs)(params)
+  for k in g_ours:
+    np.testing.assert_allclose(g_ours[k], g_theirs[k], atol=1e-5, rtol=1e-4,
+                               err_msg=k)
+  # pool=False: the last layer's states, which the pooled output averages
+  # over the valid steps.
+  states = [BiLSTMEmbedding(hidden, layers, impl=i, pool=False).apply(
+      {'params': p}, x, mask) for i, p in
+      (('custom', params), ('flax', _to_flax(params, hidden, layers)))]
+  assert states[0].shape == (4, length, 2 * hidden)
+  np.testing.assert_allclose(np.where(mask[..., None], states[0], 0),
+                             np.where(mask[..., None], states[1], 0),
+                             atol=1e-5)
+  pooled = (states[0] * mask[..., None]).sum(1) / mask.sum(1)[:, None]
+  np.testing.assert_allclose(
+      custom.apply({'params': params}, x, mask),
+      pooled / np.linalg.norm(pooled, axis=-1, keepdims=True), atol=1e-5)
+
+
+def test_unknown_impl_is_refused():
+  x = np.zeros((1, 2, 3), np.float32)
+  with pytest.raises(ValueError, match="unknown LSTM impl 'torch'"):
+    BiLSTMEmbedding(4, 1, impl='torch').init(jax.random.key(0), x,
+                                             np.ones((1, 2), bool))

@@ -170,6 +170,8 @@ def test_bad_config():
     S.SurrogateConfig(objective='elbo')
   with pytest.raises(ValueError, match='hidden must be >= 1'):
     S.SurrogateConfig(hidden=0)
+  with pytest.raises(ValueError, match="unknown lstm_impl 'torch'"):
+    S.SurrogateConfig(lstm_impl='torch')
   with pytest.raises(ValueError, match='does not fit'):
     S.pad_history(*_seqs(5), np.zeros(5), 4)
 
@@ -242,6 +244,27 @@ def test_shared_embedding_heads():
   np.testing.assert_allclose(
       s[2], S.expected_improvement(mean, jnp.sqrt(var), best), rtol=1e-4,
       atol=1e-7)
+
+
+def test_flax_lstm_impl_fits_and_scores():
+  """lstm_impl='flax': the kernel's checks read its parameter layout, both
+  the shared and the per-kernel fits run and score."""
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10,
+                          lstm_impl='flax')
+  x, m = _seqs(12)
+  y = np.linspace(0, 1, 12).astype(np.float32)
+  sub = np.array([[1, 0, 1] * 4, [0, 1, 1] * 4], bool)
+  cx, cm = _seqs(5, seed=2)
+  shared, info = S.fit_shared(S.init_shared(jax.random.key(0), cfg, 5, 2),
+                              cfg, x, m, y, sub)
+  assert int(info.steps) >= 6
+  many, _ = S.fit_many(S.init(jax.random.key(0), cfg, 5, 2), cfg, x, m, y,
+                       sub)
+  for p in (shared, many):
+    s = S.score(p, cfg, x, m, y, sub, cx, cm)
+    assert s.shape == (2, 5) and np.isfinite(s).all()
+  with pytest.raises(ValueError, match='initialised for 5'):
+    S.fit_shared(shared, cfg, x[..., :4], m, y, sub)
 
 
 @pytest.mark.parametrize('objective', ['mll', 'loo'])

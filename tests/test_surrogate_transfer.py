@@ -84,6 +84,11 @@ def test_mismatch_and_missing(tmp_path):
                    'normalized')
   with pytest.raises(EmbeddingError, match="features: saved 'normalized'"):
     load_embedding(path, SMALL, 'original')
+  # A meta without lstm_impl (saved before it existed) is the custom one.
+  with pytest.raises(EmbeddingError, match="lstm_impl: saved 'custom', "
+                     "config 'flax'"):
+    load_embedding(path, SurrogateConfig(hidden=8, num_layers=1,
+                                         lstm_impl='flax'), 'normalized')
   for root, _, files in os.walk(path):  # damage every stored array
     for f in files:
       if not f.endswith('.json') and 'lstm' in root:

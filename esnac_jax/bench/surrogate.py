@@ -18,6 +18,10 @@ Rows (--variants):
   small         K independent 32 x 2 LSTMs
   warm          steps the stopping rule needs, warm versus cold start
 
+With --lstm=custom,flax each LSTM row runs twice, side by side: the
+hand-written BiLSTM (the default) and flax.linen.RNN over
+OptimizedLSTMCell (rows named e.g. `faithful[flax]`).
+
 For each row it reports compile time, steady time, the floating-point work
 of the step (LSTM forward/backward while fitting, forward while scoring,
 Cholesky factorisations) and the achieved rate against this machine's fp32
@@ -63,6 +67,8 @@ def define_flags() -> None:
                        'default and small rows use half).')
   flags.DEFINE_integer('layers', 4, "The original's LSTM layers (the default "
                        'and small rows use half).')
+  flags.DEFINE_list('lstm', ['custom'], 'LSTM implementations to run each '
+                    'row with (custom, flax).')
   flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
   flags.DEFINE_string('out', 'bench_results/surrogate.json',
                       'Where to write the JSON figures.')
@@ -161,8 +167,16 @@ DEFAULT_ROW = dict(shared=True, size_divisor=2, features='normalized',
                    objective='mll')
 
 
+# Rows that time the batched kernel, and so can run with either LSTM.
+LSTM_ROWS = ('default', 'faithful', 'independent', 'masked', 'shared',
+             'small')
+
+
 def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
-        variants: list[str], hidden: int = 64, layers: int = 4) -> dict:
+        variants: list[str], hidden: int = 64, layers: int = 4,
+        lstms: tuple[str, ...] = ('custom',)) -> dict:
+  for impl in lstms:
+    S.SurrogateConfig(lstm_impl=impl)  # an unknown one fails before work
   peak = matmul_rate(512 if n < 50 else 2048)
   data = make_data(teacher, n, m)
   length = data['original'][0].shape[1]
@@ -176,9 +190,9 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
   key = jax.random.key(0)
   rows: list[Row] = []
 
-  def cfg_for(name):
+  def cfg_for(name, impl='custom'):
     base = dict(max_steps=steps, tol=-1.0, min_steps=steps, hidden=hidden,
-                num_layers=layers)
+                num_layers=layers, lstm_impl=impl)
     if name == 'faithful':
       return S.SurrogateConfig.faithful(**base)
     if name in ('small', 'default'):
@@ -186,15 +200,18 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       base.update(hidden=max(1, hidden // d), num_layers=max(1, layers // d))
     return S.SurrogateConfig(**base)
 
-  for name in variants:
+  jobs = [(name, impl) for name in variants
+          for impl in (lstms if name in LSTM_ROWS else ('custom',))]
+  for name, impl in jobs:
     if rows:
       _print_row(rows[-1], peak)
-    print(f'running {name} ...', flush=True)
+    label = name if impl == 'custom' else f'{name}[{impl}]'
+    print(f'running {label} ...', flush=True)
     kind = DEFAULT_ROW['features'] if name == 'default' else 'original'
     hx, hm, hy, cx, cm = data[kind]
     f = hx.shape[2]
     if name in ('independent', 'faithful', 'small'):
-      cfg = cfg_for(name)
+      cfg = cfg_for(name, impl)
       compact = S.gather_subsets(hx, hm, hy, sub)
       size = compact[0].shape[1]
       p0 = S.init(key, cfg, f, k)
@@ -207,11 +224,11 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
       work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
               k * (len(hy) + m) * f1 + k * chol_flops(len(hy)))
-      rows.append(Row(name, *_time(step, repeats), work,
+      rows.append(Row(label, *_time(step, repeats), work,
                       f'K LSTMs on compact subsets of {size}, '
                       f'H={cfg.hidden}x{cfg.num_layers}, {cfg.objective}'))
     elif name == 'masked':
-      cfg = cfg_for('independent')
+      cfg = cfg_for('independent', impl)
       padded, psub = _padded(hx, hm, hy, sub)
       size = len(psub[0])
       p0 = S.init(key, cfg, f, k)
@@ -223,10 +240,10 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
       work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
               k * (size + m) * f1 + k * chol_flops(size))
-      rows.append(Row(name, *_time(step, repeats), work,
+      rows.append(Row(label, *_time(step, repeats), work,
                       f'every kernel embeds all {size} padded points'))
     elif name in ('shared', 'default'):
-      cfg = cfg_for(name)
+      cfg = cfg_for(name, impl)
       padded, psub = _padded(hx, hm, hy, sub)
       size = len(psub[0])
       p0 = S.init_shared(key, cfg, f, k)
@@ -238,7 +255,7 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
       work = (steps * (3 * size * f1 + 2 * k * chol_flops(size)) +
               (size + m) * f1 + k * chol_flops(size))
-      rows.append(Row(name, *_time(step, repeats), work,
+      rows.append(Row(label, *_time(step, repeats), work,
                       f'one LSTM (H={cfg.hidden}x{cfg.num_layers}), K GP '
                       f'heads, {kind} features ({f})'))
     elif name == 'warm':
@@ -260,7 +277,7 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
                   'xla_flags': os.environ.get('XLA_FLAGS', '')},
       'sizes': {'teacher': teacher, 'layers': int(length), 'features': int(f),
                 'history': n, 'kernels': k, 'candidates': m,
-                'fit_steps': steps,
+                'fit_steps': steps, 'lstms': list(lstms),
                 'default_features': data['normalized'][0].shape[2]},
       'rows': [dataclasses.asdict(r) | {
           'achieved_flops_per_s': r.flops / r.steady_s if r.steady_s else 0,
@@ -431,7 +448,8 @@ def main(argv):
             FLAGS.candidates, FLAGS.fit_steps)
     net = (FLAGS.hidden, FLAGS.layers)
   t = time.perf_counter()
-  res = run(*args, FLAGS.repeats, FLAGS.variants, *net)
+  res = run(*args, FLAGS.repeats, FLAGS.variants, *net,
+            lstms=tuple(FLAGS.lstm))
   res['wall_s'] = time.perf_counter() - t
   print_table(res)
   if FLAGS.out:

@@ -211,6 +211,7 @@ def embedding_meta(config: ml_collections.ConfigDict, teacher: Arch,
   where it came from."""
   s, features = config.search.surrogate, config.search.esnac.features
   return {'hidden': s.hidden, 'num_layers': s.num_layers,
+          'lstm_impl': s.lstm_impl,
           'features': features, 'feature_dim': feature_dim(features),
           'teacher': teacher.name, 'dataset': config.dataset,
           'evaluations': evaluations}

@@ -23,6 +23,11 @@ class ConfigMismatchError(ValueError):
 # bench settings, how processes are joined.
 MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed')
 
+# Config keys added since searches were first saved, with the value that
+# does what those searches did: a saved config without the key matches a
+# config that holds that value.
+ADDED_KEYS = {'search.surrogate.lstm_impl': 'custom'}
+
 
 @dataclasses.dataclass
 class SearchOutcome:
@@ -46,6 +51,7 @@ def check_config(saved: dict, current: dict, directory: str,
                  may_change: tuple[str, ...]) -> None:
   """Raises ConfigMismatchError naming the keys that differ."""
   a, b = _flatten(saved), _flatten(current)
+  a.update({k: v for k, v in ADDED_KEYS.items() if k not in a and k in b})
   diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and
           not any(k == p or k.startswith(p + '.') for p in may_change)]
   if diff:

@@ -32,6 +32,7 @@ from esnac_jax.arch import (Arch, SamplerConfig, features,
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.record import Record
 from esnac_jax.search.reward import Constraints
+from esnac_jax.surrogate.embedding import BiLSTMEmbedding
 
 LOOKUP = (0.25, 0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -56,11 +57,10 @@ class RemovalPolicy(nn.Module):
 
   @nn.compact
   def __call__(self, x):  # [L, F] -> [L]
-    h = x[None]
-    for i in range(self.num_layers):
-      h = nn.Bidirectional(
-          nn.RNN(nn.OptimizedLSTMCell(self.hidden), name=f'fwd{i}'),
-          nn.RNN(nn.OptimizedLSTMCell(self.hidden), name=f'bwd{i}'))(h)
+    # The surrogate's BiLSTM, its per-layer states instead of the pooled
+    # embedding.
+    h = BiLSTMEmbedding(self.hidden, self.num_layers, pool=False,
+                        name='lstm')(x[None], jnp.ones((1, x.shape[0]), bool))
     # Start close to "keep": N2N's removal starts from the whole teacher.
     return nn.Dense(1, bias_init=nn.initializers.constant(1.0))(h)[0, :, 0]
 

@@ -28,7 +28,8 @@ import optax
 from esnac_jax.surrogate import acquisition as acq
 from esnac_jax.surrogate import gp
 from esnac_jax.surrogate.ahead import Ahead
-from esnac_jax.surrogate.embedding import BiLSTMEmbedding
+from esnac_jax.surrogate.embedding import (IMPLS, BiLSTMEmbedding,
+                                           input_kernel, recurrent_kernel)
 
 OBJECTIVES = ('mll', 'loo')
 Params = Any
@@ -69,8 +70,12 @@ class SurrogateConfig:
   ema: float = 0.5
   tol: float = 1e-3
   train_embedding: bool = True
+  lstm_impl: str = 'custom'
 
   def __post_init__(self):
+    if self.lstm_impl not in IMPLS:
+      raise ValueError(f'unknown lstm_impl {self.lstm_impl!r}; use one of '
+                       f'{IMPLS}')
     if self.objective not in OBJECTIVES:
       raise ValueError(f'unknown surrogate objective {self.objective!r}; use '
                        f'one of {OBJECTIVES}')
@@ -98,7 +103,7 @@ class FitInfo(NamedTuple):
 
 
 def _module(cfg: SurrogateConfig) -> BiLSTMEmbedding:
-  return BiLSTMEmbedding(cfg.hidden, cfg.num_layers)
+  return BiLSTMEmbedding(cfg.hidden, cfg.num_layers, cfg.lstm_impl)
 
 
 def init(key: jax.Array, cfg: SurrogateConfig, feature_dim: int,
@@ -430,7 +435,7 @@ def check_inputs(params: Params, cfg: SurrogateConfig, feats, fmask, y,
   if len(fshape) != 3 + lead:
     raise ValueError(f'feats must be {"[K, " if lead else "["}N, L, F], got '
                      f'shape {fshape}')
-  f_dim = params['lstm']['l0_fwd_w_ih'].shape[-2]
+  f_dim = input_kernel(params['lstm']).shape[-2]
   if fshape[-1] != f_dim:
     raise ValueError(f'feats has {fshape[-1]} features per layer but the '
                      f'embedding was initialised for {f_dim}')
@@ -487,7 +492,7 @@ def check_inputs(params: Params, cfg: SurrogateConfig, feats, fmask, y,
 
 def _is_shared(params: Params) -> bool:
   """One unstacked LSTM with stacked GP heads (from `init_shared`)."""
-  return params['lstm']['l0_fwd_w_hh'].ndim == 2
+  return recurrent_kernel(params['lstm']).ndim == 2
 
 
 def bucket_size(n: int, step: int = 32) -> int:

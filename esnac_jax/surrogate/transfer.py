@@ -83,8 +83,10 @@ def _check(meta: dict, cfg: SurrogateConfig, features: str,
     raise EmbeddingError(f'{path} is not an esnac_jax embedding (format '
                          f'{meta.get("format")!r})')
   want = {'hidden': cfg.hidden, 'num_layers': cfg.num_layers,
-          'features': features}
-  diff = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+          'features': features, 'lstm_impl': cfg.lstm_impl}
+  # Embeddings saved before lstm_impl existed are the custom layout.
+  saved = dict(meta, lstm_impl=meta.get('lstm_impl', 'custom'))
+  diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
   if diff:
     shown = ', '.join(f'{k}: saved {a!r}, config {b!r}'
                       for k, (a, b) in diff.items())
