@@ -19,13 +19,14 @@ from typing import Any, Iterator
 import orbax.checkpoint as ocp
 
 
-def manager(path: str, max_to_keep: int | None = None, create: bool = True
-            ) -> ocp.CheckpointManager:
+def manager(path: str,
+            max_to_keep: int | None = None,
+            create: bool = True) -> ocp.CheckpointManager:
   """The manager of the checkpoint directory `path` (created if absent,
   unless `create` is False)."""
-  return ocp.CheckpointManager(
-      os.path.abspath(path), options=ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, create=create))
+  return ocp.CheckpointManager(os.path.abspath(path),
+                               options=ocp.CheckpointManagerOptions(
+                                   max_to_keep=max_to_keep, create=create))
 
 
 def latest_step(path: str) -> int | None:
@@ -46,16 +47,19 @@ def save(mngr: ocp.CheckpointManager, step: int, meta: dict[str, Any],
 
 
 def restore_meta(mngr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
-  return mngr.restore(step, args=ocp.args.Composite(
-      meta=ocp.args.JsonRestore()))['meta']
+  return mngr.restore(
+      step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
 
 
-def restore_tree(mngr: ocp.CheckpointManager, step: int, name: str,
+def restore_tree(mngr: ocp.CheckpointManager,
+                 step: int,
+                 name: str,
                  target: Any = None) -> Any:
   """The tree `name` of step `step`, shaped like `target` when given."""
   with _failure_noise_held():
-    return mngr.restore(step, args=ocp.args.Composite(
-        **{name: ocp.args.StandardRestore(target)}))[name]
+    return mngr.restore(step,
+                        args=ocp.args.Composite(
+                            **{name: ocp.args.StandardRestore(target)}))[name]
 
 
 @contextlib.contextmanager

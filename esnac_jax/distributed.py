@@ -22,7 +22,8 @@ import numpy as np
 from esnac_jax.arch import Arch
 
 
-def initialize(coordinator_address: str = '', num_processes: int = 0,
+def initialize(coordinator_address: str = '',
+               num_processes: int = 0,
                process_id: int = -1) -> None:
   """Joins this process to a multi-process run (jax.distributed). With no
   arguments JAX finds the coordinator itself (Cloud TPU pods, SLURM, Open
@@ -38,8 +39,8 @@ def initialize(coordinator_address: str = '', num_processes: int = 0,
                      f'{num_processes - 1}')
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   kwargs = (dict(coordinator_address=coordinator_address,
-                 num_processes=num_processes, process_id=process_id)
-            if all(given) else {})
+                 num_processes=num_processes,
+                 process_id=process_id) if all(given) else {})
   jax.distributed.initialize(**kwargs)
 
 
@@ -61,8 +62,8 @@ def broadcast_text(text: str) -> str:
   return bytes(np.asarray(mh.broadcast_one_to_all(buf))).decode()
 
 
-def agree(archs: list[Arch], log: Callable[[str], None] | None = None
-          ) -> list[Arch]:
+def agree(archs: list[Arch],
+          log: Callable[[str], None] | None = None) -> list[Arch]:
   """Process 0's proposals on every process; a process whose own differ
   says so and takes process 0's."""
   if jax.process_count() == 1:

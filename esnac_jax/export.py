@@ -37,8 +37,9 @@ class _Graph:
 
   def const(self, tag: str, value: Any, dtype: Any = np.float32) -> str:
     from onnx import numpy_helper
-    self.inits.append(numpy_helper.from_array(
-        np.ascontiguousarray(np.asarray(value, dtype)), tag))
+    self.inits.append(
+        numpy_helper.from_array(np.ascontiguousarray(np.asarray(value, dtype)),
+                                tag))
     return tag
 
   def node(self, op: str, inputs: list[str], out: str, **attrs) -> str:
@@ -47,7 +48,10 @@ class _Graph:
     return out
 
 
-def to_onnx(arch: Arch, variables: dict, mean: Any = None, std: Any = None,
+def to_onnx(arch: Arch,
+            variables: dict,
+            mean: Any = None,
+            std: Any = None,
             name: str = '') -> Any:
   """The ONNX ModelProto of `arch` with `variables` (float32), taking raw
   NHWC images normalised by per-channel `mean` and `std` (default: none)."""
@@ -75,25 +79,25 @@ def to_onnx(arch: Arch, variables: dict, mean: Any = None, std: Any = None,
     if i == 0:
       h_in = x
     elif layer.kind == 'concat':
-      h_in = g.node('Concat', [outs[j] for j in srcs], f'{tag}.concat',
-                    axis=1)
+      h_in = g.node('Concat', [outs[j] for j in srcs], f'{tag}.concat', axis=1)
     elif len(srcs) == 1:
       h_in = outs[srcs[0]]
     else:
       h_in = g.node('Sum', [outs[j] for j in srcs], f'{tag}.sum')
-    outs.append(_layer(g, layer, 'logits' if i == last else tag, tag, h_in,
-                       params.get(tag, {}), stats.get(tag, {})))
+    outs.append(
+        _layer(g, layer, 'logits' if i == last else tag, tag, h_in,
+               params.get(tag, {}), stats.get(tag, {})))
   if len(arch.output_shape) != 1:
     raise ValueError(f'the network ends in shape {arch.output_shape}; an '
                      'exported classifier ends in [classes]')
-  graph = helper.make_graph(
-      g.nodes, name or arch.name or 'esnac_jax',
-      [helper.make_tensor_value_info('images', TensorProto.FLOAT,
-                                     ['N', h, w, c])],
-      [helper.make_tensor_value_info('logits', TensorProto.FLOAT,
-                                     ['N', arch.output_shape[0]])],
-      g.inits)
-  model = helper.make_model(graph, producer_name='esnac_jax',
+  graph = helper.make_graph(g.nodes, name or arch.name or 'esnac_jax', [
+      helper.make_tensor_value_info('images', TensorProto.FLOAT, ['N', h, w, c])
+  ], [
+      helper.make_tensor_value_info('logits', TensorProto.FLOAT,
+                                    ['N', arch.output_shape[0]])
+  ], g.inits)
+  model = helper.make_model(graph,
+                            producer_name='esnac_jax',
                             opset_imports=[helper.make_opsetid('', OPSET)])
   onnx.checker.check_model(model)
   return model
@@ -122,27 +126,36 @@ def _layer(g: _Graph, layer, out: str, tag: str, x: str, p: dict,
     return g.node('Reshape', [y, merge], out)
   if kind in ('maxpool', 'avgpool'):
     k, st, pad = layer.kernel, layer.stride, layer.padding
-    attrs = dict(kernel_shape=[k, k], strides=[st, st],
+    attrs = dict(kernel_shape=[k, k],
+                 strides=[st, st],
                  pads=[pad, pad, pad, pad])
     if kind == 'avgpool':
       attrs['count_include_pad'] = 1  # as the Flax model (and PyTorch)
-    return g.node('MaxPool' if kind == 'maxpool' else 'AveragePool', [x],
-                  out, **attrs)
+    return g.node('MaxPool' if kind == 'maxpool' else 'AveragePool', [x], out,
+                  **attrs)
   if kind == 'conv':
     weight = np.transpose(np.asarray(p['kernel']), (3, 2, 0, 1))  # OIHW
     inputs = [x, g.const(f'{tag}.weight', weight)]
     if layer.bias:
       inputs.append(g.const(f'{tag}.bias', p['bias']))
     pad = layer.padding
-    return g.node('Conv', inputs, out, kernel_shape=[layer.kernel] * 2,
-                  strides=[layer.stride] * 2, pads=[pad] * 4,
+    return g.node('Conv',
+                  inputs,
+                  out,
+                  kernel_shape=[layer.kernel] * 2,
+                  strides=[layer.stride] * 2,
+                  pads=[pad] * 4,
                   group=layer.groups)
   if kind == 'bn':
-    return g.node('BatchNormalization',
-                  [x, g.const(f'{tag}.scale', p['scale']),
-                   g.const(f'{tag}.shift', p['bias']),
-                   g.const(f'{tag}.mean', s['mean']),
-                   g.const(f'{tag}.var', s['var'])], out, epsilon=BN_EPSILON)
+    return g.node('BatchNormalization', [
+        x,
+        g.const(f'{tag}.scale', p['scale']),
+        g.const(f'{tag}.shift', p['bias']),
+        g.const(f'{tag}.mean', s['mean']),
+        g.const(f'{tag}.var', s['var'])
+    ],
+                  out,
+                  epsilon=BN_EPSILON)
   if kind == 'linear':
     inputs = [x, g.const(f'{tag}.weight', p['kernel'])]
     if layer.bias:
@@ -151,7 +164,10 @@ def _layer(g: _Graph, layer, out: str, tag: str, x: str, p: dict,
   raise ValueError(f'{tag}: no ONNX export for layer kind {kind!r}')
 
 
-def save_onnx(path: str, arch: Arch, variables: dict, mean: Any = None,
+def save_onnx(path: str,
+              arch: Arch,
+              variables: dict,
+              mean: Any = None,
               std: Any = None) -> None:
   """Writes `to_onnx(...)` to `path` (atomically)."""
   model = to_onnx(arch, variables, mean, std)
@@ -171,9 +187,14 @@ def save_orbax(path: str, arch: Arch, variables: dict, mean: Any,
   with open(os.path.join(path, 'arch.json'), 'w') as f:
     f.write(arch.to_json(indent=1))
   with open(os.path.join(path, 'preprocessing.json'), 'w') as f:
-    json.dump({'mean': [float(v) for v in np.ravel(mean)],
-               'std': [float(v) for v in np.ravel(std)],
-               'layout': 'NHWC'}, f, indent=1)
+    json.dump(
+        {
+            'mean': [float(v) for v in np.ravel(mean)],
+            'std': [float(v) for v in np.ravel(std)],
+            'layout': 'NHWC'
+        },
+        f,
+        indent=1)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.abspath(os.path.join(path, 'variables')), variables)
 

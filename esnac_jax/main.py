@@ -21,12 +21,16 @@ from ml_collections import config_flags
 from esnac_jax.job import command, config_file
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Config file, e.g. configs/digits.py or '
-    'configs/resnet18.py:faithful.', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints '
-                               'and results; rerun with it to resume.')
-_VERBOSE = flags.DEFINE_boolean('verbose', False, 'Show the Python traceback '
-                                'behind an error message.')
+    'config',
+    None, 'Config file, e.g. configs/digits.py or '
+    'configs/resnet18.py:faithful.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints '
+    'and results; rerun with it to resume.')
+_VERBOSE = flags.DEFINE_boolean(
+    'verbose', False, 'Show the Python traceback '
+    'behind an error message.')
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -25,13 +25,19 @@ def git_commit(path: str | None = None) -> str | None:
   with '+dirty' when it has uncommitted changes; None outside a checkout."""
   where = path or os.path.dirname(os.path.abspath(esnac_jax.__file__))
   try:
-    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=where,
-                          capture_output=True, text=True, timeout=10)
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'],
+                          cwd=where,
+                          capture_output=True,
+                          text=True,
+                          timeout=10)
     if head.returncode != 0:
       return None
-    dirty = subprocess.run(['git', 'status', '--porcelain',
-                            '--untracked-files=no'], cwd=where,
-                           capture_output=True, text=True, timeout=10)
+    dirty = subprocess.run(
+        ['git', 'status', '--porcelain', '--untracked-files=no'],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=10)
   except (OSError, subprocess.SubprocessError):
     return None
   return head.stdout.strip() + ('+dirty' if dirty.stdout.strip() else '')
@@ -53,7 +59,9 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
   return {
       'esnac_jax': esnac_jax.__version__,
       'git_commit': git_commit(),
-      'packages': {p: _version(p) for p in PACKAGES},
+      'packages': {
+          p: _version(p) for p in PACKAGES
+      },
       'python': sys.version.split()[0],
       'backend': jax.default_backend(),
       'devices': kinds,

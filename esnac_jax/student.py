@@ -31,9 +31,9 @@ class Student:
   NHWC, in the dataset's own units) and returns logits."""
   arch: Arch
   variables: dict
-  mean: np.ndarray       # per channel, raw image units
+  mean: np.ndarray  # per channel, raw image units
   std: np.ndarray
-  index: int             # the candidate's index in results.json
+  index: int  # the candidate's index in results.json
   val_acc: float
   test_acc: float | None
 
@@ -97,9 +97,9 @@ def load_student(workdir: str, rank: int | None = None) -> Student:
     with checkpoints.manager(directory, create=False) as mngr:
       variables = checkpoints.restore_tree(mngr, rank, 'variables', target)
   except Exception as e:  # orbax raises many kinds for damaged files
-    raise ValueError(f'the student checkpoint {directory}/{rank} is '
-                     f'unreadable ({type(e).__name__}: {str(e)[:160]})'
-                     ) from None
+    raise ValueError(
+        f'the student checkpoint {directory}/{rank} is '
+        f'unreadable ({type(e).__name__}: {str(e)[:160]})') from None
   chosen = final.get('chosen') or {}
   test_acc = chosen.get('test_acc') if chosen.get('rank') == rank else None
   return Student(arch, variables, np.asarray(data['mean'], np.float32),

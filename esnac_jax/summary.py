@@ -18,7 +18,9 @@ from esnac_jax.arch import compression_ratio, mutate, sample, width_groups
 from esnac_jax.arch.operators import removable_layers, skip_pairs
 from esnac_jax.job.from_config import sampler_config, teacher_arch
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
+_CONFIG = config_flags.DEFINE_config_file('config',
+                                          None,
+                                          'Config file.',
                                           lock_config=True)
 _NUM = flags.DEFINE_integer('num_samples', 6, 'Random children to print.')
 _LAYERS = flags.DEFINE_bool('layers', False, "Print the teacher's layers.")
@@ -30,8 +32,8 @@ def describe(config, num_samples: int, show_layers: bool = False) -> dict:
   cfg = sampler_config(config)
   rng = np.random.default_rng(config.seed)
   groups = width_groups(teacher, teacher, cfg.group_mode)
-  print(teacher.summary().splitlines()[0] if not show_layers
-        else teacher.summary())
+  print(teacher.summary().splitlines()[0] if not show_layers else teacher.
+        summary())
   print(f'  removable layers: {len(removable_layers(teacher))}, skip pairs: '
         f'{len(skip_pairs(teacher))}, width groups ({cfg.group_mode}): '
         f'{len(groups)} {[g.teacher_width for g in groups]}')
@@ -50,16 +52,24 @@ def describe(config, num_samples: int, show_layers: bool = False) -> dict:
     print(f'{k:3d} {child.num_params:12,d} {c:7.4f} {1 / (1 - c):6.2f}x '
           f'{child.flops / 1e6:9.2f} {removed:8d} {skips:7d}  '
           f'{widths if len(widths) <= 8 else widths[:8] + ["..."]}')
-    rows.append({'params': child.num_params, 'flops': child.flops,
-                 'compression': c, 'arch': child.to_dict()})
-  return {'teacher': teacher.to_dict(), 'teacher_params': teacher.num_params,
-          'samples': rows}
+    rows.append({
+        'params': child.num_params,
+        'flops': child.flops,
+        'compression': c,
+        'arch': child.to_dict()
+    })
+  return {
+      'teacher': teacher.to_dict(),
+      'teacher_params': teacher.num_params,
+      'samples': rows
+  }
 
 
 def main(argv):
   del argv
   if _CONFIG.value is None:
-    raise app.UsageError('--config is required, e.g. --config=configs/digits.py')
+    raise app.UsageError(
+        '--config is required, e.g. --config=configs/digits.py')
   try:
     out = describe(_CONFIG.value, _NUM.value, _LAYERS.value)
   except ValueError as e:

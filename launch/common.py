@@ -18,7 +18,7 @@ from typing import Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Cmd = list[str]
-REMOTE_DIR = 'esnac_jax'           # under the remote user's home
+REMOTE_DIR = 'esnac_jax'  # under the remote user's home
 TARBALL = '/tmp/esnac_jax_src.tar.gz'
 
 
@@ -33,8 +33,9 @@ def jax_version() -> str:
 
 def pack_command() -> Cmd:
   """Packs the committed tree (what `git archive HEAD` holds)."""
-  return ['git', '-C', ROOT, 'archive', '--format=tar.gz', '-o', TARBALL,
-          'HEAD']
+  return [
+      'git', '-C', ROOT, 'archive', '--format=tar.gz', '-o', TARBALL, 'HEAD'
+  ]
 
 
 def install_script(jax_extra: str) -> str:
@@ -43,20 +44,24 @@ def install_script(jax_extra: str) -> str:
   return ' && '.join([
       f'mkdir -p ~/{REMOTE_DIR}',
       f'tar -xzf ~/{os.path.basename(TARBALL)} -C ~/{REMOTE_DIR}',
-      f'cd ~/{REMOTE_DIR}',
-      'python3 -m venv .venv', '. .venv/bin/activate',
+      f'cd ~/{REMOTE_DIR}', 'python3 -m venv .venv', '. .venv/bin/activate',
       'pip install -q -r requirements.txt',
       f'pip install -q {shlex.quote(f"jax[{jax_extra}]=={jax_version()}")}',
-      'python -c "import jax; print(jax.devices())"'])
+      'python -c "import jax; print(jax.devices())"'
+  ])
 
 
-def start_script(config: str, workdir: str, overrides: Sequence[str],
+def start_script(config: str,
+                 workdir: str,
+                 overrides: Sequence[str],
                  sync_to: str = '') -> str:
   """Remote shell: the search, detached (survives the ssh session), its log
   in WORKDIR.log; with `sync_to` (gs://...), the workdir is copied there
   when the search ends."""
-  job = ['python', '-m', 'esnac_jax.main', f'--config={config}',
-         f'--workdir={workdir}'] + [f'--config.{o}' for o in overrides]
+  job = [
+      'python', '-m', 'esnac_jax.main', f'--config={config}',
+      f'--workdir={workdir}'
+  ] + [f'--config.{o}' for o in overrides]
   inner = shlex.join(job)
   if sync_to:
     inner += f'; gsutil -m rsync -r {shlex.quote(workdir)} ' \
@@ -99,15 +104,20 @@ def check_overrides(overrides: Sequence[str]) -> None:
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--config', required=True,
+  p.add_argument('--config',
+                 required=True,
                  help='config file and argument, e.g. configs/resnet18.py or '
-                      'configs/resnet18.py:faithful')
-  p.add_argument('--workdir', required=True,
+                 'configs/resnet18.py:faithful')
+  p.add_argument('--workdir',
+                 required=True,
                  help='workdir on the machine, relative to the project')
-  p.add_argument('--override', action='append', default=[],
+  p.add_argument('--override',
+                 action='append',
+                 default=[],
                  metavar='KEY=VALUE',
                  help='config override, repeatable (search.steps=5)')
-  p.add_argument('--sync_to', default='',
+  p.add_argument('--sync_to',
+                 default='',
                  help='gs://bucket/path: copy the workdir there at the end')
 
 
@@ -129,7 +139,8 @@ def main_parser(description: str) -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       description=description,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--dry_run', action='store_true',
+  p.add_argument('--dry_run',
+                 action='store_true',
                  help='print the commands instead of running them')
   return p
 

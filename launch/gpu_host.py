@@ -27,19 +27,24 @@ def commands(args) -> list[list[str]]:
   """The commands a subcommand runs, in order."""
   c, host = args.command, args.host
   if c == 'install':
-    return [common.pack_command(), ['scp', common.TARBALL, f'{host}:'],
-            ['ssh', host, common.install_script(f'cuda{args.cuda}')]]
+    return [
+        common.pack_command(), ['scp', common.TARBALL, f'{host}:'],
+        ['ssh', host, common.install_script(f'cuda{args.cuda}')]
+    ]
   if c == 'start':
     common.check_workdir(args.workdir)
     common.check_overrides(args.override)
-    return [['ssh', host, common.start_script(
-        args.config, args.workdir, args.override, args.sync_to)]]
+    return [[
+        'ssh', host,
+        common.start_script(args.config, args.workdir, args.override,
+                            args.sync_to)
+    ]]
   if c == 'status':
     return [['ssh', host, common.status_script(args.workdir)]]
   if c == 'fetch':
-    return [['mkdir', '-p', args.to]] + [
-        ['scp', f'{host}:{common.remote_path(args.workdir, f)}', args.to]
-        for f in common.RESULT_FILES]
+    return [['mkdir', '-p', args.to]] + [[
+        'scp', f'{host}:{common.remote_path(args.workdir, f)}', args.to
+    ] for f in common.RESULT_FILES]
   raise AssertionError(c)
 
 
@@ -52,12 +57,15 @@ def parser():
     s.add_argument('--host', required=True, help='ssh destination, user@host')
     return s
 
-  add('install', 'ship the committed tree and install it with CUDA JAX'
-      ).add_argument('--cuda', choices=('12', '13'), default='12',
-                     help='CUDA major version of the driver')
+  add('install',
+      'ship the committed tree and install it with CUDA JAX').add_argument(
+          '--cuda',
+          choices=('12', '13'),
+          default='12',
+          help='CUDA major version of the driver')
   common.add_search_args(add('start', 'start a search, detached'))
-  add('status', 'is it running; the log tail').add_argument(
-      '--workdir', required=True)
+  add('status', 'is it running; the log tail').add_argument('--workdir',
+                                                            required=True)
   s = add('fetch', 'copy results.json and the plots here')
   s.add_argument('--workdir', required=True)
   s.add_argument('--to', required=True, help='local directory')

@@ -48,30 +48,41 @@ def commands(args) -> list[list[str]]:
                   f'--version={args.version}')
     return [cmd + (['--spot'] if args.spot else [])]
   if c == 'install':
-    return [common.pack_command(),
-            _gcloud(args, 'scp', common.TARBALL, f'{args.name}:',
-                    '--worker=all'),
-            _ssh(args, common.install_script('tpu'), worker='all')]
+    return [
+        common.pack_command(),
+        _gcloud(args, 'scp', common.TARBALL, f'{args.name}:', '--worker=all'),
+        _ssh(args, common.install_script('tpu'), worker='all')
+    ]
   if c == 'start':
     common.check_workdir(args.workdir)
     common.check_overrides(args.override)
     if not args.all_workers:
-      return [_ssh(args, common.start_script(args.config, args.workdir,
-                                             args.override, args.sync_to))]
+      return [
+          _ssh(
+              args,
+              common.start_script(args.config, args.workdir, args.override,
+                                  args.sync_to))
+      ]
     if not args.workdir.startswith('/') or args.sync_to:
       raise SystemExit('error: with --all_workers every worker must see one '
                        'workdir: give an absolute path on a file system they '
                        'share (gcsfuse, Filestore/NFS), and no --sync_to')
-    overrides = list(args.override) + ['distributed.initialize=True',
-                                       'distill.path=masked_vmap']
-    return [_ssh(args, common.start_script(args.config, args.workdir,
-                                           overrides, ''), worker='all')]
+    overrides = list(args.override) + [
+        'distributed.initialize=True', 'distill.path=masked_vmap'
+    ]
+    return [
+        _ssh(args,
+             common.start_script(args.config, args.workdir, overrides, ''),
+             worker='all')
+    ]
   if c == 'status':
     return [_ssh(args, common.status_script(args.workdir))]
   if c == 'fetch':
     return [['mkdir', '-p', args.to]] + [
-        _gcloud(args, 'scp', f'{args.name}:{common.remote_path(args.workdir, f)}', args.to,
-                '--worker=0') for f in common.RESULT_FILES]
+        _gcloud(args, 'scp',
+                f'{args.name}:{common.remote_path(args.workdir, f)}', args.to,
+                '--worker=0') for f in common.RESULT_FILES
+    ]
   if c == 'delete':
     return [_gcloud(args, 'delete', args.name, '--quiet')]
   raise AssertionError(c)
@@ -85,24 +96,28 @@ def parser():
     s = sub.add_parser(name, help=help_)
     s.add_argument('--name', required=True, help='TPU VM name')
     s.add_argument('--zone', required=True, help='e.g. us-central2-b')
-    s.add_argument('--project', default='', help='GCP project (default: '
+    s.add_argument('--project',
+                   default='',
+                   help='GCP project (default: '
                    "gcloud's)")
     return s
 
   s = add('create', 'create the TPU VM')
   s.add_argument('--accelerator', required=True, help='e.g. v4-8, v5litepod-8')
-  s.add_argument('--version', default='tpu-ubuntu2204-base',
+  s.add_argument('--version',
+                 default='tpu-ubuntu2204-base',
                  help='TPU software version (runtime image)')
   s.add_argument('--spot', action='store_true', help='a Spot VM')
   add('install', 'ship the committed tree and install it with jax[tpu]')
   s = add('start', 'start a search, detached')
   common.add_search_args(s)
-  s.add_argument('--all_workers', action='store_true',
+  s.add_argument('--all_workers',
+                 action='store_true',
                  help='one process per worker of a multi-host pod slice, '
-                      'joined by jax.distributed (the workdir must be '
-                      'shared by all workers)')
-  add('status', 'is it running; the log tail').add_argument(
-      '--workdir', required=True)
+                 'joined by jax.distributed (the workdir must be '
+                 'shared by all workers)')
+  add('status', 'is it running; the log tail').add_argument('--workdir',
+                                                            required=True)
   s = add('fetch', 'copy results.json and the plots here')
   s.add_argument('--workdir', required=True)
   s.add_argument('--to', required=True, help='local directory')

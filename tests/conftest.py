@@ -16,7 +16,9 @@ TEACHER_NAMES = ('vgg19', 'resnet18', 'resnet34', 'shufflenet', 'mobilenetv2')
 def tiny_teacher(name: str, num_classes: int = 10):
   """A narrow teacher at the smallest input its downsampling allows."""
   size = 32 if name == 'vgg19' else 8
-  return get_teacher(name, num_classes=num_classes, width=0.125,
+  return get_teacher(name,
+                     num_classes=num_classes,
+                     width=0.125,
                      input_size=size)
 
 
@@ -27,8 +29,10 @@ HEAVY = ('shufflenet', 'mobilenetv2')
 
 def with_heavy_slow(names):
   """pytest params of `names`, the HEAVY ones marked slow."""
-  return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
-          for n in names]
+  return [
+      pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+      for n in names
+  ]
 
 
 @pytest.fixture(params=with_heavy_slow(TEACHER_NAMES))
@@ -46,8 +50,9 @@ def random_variables(arch, seed: int = 0):
   import jax.numpy as jnp
   import numpy as np
   from esnac_jax.models import make_model
-  shapes = jax.eval_shape(make_model(arch).init, jax.random.key(0),
-                          jnp.zeros((1,) + arch.input_shape))
+  shapes = jax.eval_shape(
+      make_model(arch).init, jax.random.key(0),
+      jnp.zeros((1,) + arch.input_shape))
   rng = np.random.default_rng(seed)
   return jax.tree_util.tree_map(
       lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)

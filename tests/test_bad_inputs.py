@@ -19,30 +19,37 @@ import pytest
 from esnac_jax.arch import Arch, ArchBuilder, INPUT, get_teacher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+ENV = dict(os.environ,
+           JAX_DISABLE_MOST_OPTIMIZATIONS='true',
            JAX_PLATFORMS='cpu')
-TINY = ['--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
-        '--config.search.steps=2', '--config.search.candidates_per_step=2',
-        '--config.search.esnac.pool_size=16',
-        '--config.search.surrogate.hidden=8',
-        '--config.search.surrogate.num_layers=1',
-        '--config.search.surrogate.max_steps=5',
-        '--config.search.esnac.init_random=2',
-        '--config.distill.epochs=1', '--config.final.epochs=1',
-        '--config.final.top_n=1']
+TINY = [
+    '--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
+    '--config.search.steps=2', '--config.search.candidates_per_step=2',
+    '--config.search.esnac.pool_size=16', '--config.search.surrogate.hidden=8',
+    '--config.search.surrogate.num_layers=1',
+    '--config.search.surrogate.max_steps=5',
+    '--config.search.esnac.init_random=2', '--config.distill.epochs=1',
+    '--config.final.epochs=1', '--config.final.top_n=1'
+]
 # Lines a run prints once it has started work: none may appear on refusal.
 WORK_STARTED = ('data:', 'teacher:', 'step ', 'final ')
 
 
 def _cmd(workdir, *args, config='configs/digits.py', tiny=True):
   head = [f'--config={config}'] if config else []
-  return [sys.executable, '-m', 'esnac_jax.main', *head,
-          f'--workdir={workdir}', *(TINY if tiny else []), *args]
+  return [
+      sys.executable, '-m', 'esnac_jax.main', *head, f'--workdir={workdir}',
+      *(TINY if tiny else []), *args
+  ]
 
 
 def _run(cmd, cwd=ROOT):
-  return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True,
-                        text=True, timeout=600)
+  return subprocess.run(cmd,
+                        cwd=cwd,
+                        env=ENV,
+                        capture_output=True,
+                        text=True,
+                        timeout=600)
 
 
 def _digest(path):
@@ -62,8 +69,7 @@ def finished(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('finished') / 'w')
   p = _run(_cmd(workdir))
   assert p.returncode == 0, p.stderr[-3000:]
-  for part in ('teacher', 'search', 'embedding', 'final-step2',
-               'results.json'):
+  for part in ('teacher', 'search', 'embedding', 'final-step2', 'results.json'):
     assert os.path.exists(os.path.join(workdir, part)), part
   return workdir
 
@@ -108,9 +114,10 @@ CASES = [
     (dict(args=['--nosuchflag']), 'nosuchflag'),
     (dict(args=['extra_word']), 'unexpected arguments'),
     (dict(config=None, tiny=False), '--config is required'),
-    (dict(args=['--config.distributed.initialize=True',
-                '--config.distributed.num_processes=2']),
-     'coordinator_address, num_processes and process_id together'),
+    (dict(args=[
+        '--config.distributed.initialize=True',
+        '--config.distributed.num_processes=2'
+    ]), 'coordinator_address, num_processes and process_id together'),
     # config values
     (dict(args=['--config.seed=-1']), r'config\.seed=-1 must be an integer'),
     (dict(args=['--config.preset=fancy']), r"config\.preset='fancy'"),
@@ -150,17 +157,18 @@ CASES = [
      r'no saved embedding at /no/such/emb'),
     (dict(args=['--config.search_space.group_mode=coarse']),
      r'config\.search_space.*coarse'),
-    (dict(args=['--config.search.searcher=evolution',
-                '--config.search.evolution.tournament=100']),
-     r'tournament=100 must be in \[1, population=24\]'),
+    (dict(args=[
+        '--config.search.searcher=evolution',
+        '--config.search.evolution.tournament=100'
+    ]), r'tournament=100 must be in \[1, population=24\]'),
     (dict(args=['--config.distill.select=random']),
      r"config\.distill\.select='random' is not one of first, l1"),
     (dict(args=['--config.distill.bn_stats=keep']),
      r"config\.distill\.bn_stats='keep' is not one of reset, inherit"),
     (dict(args=['--config.distill.path=fast']), "unknown distill.path "
      "'fast'"),
-    (dict(args=['--config.distill.path=masked',
-                '--config.distill.select=l1']), r'needs the materialised'),
+    (dict(args=['--config.distill.path=masked', '--config.distill.select=l1']),
+     r'needs the materialised'),
     (dict(args=['--config.distill.batch_size=5000']),
      r'config\.distill\.batch_size=5000 is larger than the digits training '
      r'split \(1078 images\)'),
@@ -186,23 +194,35 @@ CASES = [
     (dict(args=['--config.constraints.min_acc=2.0']),
      r'constraints\.min_acc is a fraction'),
     # your own teacher
-    (dict(args=['--config.teacher.arch=/no/such.json',
-                '--config.teacher.width=1.0']),
-     r'teacher\.arch=/no/such\.json cannot be read'),
+    (dict(args=[
+        '--config.teacher.arch=/no/such.json', '--config.teacher.width=1.0'
+    ]), r'teacher\.arch=/no/such\.json cannot be read'),
     (dict(write={'t.json': b'{"layers": ['},
-          args=['--config.teacher.arch={tmp}/t.json',
-                '--config.teacher.width=1.0']),
-     r'teacher\.arch=.*t\.json: an Arch document is not JSON'),
-    (dict(write={'t.json': json.dumps(
-        {'format': 'esnac_jax.arch/1', 'input_shape': [8, 8, 1],
-         'edges': [], 'layers': [{'kind': 'conv', 'in_shape': [8, 8, 1],
-                                  'out_shape': [8, 8, 4], 'kernel': 'three'}
-                                 ]}).encode()},
-          args=['--config.teacher.arch={tmp}/t.json',
-                '--config.teacher.width=1.0']),
-     r"layer 0 \(conv\): kernel must be an integer, got 'three'"),
-    (dict(args=['--config.teacher.arch=configs/../README.md',
-                '--config.teacher.width=1.0']), 'not JSON'),
+          args=[
+              '--config.teacher.arch={tmp}/t.json', '--config.teacher.width=1.0'
+          ]), r'teacher\.arch=.*t\.json: an Arch document is not JSON'),
+    (dict(write={
+        't.json':
+            json.dumps({
+                'format':
+                    'esnac_jax.arch/1',
+                'input_shape': [8, 8, 1],
+                'edges': [],
+                'layers': [{
+                    'kind': 'conv',
+                    'in_shape': [8, 8, 1],
+                    'out_shape': [8, 8, 4],
+                    'kernel': 'three'
+                }]
+            }).encode()
+    },
+          args=[
+              '--config.teacher.arch={tmp}/t.json', '--config.teacher.width=1.0'
+          ]), r"layer 0 \(conv\): kernel must be an integer, got 'three'"),
+    (dict(args=[
+        '--config.teacher.arch=configs/../README.md',
+        '--config.teacher.width=1.0'
+    ]), 'not JSON'),
     (dict(args=['--config.teacher.weights=/no/such.msgpack']),
      r'config\.teacher\.weights: no weights at /no/such\.msgpack'),
     (dict(write={'w.msgpack': b'\x81\xa1a\x01'},
@@ -247,8 +267,8 @@ def test_bad_input_is_refused_before_any_work(finished, tmp_path, case):
   assert len(lines) == 1, p.stderr[-3000:]
   assert lines[0].startswith('error: '), lines
   assert re.search(pattern, lines[0]), lines[0]
-  assert not any(line.startswith(WORK_STARTED)
-                 for line in p.stdout.splitlines()), p.stdout
+  assert not any(
+      line.startswith(WORK_STARTED) for line in p.stdout.splitlines()), p.stdout
   assert _digest(finished) == before
 
 
@@ -268,6 +288,7 @@ def test_a_nonexistent_workdir_is_not_created_on_refusal(tmp_path):
 
 
 # ---- damaged checkpoints: each named by its path, with what to delete ----
+
 
 def _corrupt_json(path):
   with open(path, 'wb') as f:
@@ -289,8 +310,8 @@ def _find(root, predicate):
 
 
 def _meta_file(directory):
-  return _find(directory, lambda p: p.endswith(
-      os.path.join('meta', 'metadata')))
+  return _find(directory,
+               lambda p: p.endswith(os.path.join('meta', 'metadata')))
 
 
 def _array_file(directory, tree):
@@ -310,17 +331,17 @@ DAMAGE = [
     ('final', lambda w: _corrupt_json(_meta_file(f'{w}/final-step2')),
      r'final-training checkpoint .*/final-step2/0 is unreadable.*delete '
      r'.*/final-step2/0'),
-    ('final', lambda w: _truncate(_array_file(f'{w}/final-step2',
-                                              'variables')),
+    ('final', lambda w: _truncate(_array_file(f'{w}/final-step2', 'variables')),
      r'final-training checkpoint .*/final-step2/0 is unreadable'),
-    ('search', lambda w: [_corrupt_json(_meta_file(f'{w}/search/{s}'))
-                          for s in (1, 2)],
+    ('search',
+     lambda w: [_corrupt_json(_meta_file(f'{w}/search/{s}')) for s in (1, 2)],
      r'no readable search checkpoint in .*/search.*delete that directory'),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('kind,damage,pattern', DAMAGE,
+@pytest.mark.parametrize('kind,damage,pattern',
+                         DAMAGE,
                          ids=[f'{d[0]}-{i}' for i, d in enumerate(DAMAGE)])
 def test_a_damaged_checkpoint_is_named(finished, tmp_path, kind, damage,
                                        pattern):
@@ -342,8 +363,8 @@ def test_a_damaged_embedding_is_named_when_reused(finished, tmp_path):
   emb = str(tmp_path / 'emb')
   shutil.copytree(os.path.join(finished, 'embedding'), emb)
   _corrupt_json(_meta_file(emb))
-  p = _run(_cmd(str(tmp_path / 'w'),
-                f'--config.search.surrogate.init_from={emb}'))
+  p = _run(
+      _cmd(str(tmp_path / 'w'), f'--config.search.surrogate.init_from={emb}'))
   assert p.returncode == 2
   assert re.search(r'embedding at .*/emb is unreadable', p.stderr), p.stderr
   assert not (tmp_path / 'w').exists()
@@ -360,12 +381,15 @@ def test_a_finished_rerun_writes_nothing(finished):
 
 # ---- Arch documents --------------------------------------------------------
 
+
 def _doc():
-  return json.loads(get_teacher('resnet18', num_classes=10, width=0.125,
-                                input_size=8).to_json())
+  return json.loads(
+      get_teacher('resnet18', num_classes=10, width=0.125,
+                  input_size=8).to_json())
 
 
 def _set(path, value):
+
   def change(d):
     *parents, leaf = path
     for p in parents:
@@ -374,6 +398,7 @@ def _set(path, value):
       del d[leaf]
     else:
       d[leaf] = value
+
   return change
 
 

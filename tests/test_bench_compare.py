@@ -29,10 +29,12 @@ def test_curves_and_reach():
 
 
 def test_summary_numbers_and_verdict():
-  runs = [_run('random', 0, [0.1, 0.3, 0.2, 0.4]),
-          _run('random', 1, [0.2, 0.2, 0.5, 0.5]),
-          _run('esnac', 0, [0.5, 0.6, 0.6, 0.9]),
-          _run('esnac', 1, [0.3, 0.7, 0.7, 0.8])]
+  runs = [
+      _run('random', 0, [0.1, 0.3, 0.2, 0.4]),
+      _run('random', 1, [0.2, 0.2, 0.5, 0.5]),
+      _run('esnac', 0, [0.5, 0.6, 0.6, 0.9]),
+      _run('esnac', 1, [0.3, 0.7, 0.7, 0.8])
+  ]
   s = C.summarise(runs, [2, 4])
   assert s['target'] == pytest.approx(0.45)  # mean of 0.4 and 0.5
   rnd, esn = s['methods']['random'], s['methods']['esnac']
@@ -48,21 +50,37 @@ def test_summary_numbers_and_verdict():
   table = C.format_table(s, [2, 4])
   assert '0.8500 +- 0.0707' in table and 'never (1/2 seeds)' in table
   # a method that only ties does not "beat" the other
-  worse = C.summarise(runs[:2] + [_run('esnac', 0, [0.45] * 4),
-                                  _run('esnac', 1, [0.45] * 4)], [4])
+  worse = C.summarise(
+      runs[:2] + [_run('esnac', 0, [0.45] * 4),
+                  _run('esnac', 1, [0.45] * 4)], [4])
   assert 'does NOT beat' in C.verdict(worse, 4)[0]
 
 
 def test_scoreboard_counts_wins_ties_and_losses():
+
   def summary(esnac, random_mean, random_std):
+
     def best(m, sd):
       return {'8': {'mean': m, 'std': sd, 'n': 3}}
-    return {'methods': {'esnac': {'best': best(esnac, 0.0)},
-                        'random': {'best': best(random_mean, random_std)}}}
-  board = C.scoreboard({'a': summary(0.70, 0.60, 0.05),   # ahead by 0.10
-                        'b': summary(0.62, 0.60, 0.05),   # within the std
-                        'c': summary(0.50, 0.60, 0.05)},  # behind by 0.10
-                       [8])
+
+    return {
+        'methods': {
+            'esnac': {
+                'best': best(esnac, 0.0)
+            },
+            'random': {
+                'best': best(random_mean, random_std)
+            }
+        }
+    }
+
+  board = C.scoreboard(
+      {
+          'a': summary(0.70, 0.60, 0.05),  # ahead by 0.10
+          'b': summary(0.62, 0.60, 0.05),  # within the std
+          'c': summary(0.50, 0.60, 0.05)
+      },  # behind by 0.10
+      [8])
   assert board == {'8': {'a': 'win', 'b': 'tie', 'c': 'loss'}}
   assert '1 wins, 1 ties, 1 losses' in C.format_scoreboard(board)
   assert C.teacher_dir('esnac_jax.bench.teachers:vgg_chain') == \
@@ -76,17 +94,23 @@ def test_compare_over_teachers(tmp_path):
   cfg, wd = _tiny_config(), str(tmp_path / 'teachers')
   names = ['resnet18', 'esnac_jax.bench.teachers:vgg_chain']
   with pytest.raises(ValueError, match="unknown teacher 'resnet99'"):
-    C.compare_teachers(cfg, wd, ['resnet18', 'resnet99'], ['esnac', 'random'],
-                       1, 4, [4], log=lambda s: None)
+    C.compare_teachers(cfg,
+                       wd, ['resnet18', 'resnet99'], ['esnac', 'random'],
+                       1,
+                       4, [4],
+                       log=lambda s: None)
   assert not os.path.exists(wd)
-  doc = C.compare_teachers(cfg, wd, names, ['esnac', 'random'], seeds=1,
-                           evaluations=4, milestones=[2, 4],
+  doc = C.compare_teachers(cfg,
+                           wd,
+                           names, ['esnac', 'random'],
+                           seeds=1,
+                           evaluations=4,
+                           milestones=[2, 4],
                            log=lambda s: None)
   assert set(doc['summaries']) == set(names)
   assert doc['teacher_info'][names[1]]['name'] == 'vgg_chain'
   for name in names:
-    assert os.path.exists(os.path.join(wd, C.teacher_dir(name),
-                                       'compare.json'))
+    assert os.path.exists(os.path.join(wd, C.teacher_dir(name), 'compare.json'))
     assert doc['scoreboard']['4'][name] in ('win', 'tie', 'loss')
   with open(os.path.join(wd, 'teachers.json')) as f:
     assert json.load(f)['scoreboard'] == doc['scoreboard']
@@ -97,8 +121,7 @@ def test_merged_config_and_unknown_keys():
   m = C.merged_config(cfg)
   assert m.teacher.width == 0.125 and m.distill.epochs == 1
   assert cfg.teacher.width == 0.25  # the original config is untouched
-  cfg.compare.override = ml_collections.ConfigDict(
-      {'distill': {'epochz': 2}})
+  cfg.compare.override = ml_collections.ConfigDict({'distill': {'epochz': 2}})
   with pytest.raises(ValueError, match='override.distill.epochz'):
     C.merged_config(cfg)
 
@@ -139,8 +162,7 @@ def _tiny_config():
   cfg.search.evolution.tournament = 2
   cfg.compare.override.teacher.width = 0.0625
   cfg.compare.override.distill.batch_size = 256
-  cfg.compare.faithful.update(hidden=8, num_layers=1, pool_size=10,
-                              max_steps=4)
+  cfg.compare.faithful.update(hidden=8, num_layers=1, pool_size=10, max_steps=4)
   return cfg
 
 
@@ -148,8 +170,13 @@ def _tiny_config():
 def test_compare_end_to_end_and_resume(tmp_path):
   cfg, wd = _tiny_config(), str(tmp_path / 'cmp')
   logs = []
-  doc = C.compare(cfg, wd, C.METHODS, seeds=2, evaluations=6,
-                  milestones=[3, 6], log=logs.append)
+  doc = C.compare(cfg,
+                  wd,
+                  C.METHODS,
+                  seeds=2,
+                  evaluations=6,
+                  milestones=[3, 6],
+                  log=logs.append)
   assert doc['format'] == C.FORMAT and len(doc['runs']) == 10
   with open(os.path.join(wd, 'compare.png'), 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -162,8 +189,8 @@ def test_compare_end_to_end_and_resume(tmp_path):
   # one score per distinct candidate, shared by every method that drew it
   with open(os.path.join(wd, 'scores.jsonl')) as f:
     keys = [json.loads(line)['key'] for line in f]
-  assert len(keys) == len(set(keys)) == sum(r['trained_now']
-                                            for r in doc['runs'])
+  assert len(keys) == len(set(keys)) == sum(
+      r['trained_now'] for r in doc['runs'])
   assert any('run 10/10' in s for s in logs)
 
   # Rerun: nothing left to do, the same document.
@@ -172,15 +199,18 @@ def test_compare_end_to_end_and_resume(tmp_path):
   # A lost run is replayed from the score cache: same rewards, no training.
   with open(os.path.join(wd, 'compare.json')) as f:
     saved = json.load(f)
-  saved['runs'] = [r for r in saved['runs']
-                   if not (r['method'] == 'esnac' and r['seed'] == 128)]
+  saved['runs'] = [
+      r for r in saved['runs']
+      if not (r['method'] == 'esnac' and r['seed'] == 128)
+  ]
   with open(os.path.join(wd, 'compare.json'), 'w') as f:
     json.dump(saved, f)
   replay = C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
-  new = [r for r in replay['runs'] if r['method'] == 'esnac' and
-         r['seed'] == 128][0]
-  old = [r for r in doc['runs'] if r['method'] == 'esnac' and
-         r['seed'] == 128][0]
+  new = [
+      r for r in replay['runs'] if r['method'] == 'esnac' and r['seed'] == 128
+  ][0]
+  old = [r for r in doc['runs'] if r['method'] == 'esnac' and r['seed'] == 128
+        ][0]
   assert new['rewards'] == old['rewards'] and new['trained_now'] == 0
 
   cfg.compare.override.distill.lr = 1e-2
@@ -196,10 +226,15 @@ def test_compare_end_to_end_and_resume(tmp_path):
 ])
 def test_cli_bad_input(tmp_path, bench, flag, message):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  p = subprocess.run(
-      [sys.executable, '-m', f'esnac_jax.bench.{bench}',
-       '--config=configs/digits.py', f'--workdir={tmp_path}', flag],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  p = subprocess.run([
+      sys.executable, '-m', f'esnac_jax.bench.{bench}',
+      '--config=configs/digits.py', f'--workdir={tmp_path}', flag
+  ],
+                     cwd=ROOT,
+                     env=env,
+                     capture_output=True,
+                     text=True,
+                     timeout=300)
   assert p.returncode == 2
   assert message in p.stderr and 'Traceback' not in p.stderr
 
@@ -210,18 +245,23 @@ def test_transfer_benchmark_end_to_end(tmp_path):
   cfg = _tiny_config()
   # the masked ResNet-34 wires in all 1,482 possible skips: slow on CPU
   cfg.compare.override.distill.path = 'materialised'
-  with pytest.raises(ValueError, match='ends before the source search fits '
+  with pytest.raises(ValueError,
+                     match='ends before the source search fits '
                      r'its surrogate .* give more than 9'):
     T.transfer(cfg, str(tmp_path / 'early'), ['resnet34'], 1, 3, 9, [3])
   assert not os.path.exists(tmp_path / 'early')
-  cfg.search.esnac.init_random = 0   # a 3-candidate source fits at once
+  cfg.search.esnac.init_random = 0  # a 3-candidate source fits at once
   logs = []
-  doc = T.transfer(cfg, str(tmp_path / 'tr'), ['resnet34'], seeds=1,
-                   evaluations=3, source_evaluations=3, milestones=[3],
+  doc = T.transfer(cfg,
+                   str(tmp_path / 'tr'), ['resnet34'],
+                   seeds=1,
+                   evaluations=3,
+                   source_evaluations=3,
+                   milestones=[3],
                    log=logs.append)
   assert doc['format'] == T.FORMAT
-  assert sorted(doc['summary']['methods']) == ['resnet34 fresh',
-                                               'resnet34 transferred']
+  assert sorted(
+      doc['summary']['methods']) == ['resnet34 fresh', 'resnet34 transferred']
   assert os.path.isdir(doc['source']['embedding'])
   assert all(len(r['rewards']) == 3 for r in doc['runs'])
   assert 'evals to' not in C.format_table(doc['summary'], [3])

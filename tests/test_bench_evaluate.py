@@ -8,11 +8,16 @@ from esnac_jax.bench import evaluate as bench
 @pytest.mark.slow
 def test_digits_rows():
   counter = bench.CompileCounter()
-  rows = bench.run_setup('digits', [1, 2], steps=1, batch=16, counter=counter,
+  rows = bench.run_setup('digits', [1, 2],
+                         steps=1,
+                         batch=16,
+                         counter=counter,
                          paths=['materialised', 'masked', 'masked_vmap'])
-  assert [(r['path'], r['k']) for r in rows] == [
-      ('materialised', 1), ('materialised', 2), ('masked', 1), ('masked', 2),
-      ('masked_vmap', 1), ('masked_vmap', 2)]
+  assert [(r['path'], r['k']) for r in rows] == [('materialised', 1),
+                                                 ('materialised', 2),
+                                                 ('masked', 1), ('masked', 2),
+                                                 ('masked_vmap', 1),
+                                                 ('masked_vmap', 2)]
   by = {(r['path'], r['k']): r for r in rows}
   for r in rows:
     assert r['step_s'] > 0 and r['candidates_per_hour'] > 0
@@ -23,7 +28,7 @@ def test_digits_rows():
   assert by['materialised', 2]['compiles_next_step'] >= 2
   # Masked: one program for the teacher, whatever the candidates.
   assert by['masked', 1]['compiles'] >= 1
-  assert by['masked', 2]['compiles'] == 0          # reused across K
+  assert by['masked', 2]['compiles'] == 0  # reused across K
   assert by['masked', 2]['compiles_next_step'] == 0
   # vmapped: one program per K, reused by the next step's new children.
   assert by['masked_vmap', 2]['compiles'] >= 1

@@ -1,5 +1,7 @@
 """bench.propose at tiny sizes: both paths run and report their split."""
 
+import pytest
+
 from esnac_jax.arch import get_teacher
 from esnac_jax.bench import propose
 
@@ -13,11 +15,16 @@ def test_pool_row_times_both_paths():
     assert r['array_path_s'] >= r['array_draw_s'] > 0
 
 
+@pytest.mark.slow
 def test_propose_row_splits_the_ask():
   t = get_teacher('resnet18', input_size=32, num_classes=10, width=0.25)
   for arrays in (False, True):
-    out = propose.propose_row(t, 'default', history=4, kernels=2,
-                              fit_steps=1, arrays=arrays)
+    out = propose.propose_row(t,
+                              'default',
+                              history=4,
+                              kernels=2,
+                              fit_steps=1,
+                              arrays=arrays)
     assert out['arrays'] is arrays and len(out['steps']) == 2
     for step in out['steps']:
       assert 0 < step['pool_s'] < step['total_s']

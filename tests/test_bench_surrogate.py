@@ -9,13 +9,21 @@ from esnac_jax.bench import surrogate as bench
 
 @pytest.mark.slow
 def test_quick_benchmark(tmp_path, capsys):
-  res = bench.run('resnet18', n=12, k=2, m=10, steps=2, repeats=1,
-                  variants=['default', 'independent', 'shared',
-                            'original_way'], hidden=8, layers=2,
+  res = bench.run('resnet18',
+                  n=12,
+                  k=2,
+                  m=10,
+                  steps=2,
+                  repeats=1,
+                  variants=['default', 'independent', 'shared', 'original_way'],
+                  hidden=8,
+                  layers=2,
                   lstms=('custom', 'flax'))
   rows = {r['name']: r for r in res['rows']}
-  assert set(rows) == {'default', 'independent', 'shared', 'original_way',
-                       'default[flax]', 'independent[flax]', 'shared[flax]'}
+  assert set(rows) == {
+      'default', 'independent', 'shared', 'original_way', 'default[flax]',
+      'independent[flax]', 'shared[flax]'
+  }
   for name in ('default', 'independent', 'shared'):  # the same work
     assert rows[name]['flops'] == rows[f'{name}[flax]']['flops']
   assert res['machine']['matmul_flops_per_s'] > 1e8
@@ -38,14 +46,27 @@ def test_quick_benchmark(tmp_path, capsys):
   path.write_text(json.dumps(res))
   assert json.loads(path.read_text())['sizes']['kernels'] == 2
   with pytest.raises(ValueError, match="unknown variant 'bogus'"):
-    bench.run('resnet18', n=4, k=2, m=2, steps=1, repeats=1,
-              variants=['bogus'], hidden=4, layers=1)
+    bench.run('resnet18',
+              n=4,
+              k=2,
+              m=2,
+              steps=1,
+              repeats=1,
+              variants=['bogus'],
+              hidden=4,
+              layers=1)
 
 
 def test_unknown_lstm_is_refused_before_work():
   with pytest.raises(ValueError, match="unknown lstm_impl 'torch'"):
-    bench.run('resnet18', n=4, k=2, m=2, steps=1, repeats=1,
-              variants=['default'], lstms=('custom', 'torch'))
+    bench.run('resnet18',
+              n=4,
+              k=2,
+              m=2,
+              steps=1,
+              repeats=1,
+              variants=['default'],
+              lstms=('custom', 'torch'))
 
 
 def test_default_row_is_the_search_default():
@@ -72,5 +93,4 @@ def test_projection_rate_is_a_plausible_matmul_rate():
 
 def test_flop_model():
   # One layer, one direction: L * (2*F*4H + 2*H*4H + 12H), two directions.
-  assert bench.lstm_flops(10, 3, 2, 1) == 2 * 10 * (2 * 3 * 8 + 2 * 2 * 8 +
-                                                     24)
+  assert bench.lstm_flops(10, 3, 2, 1) == 2 * 10 * (2 * 3 * 8 + 2 * 2 * 8 + 24)

@@ -44,7 +44,8 @@ def test_digits_default_is_small():
 def test_bad_config_values():
   config = _load(os.path.join(ROOT, 'configs', 'digits.py'))
   config.dataset = 'mnist'
-  with pytest.raises(ValueError, match="unknown dataset 'mnist'; known "
+  with pytest.raises(ValueError,
+                     match="unknown dataset 'mnist'; known "
                      'datasets: cifar10, cifar100, digits'):
     teacher_arch(config)
   config.dataset = 'digits'
@@ -62,11 +63,15 @@ def test_presets_are_the_library_objects(path):
   assert from_config.esnac_config(faithful) == ESNACConfig.faithful()
   assert from_config.esnac_config(faithful).surrogate.hidden == 64
   assert sampler_config(default) == SamplerConfig()
-  n2n = from_config.build(N2NConfig, default.search.n2n, 'search.n2n',
+  n2n = from_config.build(N2NConfig,
+                          default.search.n2n,
+                          'search.n2n',
                           stage1_asks=N2NConfig().stage1_asks)
   assert n2n == N2NConfig()
   # bench.compare's faithful method at full size is the same object too.
-  default.compare.faithful.update(hidden=64, num_layers=4, pool_size=1000,
+  default.compare.faithful.update(hidden=64,
+                                  num_layers=4,
+                                  pool_size=1000,
                                   max_steps=100)
   assert faithful_config(default) == ESNACConfig.faithful()
 
@@ -74,12 +79,14 @@ def test_presets_are_the_library_objects(path):
 def test_config_errors_name_the_section():
   config = _load(os.path.join(ROOT, 'configs', 'digits.py'))
   config.search.surrogate.hidden = 0
-  with pytest.raises(ValueError, match='config.search.surrogate: hidden '
+  with pytest.raises(ValueError,
+                     match='config.search.surrogate: hidden '
                      'must be >= 1, got 0'):
     from_config.esnac_config(config)
   config.search.surrogate.hidden = 32
   config.search.esnac.mutate_frac = 2.0
-  with pytest.raises(ValueError, match=r'config.search.esnac: mutate_frac '
+  with pytest.raises(ValueError,
+                     match=r'config.search.esnac: mutate_frac '
                      r'must be in \[0, 1\], got 2.0'):
     from_config.esnac_config(config)
 
@@ -91,7 +98,8 @@ def _builder_module(tmp_path, monkeypatch, body):
 
 
 def test_teacher_from_a_python_builder(tmp_path, monkeypatch):
-  _builder_module(tmp_path, monkeypatch, '''
+  _builder_module(
+      tmp_path, monkeypatch, '''
 from esnac_jax.bench.teachers import vgg_chain
 def tiny(input_size, in_channels, num_classes):
   return vgg_chain(input_size, in_channels, num_classes, width=0.25)
@@ -119,7 +127,8 @@ def no_args():
       ('my_nets:wrong_classes', r'describes a network from \(8, 8, 1\) to '
        r"\(7,\); dataset 'digits' needs \(8, 8, 1\) to \(10,\)"),
       ('my_nets:no_args', 'must accept input_size, in_channels and '
-       'num_classes')]:
+       'num_classes')
+  ]:
     config.teacher.name = name
     with pytest.raises(ValueError, match=f'config.teacher: .*{message}'):
       teacher_arch(config)

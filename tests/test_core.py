@@ -28,8 +28,8 @@ def test_counts_by_hand():
   assert a.layers[5].out_shape == (4, 4, 4)
   # FLOPs: two convs (2 MAC + bias), bn, two relus, the extra summand,
   # max pool, linear.
-  expected = (2 * 64 * 9 * 3 * 4 + 2 * 64 * 9 * 4 * 4 + 64 * 4 +
-              2 * 256 + 256 + 256 + 256 + 16 * 4 * 4 + 2 * 64 * 5 + 5)
+  expected = (2 * 64 * 9 * 3 * 4 + 2 * 64 * 9 * 4 * 4 + 64 * 4 + 2 * 256 + 256 +
+              256 + 256 + 16 * 4 * 4 + 2 * 64 * 5 + 5)
   assert a.flops == expected
 
 
@@ -63,7 +63,8 @@ def test_unknown_kind_names_the_layer():
   a = small_arch()
   layers = _layers(a)
   layers[2] = layers[2].replace(kind='gelu')
-  with pytest.raises(ValueError, match=r"layer 2 \('r0', gelu\).*unknown "
+  with pytest.raises(ValueError,
+                     match=r"layer 2 \('r0', gelu\).*unknown "
                      r"layer kind 'gelu'"):
     Arch(a.input_shape, layers, a.edges)
 
@@ -79,7 +80,8 @@ def test_backward_edge_and_orphan_layer():
   with pytest.raises(ValueError, match=r'edge \(5, 2\) does not point forward'):
     Arch(a.input_shape, a.layers, a.edges + ((5, 2),))
   edges = tuple(e for e in a.edges if e[1] != 3)
-  with pytest.raises(ValueError, match=r"layer 3 \('c1', conv\) has no "
+  with pytest.raises(ValueError,
+                     match=r"layer 3 \('c1', conv\) has no "
                      'in-edges'):
     Arch(a.input_shape, a.layers, edges)
 
@@ -88,7 +90,8 @@ def test_sum_of_mismatched_shapes_names_the_layer():
   a = small_arch()
   layers = _layers(a)
   layers[3] = layers[3].replace(out_channels=6)
-  with pytest.raises(ValueError, match=r"layer 4 \('sum', relu\): sums "
+  with pytest.raises(ValueError,
+                     match=r"layer 4 \('sum', relu\): sums "
                      'inputs of different shapes'):
     build_arch(a.input_shape, layers, a.edges)
 
@@ -101,7 +104,8 @@ def test_bad_conv_attributes():
     build_arch(a.input_shape, layers, a.edges)
   layers = _layers(a)
   layers[3] = layers[3].replace(in_channels=7)
-  with pytest.raises(ValueError, match=r"layer 3 \('c1', conv\): "
+  with pytest.raises(ValueError,
+                     match=r"layer 3 \('c1', conv\): "
                      'in_channels=7 but the input has 4'):
     build_arch(a.input_shape, layers, a.edges)
 

@@ -48,14 +48,14 @@ def test_train_batch_parts_make_the_whole_batch(digits):
   import dataclasses
   ds = dataclasses.replace(digits, augment_crop=1, augment_flip=True)
   whole = list(train_batches(ds, 96, seed=2, epoch=3))
-  parts = [list(train_batches(ds, 96, seed=2, epoch=3, part=(i, 3)))
-           for i in range(3)]
+  parts = [
+      list(train_batches(ds, 96, seed=2, epoch=3, part=(i, 3)))
+      for i in range(3)
+  ]
   assert all(len(p) == len(whole) for p in parts)
   for b, (x, y) in enumerate(whole):
-    np.testing.assert_array_equal(
-        np.concatenate([p[b][0] for p in parts]), x)
-    np.testing.assert_array_equal(
-        np.concatenate([p[b][1] for p in parts]), y)
+    np.testing.assert_array_equal(np.concatenate([p[b][0] for p in parts]), x)
+    np.testing.assert_array_equal(np.concatenate([p[b][1] for p in parts]), y)
   with pytest.raises(ValueError, match='does not split a batch of 96'):
     next(train_batches(ds, 96, seed=2, epoch=3, part=(0, 5)))
 
@@ -92,7 +92,8 @@ def test_cifar_through_mocked_tfds(name, classes):
 
 def test_missing_cifar_is_a_clear_error(tmp_path):
   t = time.perf_counter()
-  with pytest.raises(DatasetUnavailableError, match=r"(?s)cifar10 is not "
+  with pytest.raises(DatasetUnavailableError,
+                     match=r"(?s)cifar10 is not "
                      r"prepared under data_dir=.*array_record.*"
                      r"--config.data_dir=DIR"):
     load_cifar('cifar10', data_dir=str(tmp_path))
@@ -108,11 +109,13 @@ def test_bad_requests(digits):
 
 # ---- npz:PATH, the user's own arrays ----------------------------------------
 
+
 def _arrays(n=60, size=6, channels=3, classes=4, seed=0):
   rng = np.random.default_rng(seed)
   out = {}
   for split, m in (('train', n), ('test', n // 3)):
-    out[f'x_{split}'] = rng.integers(0, 256, (m, size, size, channels),
+    out[f'x_{split}'] = rng.integers(0,
+                                     256, (m, size, size, channels),
                                      dtype=np.uint8)
     out[f'y_{split}'] = np.arange(m) % classes
   return out
@@ -132,7 +135,8 @@ def test_npz_dataset_with_a_carved_validation_split(tmp_path):
   assert (len(ds.train), len(ds.val), len(ds.test)) == (54, 6, 20)
   assert ds.num_classes == 4 and ds.image_shape == (6, 6, 3)
   assert ds.train.images.dtype == np.uint8
-  np.testing.assert_allclose(ds.mean, ds.train.images.mean(axis=(0, 1, 2)),
+  np.testing.assert_allclose(ds.mean,
+                             ds.train.images.mean(axis=(0, 1, 2)),
                              rtol=1e-5)
   again = load_dataset(_write(tmp_path, arrays, 'e.npz'))
   np.testing.assert_array_equal(again.val.labels, ds.val.labels)  # fixed
@@ -141,8 +145,7 @@ def test_npz_dataset_with_a_carved_validation_split(tmp_path):
           spec.train_size) == (6, 3, 4, 54)
   # A given validation split is used as it is; [N, H, W] gains a channel.
   arrays = _arrays(channels=1)
-  arrays = {k: v[..., 0] if k.startswith('x') else v
-            for k, v in arrays.items()}
+  arrays = {k: v[..., 0] if k.startswith('x') else v for k, v in arrays.items()}
   arrays.update(x_val=arrays['x_test'][:5], y_val=arrays['y_test'][:5])
   ds = load_dataset(_write(tmp_path, arrays, 'f.npz'))
   assert len(ds.train) == 60 and len(ds.val) == 5
@@ -166,12 +169,15 @@ def _set(key, value):
     (_set('y_train', np.full(60, 0.5)), 'must be integer class labels'),
     (_set('y_train', -np.ones(60, int)), 'negative label -1'),
     (_set('x_test', np.zeros((0, 6, 6, 3), np.uint8)), 'x_test is empty'),
-    (_set('x_test', np.zeros((20, 5, 5, 3), np.uint8)),
-     'images of different shapes'),
-    (lambda a: [a.__setitem__('y_train', np.zeros(60, int)),
-                a.__setitem__('y_test', np.zeros(20, int))], 'single class'),
-    (lambda a: [a.__setitem__(k, a[k][:, :, :5]) for k in
-                ('x_train', 'x_test')], 'images are 6x5'),
+    (_set('x_test', np.zeros(
+        (20, 5, 5, 3), np.uint8)), 'images of different shapes'),
+    (lambda a: [
+        a.__setitem__('y_train', np.zeros(60, int)),
+        a.__setitem__('y_test', np.zeros(20, int))
+    ], 'single class'),
+    (lambda a:
+     [a.__setitem__(k, a[k][:, :, :5]) for k in ('x_train', 'x_test')],
+     'images are 6x5'),
 ])
 def test_malformed_npz_is_refused_in_one_line(tmp_path, change, message):
   from esnac_jax.data import dataset_spec

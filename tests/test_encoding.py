@@ -43,8 +43,7 @@ def test_array_path_equals_the_arch_path(name, mode):
     check_child(a, t)
     width_groups(a, t, mode)  # the operators' own analysis accepts it
     np.testing.assert_array_equal(orig[k], features(a, t, 'original'))
-    np.testing.assert_allclose(norm[k], features(a, t, 'normalized'),
-                               rtol=1e-6)
+    np.testing.assert_allclose(norm[k], features(a, t, 'normalized'), rtol=1e-6)
     assert (params[k], flops[k]) == (a.num_params, a.flops)
     assert keys[k] == enc.arch_key(a)
   for f in ('removed', 'widths', 'skips'):
@@ -126,7 +125,9 @@ def test_bernoulli_hits_have_the_right_rates():
 def test_drawn_pools_respect_constraints_and_exclusions():
   t = _teacher('resnet18')
   limit = int(t.num_params * 0.2)
-  s = RandomSearcher(t, SamplerConfig(), seed=1,
+  s = RandomSearcher(t,
+                     SamplerConfig(),
+                     seed=1,
                      constraints=Constraints(max_params=limit))
   first = s.draw(np.random.default_rng(0), 40)
   assert all(a.num_params <= limit for a in first)
@@ -157,7 +158,8 @@ def test_mutations_are_one_step_valid_children(name, mode):
     a = enc.decode(kids, k)
     check_child(a, t)
     width_groups(a, t, mode)
-    np.testing.assert_allclose(feats[k], features(a, t, 'normalized'),
+    np.testing.assert_allclose(feats[k],
+                               features(a, t, 'normalized'),
                                rtol=1e-6)
     assert kkeys[k] != pkeys[k]
     d_removed = int((kids.removed[k] != parents.removed[k]).sum())
@@ -166,15 +168,15 @@ def test_mutations_are_one_step_valid_children(name, mode):
     if d_removed:
       # A removal also drops the skips that ended at the removed layer.
       assert d_removed == 1 and not d_widths
-      kinds.add('remove' if kids.removed[k].sum() > parents.removed[k].sum()
-                else 'restore')
+      kinds.add('remove' if kids.removed[k].sum() >
+                parents.removed[k].sum() else 'restore')
     elif d_widths:
       assert d_skips == 0
       kinds.add('resize')
     else:
       assert d_skips == 1
-      kinds.add('add' if kids.skips[k].sum() > parents.skips[k].sum()
-                else 'drop')
+      kinds.add('add' if kids.skips[k].sum() >
+                parents.skips[k].sum() else 'drop')
   assert kinds == {'remove', 'restore', 'resize', 'add', 'drop'}
   for k in np.flatnonzero(~changed):
     assert kkeys[k] == pkeys[k]

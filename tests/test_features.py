@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from esnac_jax.arch import (INPUT, KINDS, ArchBuilder, batch_features,
-                            feature_dim, features, get_teacher,
-                            remove_layers, removable_layers, sample)
+                            feature_dim, features, get_teacher, remove_layers,
+                            removable_layers, sample)
 
 
 def test_original_encoding_of_a_conv():
@@ -51,8 +51,8 @@ def test_normalized_scales_widths_by_teacher():
   assert np.isfinite(x).all() and x.max() <= 12
   k = len(KINDS)
   for i, l in enumerate(c.layers):
-    assert x[i, k + 5] == pytest.approx(
-        l.out_shape[-1] / t.layers[i].out_shape[-1])
+    assert x[i, k + 5] == pytest.approx(l.out_shape[-1] /
+                                        t.layers[i].out_shape[-1])
 
 
 def test_batch_and_errors():

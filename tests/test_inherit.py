@@ -28,8 +28,8 @@ def test_shapes_match_fresh_init(teacher_name):
   for select in ('first', 'l1'):
     c = sample(t, rng)
     cv = inherit(t, c, tv, select)
-    ref = jax.eval_shape(make_model(c).init, jax.random.key(0),
-                         jnp.zeros((1,) + c.input_shape))
+    ref = jax.eval_shape(
+        make_model(c).init, jax.random.key(0), jnp.zeros((1,) + c.input_shape))
     assert _shapes(cv) == _shapes(ref)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from esnac_jax.job.checkpoint import SearchCheckpointer
-from esnac_jax.job.loop import (ConfigMismatchError, check_config,
-                                   kept_indices, step_seed)
+from esnac_jax.job.loop import (ConfigMismatchError, check_config, kept_indices,
+                                step_seed)
 from esnac_jax.search.record import Record
 from esnac_jax.train import CheckpointError
 from conftest import tiny_teacher
@@ -49,8 +49,8 @@ def test_damaged_latest_step_falls_back_and_is_redone(tmp_path):
   meta, _ = ck.restore(logs.append)
   assert meta['step'] == 1
   assert any('step 2 was unreadable' in m for m in logs)
-  assert os.path.isdir(f'{d}.damaged-step2')   # kept, not deleted
-  ck.save(2, _meta(2))                          # the step can be redone
+  assert os.path.isdir(f'{d}.damaged-step2')  # kept, not deleted
+  ck.save(2, _meta(2))  # the step can be redone
   assert ck.latest_step() == 2
   ck.close()
 
@@ -61,20 +61,49 @@ def test_all_steps_damaged_is_a_clear_error(tmp_path):
   ck.save(1, _meta(1))
   ck.close()
   _damage(os.path.join(d, '1'))
-  with pytest.raises(CheckpointError, match='no readable search checkpoint'
+  with pytest.raises(CheckpointError,
+                     match='no readable search checkpoint'
                      '.*delete that directory'):
     SearchCheckpointer(d).restore()
 
 
 def test_config_mismatch_names_the_keys():
-  saved = {'search': {'steps': 6, 'esnac': {'pool_size': 1000}},
-           'final': {'epochs': 20}}
-  ok = {'search': {'steps': 9, 'esnac': {'pool_size': 1000}},
-        'final': {'epochs': 50}}
+  saved = {
+      'search': {
+          'steps': 6,
+          'esnac': {
+              'pool_size': 1000
+          }
+      },
+      'final': {
+          'epochs': 20
+      }
+  }
+  ok = {
+      'search': {
+          'steps': 9,
+          'esnac': {
+              'pool_size': 1000
+          }
+      },
+      'final': {
+          'epochs': 50
+      }
+  }
   check_config(saved, ok, '/w/search', ('search.steps', 'final'))
-  bad = {'search': {'steps': 6, 'esnac': {'pool_size': 10}},
-         'final': {'epochs': 20}}
-  with pytest.raises(ConfigMismatchError, match=r"search.esnac.pool_size: "
+  bad = {
+      'search': {
+          'steps': 6,
+          'esnac': {
+              'pool_size': 10
+          }
+      },
+      'final': {
+          'epochs': 20
+      }
+  }
+  with pytest.raises(ConfigMismatchError,
+                     match=r"search.esnac.pool_size: "
                      r"1000 -> 10.*delete /w/search to start the search "
                      'afresh'):
     check_config(saved, bad, '/w/search', ('search.steps', 'final'))
@@ -84,11 +113,25 @@ def test_keys_added_since_a_search_was_saved():
   """A saved config without a key added later matches the value that does
   what the saved search did, and only that value."""
   saved = {'search': {'steps': 6, 'surrogate': {'hidden': 32}}}
-  ok = {'search': {'steps': 6, 'surrogate': {'hidden': 32,
-                                             'lstm_impl': 'custom'}}}
+  ok = {
+      'search': {
+          'steps': 6,
+          'surrogate': {
+              'hidden': 32,
+              'lstm_impl': 'custom'
+          }
+      }
+  }
   check_config(saved, ok, '/w/search', ())
-  other = {'search': {'steps': 6, 'surrogate': {'hidden': 32,
-                                                'lstm_impl': 'flax'}}}
+  other = {
+      'search': {
+          'steps': 6,
+          'surrogate': {
+              'hidden': 32,
+              'lstm_impl': 'flax'
+          }
+      }
+  }
   with pytest.raises(ConfigMismatchError,
                      match="lstm_impl: 'custom' -> 'flax'"):
     check_config(saved, other, '/w/search', ())

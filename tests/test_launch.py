@@ -17,8 +17,10 @@ with open(os.path.join(ROOT, 'requirements.txt')) as _f:
 
 
 def _run(script, *args):
-  return subprocess.run([sys.executable, script, *args], capture_output=True,
-                        text=True, timeout=60)
+  return subprocess.run([sys.executable, script, *args],
+                        capture_output=True,
+                        text=True,
+                        timeout=60)
 
 
 def _dry(script, *args):
@@ -39,8 +41,10 @@ def test_tpu_dry_runs():
   z = ['--name=vm1', '--zone=us-central2-b', '--project=proj']
   [create] = _dry(TPU, 'create', *z, '--accelerator=v4-8', '--spot')
   assert create[:5] == ['gcloud', 'compute', 'tpus', 'tpu-vm', 'create']
-  assert {'vm1', '--accelerator-type=v4-8', '--zone=us-central2-b',
-          '--project=proj', '--spot'} <= set(create)
+  assert {
+      'vm1', '--accelerator-type=v4-8', '--zone=us-central2-b',
+      '--project=proj', '--spot'
+  } <= set(create)
   pack, scp, ssh = _dry(TPU, 'install', *z)
   assert pack[:2] == ['git', '-C'] and 'HEAD' in pack
   assert 'vm1:' in scp and '--worker=all' in scp
@@ -55,18 +59,21 @@ def test_tpu_dry_runs():
   job, sync = inner[inner.index('-c') + 1].split('; ')
   assert shlex.split(job)[:3] == ['python', '-m', 'esnac_jax.main']
   assert shlex.split(job)[-1] == '--config.search.steps=5'
-  assert shlex.split(sync) == ['gsutil', '-m', 'rsync', '-r', 'runs/r18',
-                               'gs://b/r18']
+  assert shlex.split(sync) == [
+      'gsutil', '-m', 'rsync', '-r', 'runs/r18', 'gs://b/r18'
+  ]
   [pod] = _dry(TPU, 'start', *z, '--config=configs/resnet18.py',
                '--workdir=/mnt/shared/r18', '--all_workers')
   assert '--worker=all' in pod
-  inner = shlex.split([a for a in pod if a.startswith('--command=')][0]
-                      [len('--command='):])
+  inner = shlex.split([a for a in pod if a.startswith('--command=')
+                      ][0][len('--command='):])
   job = shlex.split(inner[inner.index('-c') + 1])
-  assert {'--config.distributed.initialize=True',
-          '--config.distill.path=masked_vmap'} <= set(job)
-  p = _run(TPU, '--dry_run', 'start', *z, '--config=c.py',
-           '--workdir=runs/r18', '--all_workers')
+  assert {
+      '--config.distributed.initialize=True',
+      '--config.distill.path=masked_vmap'
+  } <= set(job)
+  p = _run(TPU, '--dry_run', 'start', *z, '--config=c.py', '--workdir=runs/r18',
+           '--all_workers')
   assert p.returncode != 0 and 'every worker must see one workdir' in p.stderr
   fetch = _dry(TPU, 'fetch', *z, '--workdir=runs/r18', '--to=out')
   assert fetch[0] == ['mkdir', '-p', 'out']
@@ -82,10 +89,10 @@ def test_gpu_dry_run_install_uses_the_cuda_build():
 
 
 @pytest.mark.parametrize('args,message', [
-    (['start', '--host=h', '--config=c.py', '--workdir=gs://b/x'],
-     'must be a path on the machine'),
-    (['start', '--host=h', '--config=c.py', '--workdir=w',
-      '--override=steps'], 'must look like'),
+    (['start', '--host=h', '--config=c.py', '--workdir=gs://b/x'
+     ], 'must be a path on the machine'),
+    (['start', '--host=h', '--config=c.py', '--workdir=w', '--override=steps'
+     ], 'must look like'),
     (['fetch', '--host=h', '--workdir=w'], '--to'),
     ([], 'choose a command'),
 ])
@@ -105,17 +112,20 @@ def test_start_runs_detached_and_logs(tmp_path):
   for d in ('esnac_jax', 'configs'):
     os.symlink(os.path.join(ROOT, d), proj / d)
   bindir = os.path.dirname(sys.executable)  # holds `python` in a venv
-  (proj / '.venv' / 'bin' / 'activate').write_text(
-      f'PATH={shlex.quote(str(bindir))}:$PATH\n')
+  (proj / '.venv' / 'bin' /
+   'activate').write_text(f'PATH={shlex.quote(str(bindir))}:$PATH\n')
   [cmd] = _dry(GPU, 'start', '--host=me@box', '--config=configs/digits.py',
                '--workdir=runs/d', '--override=search.steps=-2')
   env = dict(os.environ, HOME=str(home), JAX_PLATFORMS='cpu')
-  p = subprocess.run(['sh', '-c', cmd[2]], env=env, capture_output=True,
-                     text=True, timeout=60)
+  p = subprocess.run(['sh', '-c', cmd[2]],
+                     env=env,
+                     capture_output=True,
+                     text=True,
+                     timeout=60)
   assert p.returncode == 0 and 'started' in p.stdout
   log = proj / 'runs' / 'd.log'
   deadline = time.time() + 120
-  while time.time() < deadline and 'error:' not in (
-      log.read_text() if log.exists() else ''):
+  while time.time() < deadline and 'error:' not in (log.read_text()
+                                                    if log.exists() else ''):
     time.sleep(0.5)
   assert 'error: config.search.steps must be >= 1, got -2' in log.read_text()

@@ -32,8 +32,8 @@ def test_library_packages_import_only_what_they_may(package):
     for name in _imports(path):
       top = name.split('.')[0]
       if top == 'esnac_jax':
-        ok = any(name == a or name.startswith(a + '.')
-                 for a in ALLOWED[package])
+        ok = any(
+            name == a or name.startswith(a + '.') for a in ALLOWED[package])
       else:
         ok = top in THIRD_PARTY or top in sys.stdlib_module_names
       if not ok:

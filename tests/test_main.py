@@ -12,29 +12,41 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+ENV = dict(os.environ,
+           JAX_DISABLE_MOST_OPTIMIZATIONS='true',
            JAX_PLATFORMS='cpu')
-TINY = ['--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
-        '--config.search.steps=3', '--config.search.candidates_per_step=2',
-        '--config.search.esnac.pool_size=32',
-        '--config.search.surrogate.hidden=8',
-        '--config.search.surrogate.num_layers=1',
-        '--config.search.surrogate.max_steps=10',
-        '--config.search.esnac.init_random=2',   # a fitted embedding too
-        '--config.distill.epochs=1', '--config.final.epochs=2',
-        '--config.final.top_n=1',
-        '--config.teacher.train.checkpoint_every_s=0',   # progress saved
-        '--config.final.checkpoint_every_s=0']           # every epoch
+TINY = [
+    '--config.teacher.width=0.125',
+    '--config.teacher.train.epochs=2',
+    '--config.search.steps=3',
+    '--config.search.candidates_per_step=2',
+    '--config.search.esnac.pool_size=32',
+    '--config.search.surrogate.hidden=8',
+    '--config.search.surrogate.num_layers=1',
+    '--config.search.surrogate.max_steps=10',
+    '--config.search.esnac.init_random=2',  # a fitted embedding too
+    '--config.distill.epochs=1',
+    '--config.final.epochs=2',
+    '--config.final.top_n=1',
+    '--config.teacher.train.checkpoint_every_s=0',  # progress saved
+    '--config.final.checkpoint_every_s=0'
+]  # every epoch
 
 
 def _cmd(workdir, *extra, config='configs/digits.py'):
-  return [sys.executable, '-m', 'esnac_jax.main', f'--config={config}',
-          f'--workdir={workdir}', *TINY, *extra]
+  return [
+      sys.executable, '-m', 'esnac_jax.main', f'--config={config}',
+      f'--workdir={workdir}', *TINY, *extra
+  ]
 
 
 def _run(cmd, env=ENV, timeout=600):
-  return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=timeout)
+  return subprocess.run(cmd,
+                        cwd=ROOT,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=timeout)
 
 
 def _history(workdir):
@@ -66,7 +78,7 @@ def test_outputs(reference):
     assert 0 <= c['val_acc'] <= 1
   assert doc['best']['reward'] == max(c['reward'] for c in doc['candidates'])
   chosen = doc['final']['chosen']
-  assert chosen['index'] == doc['best']['index']   # top_n = 1
+  assert chosen['index'] == doc['best']['index']  # top_n = 1
   assert 0 <= chosen['test_acc'] <= 1 and 'val_acc' in chosen
   assert doc['teacher']['val_acc'] > 0.1 and doc['config']['seed'] == 127
   made = doc['provenance']
@@ -79,8 +91,9 @@ def test_outputs(reference):
   for png in ('pareto.png', 'reward.png'):
     with open(os.path.join(workdir, png), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  assert any(n.startswith('events.out.tfevents')
-             for n in os.listdir(os.path.join(workdir, 'tb')))
+  assert any(
+      n.startswith('events.out.tfevents')
+      for n in os.listdir(os.path.join(workdir, 'tb')))
   assert 'step 3/3 done' in out and 'ETA' in out and 'best so far' in out
 
 
@@ -146,9 +159,9 @@ def _main_in_process(workdir, *overrides, capsys):
      '--config.distributed.num_processes=2', 'give coordinator_address, '
      'num_processes and process_id together'),
 ])
-def test_bad_config_values_are_one_line_errors(tmp_path, capsys, flag,
-                                               message):
-  code, err = _main_in_process(str(tmp_path / 'w'), *flag.split(),
+def test_bad_config_values_are_one_line_errors(tmp_path, capsys, flag, message):
+  code, err = _main_in_process(str(tmp_path / 'w'),
+                               *flag.split(),
                                capsys=capsys)
   assert code == 2, err
   assert len(err.strip().splitlines()) == 1, err
@@ -174,23 +187,24 @@ def test_unwritable_workdir(tmp_path, capsys):
 @pytest.mark.slow
 def test_cifar_path_with_mocked_tfds(tmp_path):
   """The CIFAR config through main, with TFDS's mock data (no download)."""
-  code = (
-      'import sys, tensorflow_datasets as tfds\n'
-      'from absl import app\n'
-      'from esnac_jax import main\n'
-      'with tfds.testing.mock_data(num_examples=120):\n'
-      '  app.run(main.main, argv=sys.argv)\n')
-  cmd = [sys.executable, '-c', code, '--config=configs/resnet18.py',
-         f'--workdir={tmp_path / "w"}', '--config.dataset=cifar10',
-         '--config.teacher.width=0.0625', '--config.teacher.train.epochs=1',
-         '--config.teacher.train.batch_size=12', '--config.search.steps=1',
-         '--config.search.candidates_per_step=2',
-         '--config.search.esnac.pool_size=16',
-         '--config.search.surrogate.hidden=8',
-         '--config.search.surrogate.num_layers=1',
-         '--config.distill.epochs=1', '--config.distill.batch_size=12',
-         '--config.final.epochs=1', '--config.final.batch_size=12',
-         '--config.final.top_n=1', '--config.distill.path=masked']
+  code = ('import sys, tensorflow_datasets as tfds\n'
+          'from absl import app\n'
+          'from esnac_jax import main\n'
+          'with tfds.testing.mock_data(num_examples=120):\n'
+          '  app.run(main.main, argv=sys.argv)\n')
+  cmd = [
+      sys.executable, '-c', code, '--config=configs/resnet18.py',
+      f'--workdir={tmp_path / "w"}', '--config.dataset=cifar10',
+      '--config.teacher.width=0.0625', '--config.teacher.train.epochs=1',
+      '--config.teacher.train.batch_size=12', '--config.search.steps=1',
+      '--config.search.candidates_per_step=2',
+      '--config.search.esnac.pool_size=16',
+      '--config.search.surrogate.hidden=8',
+      '--config.search.surrogate.num_layers=1', '--config.distill.epochs=1',
+      '--config.distill.batch_size=12', '--config.final.epochs=1',
+      '--config.final.batch_size=12', '--config.final.top_n=1',
+      '--config.distill.path=masked'
+  ]
   p = _run(cmd)
   assert p.returncode == 0, p.stderr[-3000:]
   assert 'data: cifar10, 108 train / 12 val / 120 test images' in p.stdout
@@ -275,23 +289,23 @@ app.run(main.main, argv=sys.argv, flags_parser=main.parse_flags)
 # reached by the rerun after the one before (counts restart with each
 # process); every kind of checkpoint write is among them.
 KILL_POINTS = [
-    'save:teacher-progress#1',       # inside the teacher's epoch-1 save
-    'log:teacher epoch 1/2#1',       # epoch 1 saved: the rerun resumes
-    'save:teacher#1',                # inside the teacher's write
-    'log:step 1/3: proposed#1',      # step 1 proposed, not trained
-    'save:search#1',                 # inside step 1's write
-    'json:results.json#1',           # step 1 saved, its results not yet
-    'png:reward.png#1',              # step 2 saved, a plot not yet
-    'log:step 3/3: proposed#1',      # step 3 proposed
-    'save:search#1',                 # inside step 3's write
-    'log:step 3/3 done#1',           # step 3 saved and reported
-    'save:embedding#1',              # inside the embedding's write
-    'log:final 1/1: training#1',     # final training started
+    'save:teacher-progress#1',  # inside the teacher's epoch-1 save
+    'log:teacher epoch 1/2#1',  # epoch 1 saved: the rerun resumes
+    'save:teacher#1',  # inside the teacher's write
+    'log:step 1/3: proposed#1',  # step 1 proposed, not trained
+    'save:search#1',  # inside step 1's write
+    'json:results.json#1',  # step 1 saved, its results not yet
+    'png:reward.png#1',  # step 2 saved, a plot not yet
+    'log:step 3/3: proposed#1',  # step 3 proposed
+    'save:search#1',  # inside step 3's write
+    'log:step 3/3 done#1',  # step 3 saved and reported
+    'save:embedding#1',  # inside the embedding's write
+    'log:final 1/1: training#1',  # final training started
     'save:final-step3-progress0#1',  # inside its epoch-1 save
-    'log:final epoch 1/2#1',         # epoch 1 saved: the rerun resumes
-    'save:final-step3#1',            # inside the finalist's write
-    'png:reward.png#1',              # final results, a plot not yet
-    'log:done in#1',                 # everything written
+    'log:final epoch 1/2#1',  # epoch 1 saved: the rerun resumes
+    'save:final-step3#1',  # inside the finalist's write
+    'png:reward.png#1',  # final results, a plot not yet
+    'log:done in#1',  # everything written
 ]
 
 
@@ -320,7 +334,7 @@ def test_sigkill_anywhere_then_rerun_equals_an_uninterrupted_run(
   # temporary folder behind, the case a rerun has to clear up.
   assert torsos >= 1
   out = ''.join(out)
-  assert 'teacher: resumed after epoch 1/2' in out   # not from epoch 1
+  assert 'teacher: resumed after epoch 1/2' in out  # not from epoch 1
   assert 'final: resumed after epoch 1/2' in out
   assert _history(workdir) == _history(reference[0])
   with open(os.path.join(workdir, 'results.json')) as f:

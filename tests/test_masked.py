@@ -12,9 +12,8 @@ import pytest
 
 from esnac_jax.arch import get_teacher, mutate, sample
 from esnac_jax.models import inherit, make_model
-from esnac_jax.models.masked import (MaskedNet, candidate_masks,
-                                     check_maskable, extract,
-                                     masked_variables)
+from esnac_jax.models.masked import (MaskedNet, candidate_masks, check_maskable,
+                                     extract, masked_variables)
 from conftest import env_int, random_variables, tiny_teacher
 
 N = env_int('ESNAC_MASKED_N', 1)
@@ -23,14 +22,22 @@ MASKABLE = ('vgg19', 'resnet18', 'resnet34', 'mobilenetv2')
 
 def _run(model, variables, x, *args):
   """Logits, new BN statistics and parameter gradients in training mode."""
+
   def f(params):
-    out, upd = model.apply({'params': params,
-                            'batch_stats': variables['batch_stats']}, x,
-                           *args, train=True, mutable=['batch_stats'])
+    out, upd = model.apply(
+        {
+            'params': params,
+            'batch_stats': variables['batch_stats']
+        },
+        x,
+        *args,
+        train=True,
+        mutable=['batch_stats'])
     r = jnp.cos(jnp.arange(out.size, dtype=out.dtype)).reshape(out.shape)
-    return jnp.sum(out * r), (out, upd['batch_stats'])   # a linear loss
-  (_, (out, stats)), grads = jax.value_and_grad(f, has_aux=True)(
-      variables['params'])
+    return jnp.sum(out * r), (out, upd['batch_stats'])  # a linear loss
+
+  (_, (out,
+       stats)), grads = jax.value_and_grad(f, has_aux=True)(variables['params'])
   return out, stats, grads
 
 
@@ -46,9 +53,11 @@ def _close(got, want, what):
   assert set(got) == set(want)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', [
     n if n == 'resnet18' else pytest.param(n, marks=pytest.mark.slow)
-    for n in MASKABLE])
+    for n in MASKABLE
+])
 def test_masked_equals_materialised(name):
   teacher = tiny_teacher(name)
   rng = np.random.default_rng(0)
@@ -57,8 +66,8 @@ def test_masked_equals_materialised(name):
   with jax.enable_x64(True):
     tvars = jax.tree_util.tree_map(lambda a: 0.3 * a.astype(np.float64),
                                    random_variables(teacher, seed=1))
-    tvars['batch_stats'] = jax.tree_util.tree_map(
-        lambda a: np.abs(a) + 0.5, tvars['batch_stats'])
+    tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
+                                                  tvars['batch_stats'])
     x = rng.normal(size=(3,) + teacher.input_shape)
     mvars = masked_variables(tvars, 'inherit')
     masked = MaskedNet(teacher, jnp.float64)
@@ -67,12 +76,14 @@ def test_masked_equals_materialised(name):
       masks = candidate_masks(teacher, child)
       model = make_model(child, jnp.float64)
       scale = float(np.max(np.abs(model.apply(cvars, x)))) + 1e-12
-      assert np.max(np.abs(masked.apply(mvars, x, masks) -
-                           model.apply(cvars, x))) <= 1e-9 * scale
+      assert np.max(
+          np.abs(masked.apply(mvars, x, masks) -
+                 model.apply(cvars, x))) <= 1e-9 * scale
       out_c, stats_c, g_c = _run(model, cvars, x)
       out_m, stats_m, g_m = _run(masked, mvars, x, masks)
-      assert np.max(np.abs(out_m - out_c)) <= 1e-9 * (
-          float(np.max(np.abs(out_c))) + 1e-12)
+      assert np.max(
+          np.abs(out_m -
+                 out_c)) <= 1e-9 * (float(np.max(np.abs(out_c))) + 1e-12)
       got = extract(teacher, child, {'params': g_m, 'batch_stats': stats_m})
       _close(got['params'], g_c, f'{name} gradients')
       _close(got['batch_stats'], stats_c, f'{name} BN statistics')
@@ -90,14 +101,17 @@ def test_masked_float32_forward_matches(teacher_name='resnet18'):
   child = sample(teacher, rng)
   got = MaskedNet(teacher).apply(masked_variables(tvars, 'inherit'), x,
                                  candidate_masks(teacher, child))
-  want = make_model(child).apply(inherit(teacher, child, tvars, 'first',
-                                         'inherit'), x)
-  np.testing.assert_allclose(got, want, rtol=1e-4,
+  want = make_model(child).apply(
+      inherit(teacher, child, tvars, 'first', 'inherit'), x)
+  np.testing.assert_allclose(got,
+                             want,
+                             rtol=1e-4,
                              atol=1e-4 * float(np.max(np.abs(want))))
 
 
 def test_shufflenet_is_refused():
-  with pytest.raises(ValueError, match='masked path cannot run.*shuffle.*'
+  with pytest.raises(ValueError,
+                     match='masked path cannot run.*shuffle.*'
                      "materialised"):
     check_maskable(tiny_teacher('shufflenet'))
 
@@ -118,8 +132,9 @@ def test_masked_distillation_equals_materialised():
   tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
                                                 tvars['batch_stats'])
   ds = load_digits()
-  ds = dataclasses.replace(ds, train=Split(ds.train.images[::8],
-                                           ds.train.labels[::8]))
+  ds = dataclasses.replace(ds,
+                           train=Split(ds.train.images[::8],
+                                       ds.train.labels[::8]))
   rng = np.random.default_rng(4)
   kids = [sample(teacher, rng) for _ in range(2)]
   cfg = TrainConfig(2, 32, OptimConfig('adam', 1e-3), LossConfig('mse'))
@@ -130,7 +145,9 @@ def test_masked_distillation_equals_materialised():
       assert x.history == y.history and x.best_epoch == y.best_epoch
       for u, v in zip(jax.tree_util.tree_leaves(x.variables),
                       jax.tree_util.tree_leaves(y.variables)):
-        np.testing.assert_allclose(u, v, rtol=2e-3,
+        np.testing.assert_allclose(u,
+                                   v,
+                                   rtol=2e-3,
                                    atol=2e-3 * float(np.max(np.abs(u))))
 
 
@@ -152,7 +169,8 @@ def test_path_choice():
   assert resolve_path('masked', r18, 'first', 'cpu') == 'masked'
   with pytest.raises(ValueError, match='masked path cannot run'):
     resolve_path('masked_vmap', sfn, 'first', 'gpu')
-  with pytest.raises(ValueError, match="distill.select='l1' needs the "
+  with pytest.raises(ValueError,
+                     match="distill.select='l1' needs the "
                      'materialised path'):
     resolve_path('masked', r18, 'l1', 'cpu')
 
@@ -193,11 +211,16 @@ def test_candidates_sharded_over_8_devices_match_one_device(tmp_path):
   import subprocess
   import sys
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
+  env = dict(os.environ,
+             JAX_PLATFORMS='cpu',
              JAX_DISABLE_MOST_OPTIMIZATIONS='true',
              XLA_FLAGS='--xla_force_host_platform_device_count=8')
-  p = subprocess.run([sys.executable, '-c', _MESH_SCRIPT], cwd=root, env=env,
-                     capture_output=True, text=True, timeout=900)
+  p = subprocess.run([sys.executable, '-c', _MESH_SCRIPT],
+                     cwd=root,
+                     env=env,
+                     capture_output=True,
+                     text=True,
+                     timeout=900)
   assert p.returncode == 0, p.stderr[-2000:]
   out = json.loads(p.stdout.split('RESULT ', 1)[1])
   assert out['devices'] == 8
@@ -271,20 +294,26 @@ def test_two_processes_match_one_device(tmp_path):
   with socket.socket() as s:
     s.bind(('localhost', 0))
     port = s.getsockname()[1]
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
+  env = dict(os.environ,
+             JAX_PLATFORMS='cpu',
              JAX_DISABLE_MOST_OPTIMIZATIONS='true',
              XLA_FLAGS='--xla_force_host_platform_device_count=2')
   runs = [[f'localhost:{port}', '0'], [f'localhost:{port}', '1'], []]
   # Files, not pipes: a process blocked on a full pipe that nobody reads
   # yet never reaches the shutdown barrier, and the other one aborts.
-  logs = [(tmp_path / f'p{i}.out', tmp_path / f'p{i}.err')
-          for i in range(len(runs))]
+  logs = [
+      (tmp_path / f'p{i}.out', tmp_path / f'p{i}.err') for i in range(len(runs))
+  ]
   procs = []
   for args, (out, err) in zip(runs, logs):
     with open(out, 'w') as fo, open(err, 'w') as fe:
-      procs.append(subprocess.Popen(
-          [sys.executable, '-c', _PROCESS_SCRIPT, *args], cwd=root, env=env,
-          stdout=fo, stderr=fe, text=True))
+      procs.append(
+          subprocess.Popen([sys.executable, '-c', _PROCESS_SCRIPT, *args],
+                           cwd=root,
+                           env=env,
+                           stdout=fo,
+                           stderr=fe,
+                           text=True))
   outs = []
   for p, (out, err) in zip(procs, logs):
     p.wait(timeout=900)

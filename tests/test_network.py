@@ -52,14 +52,17 @@ def test_children_build_and_run(teacher_name):
   for a in archs[:RUN]:
     x = jax.random.normal(jax.random.key(1), (2,) + a.input_shape)
     variables = init_variables(a, jax.random.key(0))
-    out, upd = make_model(a).apply(variables, x, train=True,
+    out, upd = make_model(a).apply(variables,
+                                   x,
+                                   train=True,
                                    mutable=['batch_stats'])
     assert out.shape == (2, 10) and bool(jnp.isfinite(out).all())
 
 
 def test_wrong_input_shape_is_a_clear_error():
   t = tiny_teacher('resnet18')
-  with pytest.raises(ValueError, match=r'does not match the arch input '
+  with pytest.raises(ValueError,
+                     match=r'does not match the arch input '
                      r'\(8, 8, 3\)'):
     make_model(t).init(jax.random.key(0), jnp.zeros((1, 9, 9, 3)))
   with pytest.raises(TypeError, match='needs an Arch'):
@@ -69,5 +72,5 @@ def test_wrong_input_shape_is_a_clear_error():
 def test_channel_shuffle_matches_original():
   # PyTorch: view(N, g, C/g, H, W).permute(0, 2, 1, 3, 4): channel order.
   x = jnp.arange(6.0).reshape(1, 1, 1, 6)
-  np.testing.assert_array_equal(channel_shuffle(x, 2)[0, 0, 0],
-                                [0, 3, 1, 4, 2, 5])
+  np.testing.assert_array_equal(
+      channel_shuffle(x, 2)[0, 0, 0], [0, 3, 1, 4, 2, 5])

@@ -78,19 +78,25 @@ def test_removal_rate_follows_p1():
   cfg = SamplerConfig(remove_probs=(0.3,), skip_probs=(0.0,))
   rng = np.random.default_rng(0)
   rem = removable_layers(t)
-  fr = [np.mean([c.layers[i].kind == 'identity' for i in rem])
-        for c in (sample(t, rng, cfg) for _ in range(200))]
+  fr = [
+      np.mean([c.layers[i].kind == 'identity'
+               for i in rem])
+      for c in (sample(t, rng, cfg) for _ in range(200))
+  ]
   assert abs(np.mean(fr) - 0.3) < 0.03
   assert len(rem) == 50  # esnac-method.md section 2.3
 
 
 def test_skip_rate_follows_p3():
   t = get_teacher('vgg19')
-  cfg = SamplerConfig(remove_probs=(0.0,), shrink_range=(0.0, 0.0),
+  cfg = SamplerConfig(remove_probs=(0.0,),
+                      shrink_range=(0.0, 0.0),
                       skip_probs=(0.05,))
   rng = np.random.default_rng(0)
-  extra = [len(c.edges) - len(t.edges)
-           for c in (sample(t, rng, cfg) for _ in range(100))]
+  extra = [
+      len(c.edges) - len(t.edges)
+      for c in (sample(t, rng, cfg) for _ in range(100))
+  ]
   new_pairs = len([p for p in skip_pairs(t) if p not in set(t.edges)])
   assert abs(np.mean(extra) / new_pairs - 0.05) < 0.01
 
@@ -102,8 +108,10 @@ def test_mutation_is_small():
   seen = set()
   for _ in range(100):
     m = mutate(a, t, rng)
-    kinds = [i for i, (x, y) in enumerate(zip(a.layers, m.layers))
-             if x.kind != y.kind]
+    kinds = [
+        i for i, (x, y) in enumerate(zip(a.layers, m.layers))
+        if x.kind != y.kind
+    ]
     lost, gained = set(a.edges) - set(m.edges), set(m.edges) - set(a.edges)
     if kinds:  # one layer removed (dropping skips into it) or restored
       assert len(kinds) == 1 and not gained
@@ -128,7 +136,8 @@ def test_remove_and_restore():
   r = remove_layers(t, t, [i])
   assert r.layers[i].kind == 'identity' and r.num_layers == t.num_layers
   assert restore_layer(r, t, i) == t
-  with pytest.raises(ValueError, match=r"layer 0 \('stem.conv'.*cannot be "
+  with pytest.raises(ValueError,
+                     match=r"layer 0 \('stem.conv'.*cannot be "
                      'removed'):
     remove_layers(t, t, [0])
   with pytest.raises(ValueError, match='is not a removed layer'):

@@ -21,7 +21,8 @@ from esnac_jax.train import OptimConfig, TrainConfig
 from esnac_jax.train.loop import train_many
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+ENV = dict(os.environ,
+           JAX_DISABLE_MOST_OPTIMIZATIONS='true',
            JAX_PLATFORMS='cpu')
 
 
@@ -30,14 +31,16 @@ def branchy_net() -> Arch:
   by concat, a residual block, a classifier."""
   b = ArchBuilder((8, 8, 1), 'branchy')
   stem = b.relu(b.bn(b.conv(INPUT, 16, 3, padding=1, name='stem'),
-                     name='stem.bn'), name='stem.relu')
-  left = b.relu(b.bn(b.conv(stem, 16, 3, padding=1, groups=16,
-                            name='left.dw'), name='left.bn'))
-  right = b.relu(b.bn(b.conv(stem, 16, 1, name='right.pw'),
-                      name='right.bn'))
+                     name='stem.bn'),
+                name='stem.relu')
+  left = b.relu(
+      b.bn(b.conv(stem, 16, 3, padding=1, groups=16, name='left.dw'),
+           name='left.bn'))
+  right = b.relu(b.bn(b.conv(stem, 16, 1, name='right.pw'), name='right.bn'))
   joined = b.concat([left, right], name='join')
-  x = b.relu(b.bn(b.conv(joined, 32, 3, stride=2, padding=1, name='down'),
-                  name='down.bn'))
+  x = b.relu(
+      b.bn(b.conv(joined, 32, 3, stride=2, padding=1, name='down'),
+           name='down.bn'))
   y = b.bn(b.conv(x, 32, 3, padding=1, name='res.conv'), name='res.bn')
   x = b.relu(b.add('identity', [x, y], name='res.add'))
   x = b.flatten(b.avgpool(x, 4, 4, name='pool'))
@@ -51,13 +54,17 @@ def _write_npz(path):
   d = load_digits()
   as_uint8 = lambda s: np.round(  # noqa: E731
       np.concatenate([s.images]) * 255).astype(np.uint8)
-  np.savez(path, x_train=as_uint8(d.train), y_train=d.train.labels,
-           x_test=as_uint8(d.test), y_test=d.test.labels)
+  np.savez(path,
+           x_train=as_uint8(d.train),
+           y_train=d.train.labels,
+           x_test=as_uint8(d.test),
+           y_test=d.test.labels)
   return f'npz:{path}'
 
 
 def _trained_weights(arch, data):
-  cfg = TrainConfig(epochs=3, batch_size=64,
+  cfg = TrainConfig(epochs=3,
+                    batch_size=64,
                     optim=OptimConfig('sgd', 0.05, schedule='cosine'))
   [t] = train_many([arch], [init_variables(arch, jax.random.key(0))],
                    load_dataset(data), cfg, 0)
@@ -81,7 +88,8 @@ def test_weights_files_are_checked_leaf_by_leaf(tmp_path):
   bad = jax.tree_util.tree_map(lambda a: a, good)
   bad['params']['layer000']['kernel'] = np.zeros((3, 3, 1, 8), np.float32)
   path.write_bytes(serialization.to_bytes(bad))
-  with pytest.raises(ValueError, match=r'params/layer000/kernel has shape '
+  with pytest.raises(ValueError,
+                     match=r'params/layer000/kernel has shape '
                      r'\(3, 3, 1, 8\), the teacher needs \(3, 3, 1, 16\)'):
     load_variables(str(path), arch)
   path.write_bytes(b'not msgpack at all')
@@ -99,25 +107,29 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
   data = _write_npz(tmp_path / 'mine.npz')
   trained = _trained_weights(arch, data)
   weights = tmp_path / 'teacher.msgpack'
-  weights.write_bytes(serialization.to_bytes(
-      jax.device_get(trained.variables)))
+  weights.write_bytes(serialization.to_bytes(jax.device_get(trained.variables)))
   workdir = tmp_path / 'w'
-  cmd = [sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
-         f'--workdir={workdir}', f'--config.dataset={data}',
-         f'--config.teacher.arch={doc}',
-         f'--config.teacher.weights={weights}', '--config.teacher.width=1.0',
-         '--config.search.steps=2', '--config.search.candidates_per_step=2',
-         '--config.search.esnac.pool_size=16',
-         '--config.search.esnac.init_random=2',
-         '--config.search.surrogate.hidden=8',
-         '--config.search.surrogate.num_layers=1',
-         '--config.search.surrogate.max_steps=5',
-         '--config.distill.epochs=1', '--config.final.epochs=2',
-         '--config.final.top_n=1']
-  p = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True,
+  cmd = [
+      sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
+      f'--workdir={workdir}', f'--config.dataset={data}',
+      f'--config.teacher.arch={doc}', f'--config.teacher.weights={weights}',
+      '--config.teacher.width=1.0', '--config.search.steps=2',
+      '--config.search.candidates_per_step=2',
+      '--config.search.esnac.pool_size=16',
+      '--config.search.esnac.init_random=2',
+      '--config.search.surrogate.hidden=8',
+      '--config.search.surrogate.num_layers=1',
+      '--config.search.surrogate.max_steps=5', '--config.distill.epochs=1',
+      '--config.final.epochs=2', '--config.final.top_n=1'
+  ]
+  p = subprocess.run(cmd,
+                     cwd=ROOT,
+                     env=ENV,
+                     capture_output=True,
+                     text=True,
                      timeout=900)
   assert p.returncode == 0, p.stderr[-3000:]
-  assert 'teacher epoch' not in p.stdout     # measured, not trained
+  assert 'teacher epoch' not in p.stdout  # measured, not trained
   assert f'teacher weights from {weights}' in p.stdout
   with open(workdir / 'results.json') as f:
     res = json.load(f)
@@ -131,10 +143,10 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
   chosen = res['final']['chosen']
   assert student.index == chosen['index']
   ds = load_dataset(data)
-  assert ds.test.images.dtype == np.uint8     # raw, as the file holds them
+  assert ds.test.images.dtype == np.uint8  # raw, as the file holds them
   pred = np.argmax(np.asarray(student.apply(ds.test.images)), -1)
-  assert np.mean(pred == ds.test.labels) == pytest.approx(
-      chosen['test_acc'], abs=1e-6)
+  assert np.mean(pred == ds.test.labels) == pytest.approx(chosen['test_acc'],
+                                                          abs=1e-6)
   assert student.apply(ds.test.images[0]).shape == (1, 10)
   with pytest.raises(ValueError, match='takes images of shape'):
     student.apply(np.zeros((2, 9, 9, 1)))
@@ -143,16 +155,24 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
 
   # Exported to ONNX through the command: onnxruntime gives the same logits.
   onnx_path = tmp_path / 'student.onnx'
-  p = subprocess.run([sys.executable, '-m', 'esnac_jax.export',
-                      f'--workdir={workdir}', '--format=onnx',
-                      f'--out={onnx_path}'], cwd=ROOT, env=ENV,
-                     capture_output=True, text=True, timeout=300)
+  p = subprocess.run([
+      sys.executable, '-m', 'esnac_jax.export', f'--workdir={workdir}',
+      '--format=onnx', f'--out={onnx_path}'
+  ],
+                     cwd=ROOT,
+                     env=ENV,
+                     capture_output=True,
+                     text=True,
+                     timeout=300)
   assert p.returncode == 0, p.stderr[-2000:]
   assert f'exported candidate {student.index}' in p.stdout
   ort = pytest.importorskip('onnxruntime')
   session = ort.InferenceSession(str(onnx_path),
                                  providers=['CPUExecutionProvider'])
-  [got] = session.run(['logits'],            # float32, in the raw units
-                      {'images': ds.test.images.astype(np.float32)})
-  np.testing.assert_allclose(got, np.asarray(student.apply(ds.test.images)),
-                             rtol=1e-4, atol=1e-4)
+  [got] = session.run(
+      ['logits'],  # float32, in the raw units
+      {'images': ds.test.images.astype(np.float32)})
+  np.testing.assert_allclose(got,
+                             np.asarray(student.apply(ds.test.images)),
+                             rtol=1e-4,
+                             atol=1e-4)

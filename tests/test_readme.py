@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = [os.path.join(ROOT, 'README.md'),
-        *sorted(glob.glob(os.path.join(ROOT, 'docs', '*.md')))]
+DOCS = [
+    os.path.join(ROOT, 'README.md'),
+    *sorted(glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+]
 _LABELLED = re.compile(r'<!-- example: (\w+) -->\n```python\n(.*?)```', re.S)
 
 
@@ -33,7 +35,7 @@ def _examples() -> dict[str, str]:
 
 def _run(name: str) -> dict:
   ns = {}
-  exec(_examples()[name], ns)   # pylint: disable=exec-used
+  exec(_examples()[name], ns)  # pylint: disable=exec-used
   return ns
 
 
@@ -49,6 +51,7 @@ def test_own_teacher_example():
   assert ns['teacher'].num_params > 0 and ns['teacher'].num_layers == 9
 
 
+@pytest.mark.slow
 def test_surrogate_example():
   ns = _run('surrogate')
   assert ns['scores'].shape == (4, 500)
@@ -67,14 +70,20 @@ def test_search_example():
 def test_take_student_example(tmp_path):
   """Runs a tiny job into a workdir, then the example on it."""
   workdir = str(tmp_path / 'w')
-  cmd = [sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
-         f'--workdir={workdir}', '--config.teacher.width=0.125',
-         '--config.teacher.train.epochs=1', '--config.search.steps=1',
-         '--config.search.candidates_per_step=2',
-         '--config.search.esnac.pool_size=8', '--config.distill.epochs=1',
-         '--config.final.epochs=1', '--config.final.top_n=1']
-  p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                     timeout=900, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  cmd = [
+      sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
+      f'--workdir={workdir}', '--config.teacher.width=0.125',
+      '--config.teacher.train.epochs=1', '--config.search.steps=1',
+      '--config.search.candidates_per_step=2',
+      '--config.search.esnac.pool_size=8', '--config.distill.epochs=1',
+      '--config.final.epochs=1', '--config.final.top_n=1'
+  ]
+  p = subprocess.run(cmd,
+                     cwd=ROOT,
+                     capture_output=True,
+                     text=True,
+                     timeout=900,
+                     env=dict(os.environ, JAX_PLATFORMS='cpu'))
   assert p.returncode == 0, p.stderr[-2000:]
   code = _examples()['take_student']
   assert "'/tmp/esnac_digits'" in code
@@ -83,11 +92,11 @@ def test_take_student_example(tmp_path):
   assert ns['logits'].shape == (360, 10)
   with open(os.path.join(workdir, 'results.json')) as f:
     chosen = json.load(f)['final']['chosen']
-  acc = float(np.mean(np.argmax(ns['logits'], -1) ==
-                      ns['load_digits']().test.labels))
+  acc = float(
+      np.mean(np.argmax(ns['logits'], -1) == ns['load_digits']().test.labels))
   assert acc == pytest.approx(chosen['test_acc'], abs=1e-6)
 
 
 def test_every_example_has_a_test():
-  assert set(_examples()) == {'own_teacher', 'surrogate', 'search',
-                              'take_student'}
+  assert set(
+      _examples()) == {'own_teacher', 'surrogate', 'search', 'take_student'}

@@ -24,7 +24,7 @@ def test_readme_table(name):
 
 
 def test_reward_edges():
-  assert reward(0.9, 0.9, 100, 100) == 0.0          # the teacher itself
+  assert reward(0.9, 0.9, 100, 100) == 0.0  # the teacher itself
   assert reward(0.9, 0.9, 0, 100) == pytest.approx(1.0)
   assert reward(0.45, 0.9, 50, 100) == pytest.approx(0.75 * 0.5)
   with pytest.raises(ValueError, match='teacher accuracy must be > 0'):

@@ -16,12 +16,16 @@ from conftest import tiny_teacher
 
 # Every ask after the first is the surrogate's (no initial design, no
 # prior share), so these tests see the kernel's proposals.
-TINY = ESNACConfig(surrogate=SurrogateConfig(hidden=8, num_layers=1,
+TINY = ESNACConfig(surrogate=SurrogateConfig(hidden=8,
+                                             num_layers=1,
                                              max_steps=15),
-                   pool_size=64, parents=4, init_random=0, random_frac=0.0)
-TINY_FAITHFUL = ESNACConfig.faithful(
-    surrogate=SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=15),
-    pool_size=24)
+                   pool_size=64,
+                   parents=4,
+                   init_random=0,
+                   random_frac=0.0)
+TINY_FAITHFUL = ESNACConfig.faithful(surrogate=SurrogateConfig.faithful(
+    hidden=8, num_layers=1, max_steps=15),
+                                     pool_size=24)
 
 
 def _searcher(name, seed=0, constraints=Constraints(), config=TINY):
@@ -48,12 +52,10 @@ def _round(s, n):
   return archs
 
 
-@pytest.mark.parametrize('name,config', [('random', None),
-                                         ('evolution', None), ('n2n', None),
-                                         ('esnac', TINY),
-                                         ('esnac', TINY_FAITHFUL)],
-                         ids=['random', 'evolution', 'n2n', 'esnac',
-                              'faithful'])
+@pytest.mark.parametrize(
+    'name,config', [('random', None), ('evolution', None), ('n2n', None),
+                    ('esnac', TINY), ('esnac', TINY_FAITHFUL)],
+    ids=['random', 'evolution', 'n2n', 'esnac', 'faithful'])
 def test_proposals_are_valid_new_and_distinct(name, config):
   limit = Constraints(max_params=tiny_teacher('resnet18').num_params // 4)
   s = _searcher(name, constraints=limit, config=config)
@@ -77,12 +79,14 @@ def test_proposals_are_valid_new_and_distinct(name, config):
 @pytest.mark.parametrize('name', ['random', 'evolution', 'esnac', 'n2n'])
 def test_state_round_trip_resumes_exactly(name):
   a = _searcher(name)
-  for _ in range(3):   # n2n: past its removal stage (2 asks)
+  for _ in range(3):  # n2n: past its removal stage (2 asks)
     _round(a, 4)
-  state = json.loads(json.dumps({k: v for k, v in a.state().items()
-                                 if k != 'arrays'}))
+  state = json.loads(
+      json.dumps({
+          k: v for k, v in a.state().items() if k != 'arrays'
+      }))
   state['arrays'] = a.state()['arrays']
-  b = _searcher(name, seed=99)   # the seed comes from the state
+  b = _searcher(name, seed=99)  # the seed comes from the state
   b.load_state(state)
   assert b.records == a.records and b.asks == a.asks
   assert b.ask(4) == a.ask(4)
@@ -100,6 +104,7 @@ def test_load_state_of_another_searcher_is_refused():
     _searcher('esnac').load_state(a.state())
 
 
+@pytest.mark.slow
 def test_esnac_learns_a_known_reward():
   """After 4 rounds on the synthetic reward, the next ESNAC batches score
   clearly higher than random search's (mean over 3 seeds)."""
@@ -140,9 +145,10 @@ def test_prior_share_of_every_batch():
   assert jax.tree_util.tree_leaves(s.params['gp'])[0].shape[0] == 2
 
 
-@pytest.mark.parametrize('field,value,message', [
-    ('init_random', -1, 'init_random must be >= 0'),
-    ('random_frac', 1.5, r'random_frac must be in \[0, 1\]')])
+@pytest.mark.parametrize(
+    'field,value,message',
+    [('init_random', -1, 'init_random must be >= 0'),
+     ('random_frac', 1.5, r'random_frac must be in \[0, 1\]')])
 def test_bad_proposal_settings(field, value, message):
   with pytest.raises(ValueError, match=message):
     dataclasses.replace(TINY, **{field: value})
@@ -166,8 +172,7 @@ def test_n2n_policy_learns_the_reward():
     return Result(0.9, 1.0 - removed / 20)
 
   def removed_frac(archs):
-    return np.mean([sum(a.kind == 'identity' for a in x.layers)
-                    for x in archs])
+    return np.mean([sum(a.kind == 'identity' for a in x.layers) for x in archs])
 
   first = s.ask(8)
   s.tell(first, [keep_all(a, s.teacher) for a in first])
@@ -193,5 +198,7 @@ def test_small_search_space_gives_a_smaller_pool():
     archs = s.ask(2)
     assert len(set(archs)) == 2 and not seen & set(archs)
     seen |= set(archs)
-    s.tell(archs, [Result(0.5, reward(0.5, 0.9, a.num_params,
-                                      teacher.num_params)) for a in archs])
+    s.tell(archs, [
+        Result(0.5, reward(0.5, 0.9, a.num_params, teacher.num_params))
+        for a in archs
+    ])

@@ -39,22 +39,33 @@ def test_a_warmed_shape_runs_the_compiled_executable():
   assert ahead.hits == 1
 
 
-@pytest.mark.parametrize('shared', [True, False], ids=['shared', 'faithful'])
+@pytest.mark.parametrize(
+    'shared', [True, pytest.param(False, marks=pytest.mark.slow)],
+    ids=['shared', 'faithful'])
 def test_a_search_crossing_a_bucket_finds_its_programs_compiled(shared):
   t = tiny_teacher('resnet18')
   scfg = SurrogateConfig(hidden=8, num_layers=1, max_steps=3)
   if shared:
-    cfg = ESNACConfig(surrogate=scfg, pool_size=32, init_random=0,
+    cfg = ESNACConfig(surrogate=scfg,
+                      pool_size=32,
+                      init_random=0,
                       random_frac=0.0)
   else:
-    cfg = ESNACConfig.faithful(surrogate=SurrogateConfig.faithful(
-        hidden=8, num_layers=1, max_steps=3), pool_size=16)
-  s = make_searcher('esnac', t, SamplerConfig(), 0, config=cfg,
+    cfg = ESNACConfig.faithful(surrogate=SurrogateConfig.faithful(hidden=8,
+                                                                  num_layers=1,
+                                                                  max_steps=3),
+                               pool_size=16)
+  s = make_searcher('esnac',
+                    t,
+                    SamplerConfig(),
+                    0,
+                    config=cfg,
                     compile_ahead=True)
 
   def tell(archs):
-    s.tell(archs, [Result(0.5, reward(0.5, 0.9, a.num_params, t.num_params))
-                   for a in archs])
+    s.tell(archs, [
+        Result(0.5, reward(0.5, 0.9, a.num_params, t.num_params)) for a in archs
+    ])
 
   tell(s.draw(np.random.default_rng(0), 28))
   tell(s.ask(4))  # history 29 (+ the teacher): the next ask crosses 32

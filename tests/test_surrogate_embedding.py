@@ -20,8 +20,8 @@ def _reference(params, x, mask, hidden, layers):
     h_in = seq
     for layer in range(layers):
       ys = []
-      for d, order in (('fwd', range(len(seq))),
-                       ('bwd', reversed(range(len(seq))))):
+      for d, order in (('fwd', range(len(seq))), ('bwd',
+                                                  reversed(range(len(seq))))):
         q = lambda n: p[f'l{layer}_{d}_{n}']  # noqa: E731
         h, c = np.zeros(hidden), np.zeros(hidden)
         y = np.zeros((len(seq), hidden))
@@ -45,13 +45,14 @@ def test_embedding_equals_numpy_lstm(layers):
   rng = np.random.default_rng(layers)
   x = rng.normal(size=(4, length, f)).astype(np.float32)
   mask = np.ones((4, length), bool)
-  mask[1, 5:] = False        # a shorter sequence
-  mask[2, 0] = False         # a gap at the start
-  mask[3, 2:4] = False       # and in the middle
+  mask[1, 5:] = False  # a shorter sequence
+  mask[2, 0] = False  # a gap at the start
+  mask[3, 2:4] = False  # and in the middle
   model = BiLSTMEmbedding(hidden, layers)
   params = model.init(jax.random.key(0), x, mask)['params']
   got = model.apply({'params': params}, x, mask)
-  np.testing.assert_allclose(got, _reference(params, x, mask, hidden, layers),
+  np.testing.assert_allclose(got,
+                             _reference(params, x, mask, hidden, layers),
                              atol=2e-5)
 
 
@@ -70,7 +71,7 @@ def test_gradient_equals_autodiff_of_a_plain_scan():
   w = jnp.asarray(rng.normal(size=(3, 2 * hidden)), jnp.float32)
 
   def plain(params):
-    m = jnp.asarray(mask, jnp.float32).T[..., None]          # [L, B, 1]
+    m = jnp.asarray(mask, jnp.float32).T[..., None]  # [L, B, 1]
     h_in = jnp.swapaxes(x, 0, 1)
     for layer in range(2):
       ys = []
@@ -103,7 +104,10 @@ def test_gradient_equals_autodiff_of_a_plain_scan():
   np.testing.assert_allclose(ours(params), plain(params), rtol=1e-5)
   g_ours, g_plain = jax.grad(ours)(params), jax.grad(plain)(params)
   for k in g_plain:
-    np.testing.assert_allclose(g_ours[k], g_plain[k], atol=1e-5, rtol=1e-4,
+    np.testing.assert_allclose(g_ours[k],
+                               g_plain[k],
+                               atol=1e-5,
+                               rtol=1e-4,
                                err_msg=k)
 
 
@@ -118,8 +122,10 @@ def _to_flax(params, hidden, layers):
       for g, name in enumerate('ifgo'):
         cols = slice(g * hidden, (g + 1) * hidden)
         cell['i' + name] = {'kernel': q('w_ih')[:, cols]}
-        cell['h' + name] = {'kernel': q('w_hh')[:, cols],
-                            'bias': q('b_ih')[cols] + q('b_hh')[cols]}
+        cell['h' + name] = {
+            'kernel': q('w_hh')[:, cols],
+            'bias': q('b_ih')[cols] + q('b_hh')[cols]
+        }
       out[f'l{layer}_{d}'] = cell
   return out
 
@@ -137,35 +143,42 @@ def test_flax_impl_computes_the_same_function():
   flax_ = BiLSTMEmbedding(hidden, layers, impl='flax')
   params = custom.init(jax.random.key(2), x, mask)['params']
   shapes = jax.tree_util.tree_map(
-      np.shape, flax_.init(jax.random.key(2), x, mask)['params'])
-  assert jax.tree_util.tree_map(
-      np.shape, _to_flax(params, hidden, layers)) == shapes
+      np.shape,
+      flax_.init(jax.random.key(2), x, mask)['params'])
+  assert jax.tree_util.tree_map(np.shape, _to_flax(params, hidden,
+                                                   layers)) == shapes
   w = jnp.asarray(rng.normal(size=(4, 2 * hidden)), jnp.float32)
 
   def loss(model, convert):
-    return lambda p: jnp.sum(model.apply(
-        {'params': convert(p)}, x, mask) * w)
+    return lambda p: jnp.sum(model.apply({'params': convert(p)}, x, mask) * w)
 
   ours = loss(custom, lambda p: p)
   theirs = loss(flax_, lambda p: _to_flax(p, hidden, layers))
   np.testing.assert_allclose(ours(params), theirs(params), rtol=1e-5)
   g_ours, g_theirs = jax.grad(ours)(params), jax.grad(theirs)(params)
   for k in g_ours:
-    np.testing.assert_allclose(g_ours[k], g_theirs[k], atol=1e-5, rtol=1e-4,
+    np.testing.assert_allclose(g_ours[k],
+                               g_theirs[k],
+                               atol=1e-5,
+                               rtol=1e-4,
                                err_msg=k)
   # pool=False: the last layer's states, which the pooled output averages
   # over the valid steps.
-  states = [BiLSTMEmbedding(hidden, layers, impl=i, pool=False).apply(
-      {'params': p}, x, mask) for i, p in
-      (('custom', params), ('flax', _to_flax(params, hidden, layers)))]
+  states = [
+      BiLSTMEmbedding(hidden, layers, impl=i, pool=False).apply({'params': p},
+                                                                x, mask)
+      for i, p in (('custom', params), ('flax',
+                                        _to_flax(params, hidden, layers)))
+  ]
   assert states[0].shape == (4, length, 2 * hidden)
   np.testing.assert_allclose(np.where(mask[..., None], states[0], 0),
                              np.where(mask[..., None], states[1], 0),
                              atol=1e-5)
   pooled = (states[0] * mask[..., None]).sum(1) / mask.sum(1)[:, None]
-  np.testing.assert_allclose(
-      custom.apply({'params': params}, x, mask),
-      pooled / np.linalg.norm(pooled, axis=-1, keepdims=True), atol=1e-5)
+  np.testing.assert_allclose(custom.apply({'params': params}, x, mask),
+                             pooled /
+                             np.linalg.norm(pooled, axis=-1, keepdims=True),
+                             atol=1e-5)
 
 
 def test_unknown_impl_is_refused():

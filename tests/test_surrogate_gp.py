@@ -27,14 +27,13 @@ def _data(n=18, m=7, d=6, seed=0):
 
 
 def _numpy_gp(e, y, e_new, h):
-  d2 = ((e[:, None] - e[None]) ** 2).sum(-1)
+  d2 = ((e[:, None] - e[None])**2).sum(-1)
   k = h.signal * np.exp(-d2 / (2 * h.ls2)) + h.noise * np.eye(len(e))
   r = y - h.mean
   kinv = np.linalg.inv(k)
   sign, logdet = np.linalg.slogdet(k)
   mll = -0.5 * r @ kinv @ r - 0.5 * logdet - 0.5 * len(e) * np.log(2 * np.pi)
-  ks = h.signal * np.exp(-((e_new[:, None] - e[None]) ** 2).sum(-1) /
-                         (2 * h.ls2))
+  ks = h.signal * np.exp(-((e_new[:, None] - e[None])**2).sum(-1) / (2 * h.ls2))
   mean = h.mean + ks @ kinv @ r
   var = h.signal + h.noise - np.einsum('mn,nk,mk->m', ks, kinv, ks)
   return mll, mean, var
@@ -52,8 +51,8 @@ def test_against_float64_numpy():
 
 def test_against_sklearn():
   e, y, e_new, h = _data(seed=1)
-  kernel = (ConstantKernel(h.signal, 'fixed') *
-            RBF(np.sqrt(h.ls2), 'fixed') + WhiteKernel(h.noise, 'fixed'))
+  kernel = (ConstantKernel(h.signal, 'fixed') * RBF(np.sqrt(h.ls2), 'fixed') +
+            WhiteKernel(h.noise, 'fixed'))
   ref = GaussianProcessRegressor(kernel, alpha=0.0, optimizer=None)
   ref.fit(e, y - h.mean)
   mask = np.ones(len(y), bool)
@@ -72,12 +71,15 @@ def test_padding_is_invisible():
   yp = np.concatenate([y, np.full(pad, 7.0)])
   mp = np.arange(len(yp)) < len(y)
   full = np.ones(len(y), bool)
-  assert abs(float(gp.log_marginal_likelihood(ep, yp, mp, h)) -
-             float(gp.log_marginal_likelihood(e, y, full, h))) < 1e-9
+  assert abs(
+      float(gp.log_marginal_likelihood(ep, yp, mp, h)) -
+      float(gp.log_marginal_likelihood(e, y, full, h))) < 1e-9
   np.testing.assert_allclose(gp.posterior(ep, yp, mp, h, e_new),
-                             gp.posterior(e, y, full, h, e_new), atol=1e-9)
-  assert abs(float(gp.loo_log_likelihood(ep, yp, mp, h)) -
-             float(gp.loo_log_likelihood(e, y, full, h))) < 1e-9
+                             gp.posterior(e, y, full, h, e_new),
+                             atol=1e-9)
+  assert abs(
+      float(gp.loo_log_likelihood(ep, yp, mp, h)) -
+      float(gp.loo_log_likelihood(e, y, full, h))) < 1e-9
 
 
 def test_closed_form_loo_equals_brute_force():
@@ -90,10 +92,11 @@ def test_closed_form_loo_equals_brute_force():
     assert abs(float(m[0]) - float(mu[i])) < 1e-5
     assert abs(float(v[0]) - float(var[i])) < 1e-5
   # The original's objective: mean of the per-point predictive log densities.
-  ll = np.mean(-0.5 * (np.log(2 * np.pi * var) + (y - mu) ** 2 / var))
+  ll = np.mean(-0.5 * (np.log(2 * np.pi * var) + (y - mu)**2 / var))
   assert abs(float(gp.loo_log_likelihood(e, y, mask, h)) - ll) < 1e-9
 
 
+@pytest.mark.slow
 def test_gradients():
   e, y, _, h = _data(n=8, d=4)
   mask = np.ones(len(y), bool)

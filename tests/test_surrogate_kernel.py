@@ -38,8 +38,7 @@ def test_mask_handles_shorter_sequences():
   padded[:, 4:] = 99.0  # garbage behind the mask
   mask = m.copy()
   mask[:, 4:] = False
-  np.testing.assert_allclose(S.embed(p, SMALL, padded, mask), short,
-                             atol=1e-5)
+  np.testing.assert_allclose(S.embed(p, SMALL, padded, mask), short, atol=1e-5)
 
 
 def test_fit_improves_the_objective_and_stops():
@@ -64,7 +63,8 @@ def test_faithful_preset_keeps_hypers_fixed():
   p, _ = S.fit(S.init(jax.random.key(0), cfg, 5), cfg, x, m, y,
                np.ones(8, bool))
   h = S.hypers(p, cfg)
-  assert float(h.ls2) == pytest.approx(0.01) and float(h.noise) == pytest.approx(0.05)
+  assert float(h.ls2) == pytest.approx(0.01) and float(
+      h.noise) == pytest.approx(0.05)
 
 
 def test_many_kernels_one_compile_per_bucket():
@@ -87,6 +87,7 @@ def test_many_kernels_one_compile_per_bucket():
   assert S.bucket_size(17) == 32 and S.bucket_size(161) == 192
 
 
+@pytest.mark.slow
 def test_vmapped_kernels_equal_separate_fits():
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=8)
   x, m = _seqs(10)
@@ -95,8 +96,8 @@ def test_vmapped_kernels_equal_separate_fits():
   subsets = np.array([[1, 0] * 5, [1, 1, 1, 0, 0] * 2], bool)
   many, info = S.fit_many(p, cfg, x, m, y, subsets)
   for i in range(2):
-    one, inf1 = S.fit(jax.tree_util.tree_map(lambda a: a[i], p), cfg, x, m,
-                      y, subsets[i])
+    one, inf1 = S.fit(jax.tree_util.tree_map(lambda a: a[i], p), cfg, x, m, y,
+                      subsets[i])
     assert int(inf1.steps) == int(info.steps[i])
     # Adam normalises near-zero gradients, so compare what the fit is for.
     mine = jax.tree_util.tree_map(lambda a: a[i], many)
@@ -114,18 +115,20 @@ def test_score_shapes_and_acquisitions():
   sub = np.ones((3, 8), bool)
   cx, cm = _seqs(20, seed=5)
   for kind in S.ACQUISITIONS:
-    s = S.score(p, cfg, x, m, y, sub, cx, cm, kind=kind,
-                key=jax.random.key(1))
+    s = S.score(p, cfg, x, m, y, sub, cx, cm, kind=kind, key=jax.random.key(1))
     assert s.shape == (3, 20) and np.isfinite(s).all()
   own = np.stack([cx] * 3), np.stack([cm] * 3)
   s = S.score(p, cfg, x, m, y, sub, *own, per_kernel=True)
-  np.testing.assert_allclose(s, S.score(p, cfg, x, m, y, sub, cx, cm),
-                             rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(s,
+                             S.score(p, cfg, x, m, y, sub, cx, cm),
+                             rtol=1e-5,
+                             atol=1e-7)
   with pytest.raises(ValueError, match="unknown acquisition 'pi'"):
     S.score(p, cfg, x, m, y, sub, cx, cm, kind='pi')
 
 
-@pytest.mark.parametrize('case', ['one_point', 'duplicates', 'constant', 'zeros'])
+@pytest.mark.parametrize('case',
+                         ['one_point', 'duplicates', 'constant', 'zeros'])
 def test_degenerate_histories(case):
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10)
   faithful = S.SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=10)
@@ -148,8 +151,8 @@ def test_degenerate_histories(case):
     assert all(np.isfinite(l).all() for l in jax.tree_util.tree_leaves(p))
     s = S.score(p, c, x, m, y, np.stack([ym, ym]), cx, cm)
     assert np.isfinite(s).all() and (np.asarray(s) >= 0).all()
-    mean, var = S.posterior(jax.tree_util.tree_map(lambda a: a[0], p), c, x,
-                            m, y, ym, cx, cm)
+    mean, var = S.posterior(jax.tree_util.tree_map(lambda a: a[0], p), c, x, m,
+                            y, ym, cx, cm)
     assert np.isfinite(mean).all() and (np.asarray(var) > 0).all()
     if case == 'one_point' and c is faithful:
       # Only the teacher (y = 0): EI = sigma * phi(0), farthest wins.
@@ -176,6 +179,7 @@ def test_bad_config():
     S.pad_history(*_seqs(5), np.zeros(5), 4)
 
 
+@pytest.mark.slow
 def test_learned_embedding_ranks_better_than_untrained():
   """Reward is a known function of size and depth; fitting must learn it."""
   t = get_teacher('resnet18')
@@ -222,7 +226,8 @@ def test_compact_subsets_equal_masked_fit():
   cx, cm = _seqs(7, seed=2)
   np.testing.assert_allclose(S.score(masked, cfg, x, m, y, sub, cx, cm),
                              S.score(compact, cfg, x, m, y, sub, cx, cm),
-                             rtol=1e-3, atol=1e-6)
+                             rtol=1e-3,
+                             atol=1e-6)
 
 
 def test_shared_embedding_heads():
@@ -237,29 +242,34 @@ def test_shared_embedding_heads():
   s = S.score(p1, cfg, x, m, y, sub, cx, cm)
   assert s.shape == (3, 7) and np.isfinite(s).all()
   # Head k of the shared model is an ordinary kernel with that LSTM.
-  one = {'lstm': p1['lstm'], 'gp': jax.tree_util.tree_map(lambda a: a[2],
-                                                          p1['gp'])}
+  one = {
+      'lstm': p1['lstm'],
+      'gp': jax.tree_util.tree_map(lambda a: a[2], p1['gp'])
+  }
   mean, var = S.posterior(one, cfg, x, m, y, sub[2], cx, cm)
   best = y.max()
-  np.testing.assert_allclose(
-      s[2], S.expected_improvement(mean, jnp.sqrt(var), best), rtol=1e-4,
-      atol=1e-7)
+  np.testing.assert_allclose(s[2],
+                             S.expected_improvement(mean, jnp.sqrt(var), best),
+                             rtol=1e-4,
+                             atol=1e-7)
 
 
+@pytest.mark.slow
 def test_flax_lstm_impl_fits_and_scores():
   """lstm_impl='flax': the kernel's checks read its parameter layout, both
   the shared and the per-kernel fits run and score."""
-  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10,
+  cfg = S.SurrogateConfig(hidden=8,
+                          num_layers=1,
+                          max_steps=10,
                           lstm_impl='flax')
   x, m = _seqs(12)
   y = np.linspace(0, 1, 12).astype(np.float32)
   sub = np.array([[1, 0, 1] * 4, [0, 1, 1] * 4], bool)
   cx, cm = _seqs(5, seed=2)
-  shared, info = S.fit_shared(S.init_shared(jax.random.key(0), cfg, 5, 2),
-                              cfg, x, m, y, sub)
+  shared, info = S.fit_shared(S.init_shared(jax.random.key(0), cfg, 5, 2), cfg,
+                              x, m, y, sub)
   assert int(info.steps) >= 6
-  many, _ = S.fit_many(S.init(jax.random.key(0), cfg, 5, 2), cfg, x, m, y,
-                       sub)
+  many, _ = S.fit_many(S.init(jax.random.key(0), cfg, 5, 2), cfg, x, m, y, sub)
   for p in (shared, many):
     s = S.score(p, cfg, x, m, y, sub, cx, cm)
     assert s.shape == (2, 5) and np.isfinite(s).all()
@@ -267,6 +277,7 @@ def test_flax_lstm_impl_fits_and_scores():
     S.fit_shared(shared, cfg, x[..., :4], m, y, sub)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('objective', ['mll', 'loo'])
 def test_gradients_through_the_lstm(objective):
   from jax.test_util import check_grads
@@ -303,13 +314,16 @@ out, info = S.fit_many(p, cfg, x, np.ones((8, 96, 108), bool),
                        np.ones((8, 96), bool), per_kernel=True)
 print('steps', np.asarray(info.steps).tolist())
 '''
-  res = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                       text=True, timeout=300)
+  res = subprocess.run([sys.executable, '-c', code],
+                       capture_output=True,
+                       text=True,
+                       timeout=300)
   assert res.returncode == 0, res.stderr[-2000:]
   assert 'steps [2, 2, 2, 2, 2, 2, 2, 2]' in res.stdout
 
 
 # ---- degenerate input ------------------------------------------------------
+
 
 def test_an_empty_subset_scores_finite_ei_and_every_kernel_picks():
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=3)
@@ -339,7 +353,7 @@ def test_near_constant_rewards_keep_their_scale():
   cx, cm = _seqs(4, seed=3)
   mean, var = S.posterior(p, SMALL, x, m, y, ym, cx, cm)
   np.testing.assert_allclose(mean, 0.7, atol=1e-3)
-  assert np.all(np.asarray(var) > 1e-4)   # was ~1e-18 with an absolute cut
+  assert np.all(np.asarray(var) > 1e-4)  # was ~1e-18 with an absolute cut
   yn, mu, sd = kernel._standardise(jnp.asarray(y), jnp.asarray(ym), SMALL)
   assert float(sd) == 1.0 and np.all(np.abs(np.asarray(yn)) < 1e-5)
   # A real spread well below 1 is still standardised.
@@ -376,8 +390,12 @@ def test_rewards_a_fixed_scale_gp_cannot_reach_are_refused():
 def test_shapes_that_do_not_match_name_the_argument(change, message):
   x, m = _seqs(6)
   cx, cm = _seqs(4, seed=1)
-  args = dict(feats=x, fmask=m, y=np.zeros(6, np.float32),
-              ymask=np.ones(6, bool), new_feats=cx, new_fmask=cm)
+  args = dict(feats=x,
+              fmask=m,
+              y=np.zeros(6, np.float32),
+              ymask=np.ones(6, bool),
+              new_feats=cx,
+              new_fmask=cm)
   args.update(change)
   p = S.init(jax.random.key(0), SMALL, 5)
   with pytest.raises(ValueError, match=message):

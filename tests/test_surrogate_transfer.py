@@ -20,9 +20,15 @@ SMALL = SurrogateConfig(hidden=8, num_layers=1, max_steps=8)
 def _searcher(teacher, surrogate=SMALL, embedding=None, seed=0):
   # init_random=0: the surrogate (and so the embedding) is fitted from the
   # second ask on, which these short searches need.
-  cfg = ESNACConfig(surrogate=surrogate, pool_size=30, parents=2,
-                    init_random=0, random_frac=0.0)
-  return ESNACSearcher(teacher, SamplerConfig(), seed, config=cfg,
+  cfg = ESNACConfig(surrogate=surrogate,
+                    pool_size=30,
+                    parents=2,
+                    init_random=0,
+                    random_frac=0.0)
+  return ESNACSearcher(teacher,
+                       SamplerConfig(),
+                       seed,
+                       config=cfg,
                        embedding=embedding)
 
 
@@ -38,10 +44,16 @@ def _leaves(tree):
 
 
 def _meta(**kw):
-  return dict({'hidden': 8, 'num_layers': 1, 'features': 'normalized',
-               'feature_dim': feature_dim('normalized')}, **kw)
+  return dict(
+      {
+          'hidden': 8,
+          'num_layers': 1,
+          'features': 'normalized',
+          'feature_dim': feature_dim('normalized')
+      }, **kw)
 
 
+@pytest.mark.slow
 def test_saved_embedding_frozen_or_finetuned_on_another_teacher(tmp_path):
   src = _searcher(tiny_teacher('resnet18'))
   assert src.fitted_embedding() is None
@@ -56,7 +68,9 @@ def test_saved_embedding_frozen_or_finetuned_on_another_teacher(tmp_path):
 
   # Another teacher (another length of feature sequences): frozen stays put,
   # fine-tuned moves, both propose valid new candidates.
-  frozen_cfg = SurrogateConfig(hidden=8, num_layers=1, max_steps=8,
+  frozen_cfg = SurrogateConfig(hidden=8,
+                               num_layers=1,
+                               max_steps=8,
                                train_embedding=False)
   frozen = _searcher(tiny_teacher('resnet34'), frozen_cfg, loaded)
   tuned = _searcher(tiny_teacher('resnet34'), SMALL, loaded)
@@ -64,8 +78,9 @@ def test_saved_embedding_frozen_or_finetuned_on_another_teacher(tmp_path):
   _rounds(tuned)
   for a, b in zip(_leaves(frozen.fitted_embedding()), _leaves(loaded)):
     np.testing.assert_array_equal(a, b)
-  assert any(not np.array_equal(a, b) for a, b in
-             zip(_leaves(tuned.fitted_embedding()), _leaves(loaded)))
+  assert any(
+      not np.array_equal(a, b)
+      for a, b in zip(_leaves(tuned.fitted_embedding()), _leaves(loaded)))
   assert len({r.arch for r in frozen.records}) == 6
 
 
@@ -80,15 +95,16 @@ def test_mismatch_and_missing(tmp_path):
   path = str(tmp_path / 'e')
   save_embedding(path, src.fitted_embedding(), _meta())
   with pytest.raises(EmbeddingError, match='hidden: saved 8, config 16'):
-    load_embedding(path, SurrogateConfig(hidden=16, num_layers=1),
-                   'normalized')
+    load_embedding(path, SurrogateConfig(hidden=16, num_layers=1), 'normalized')
   with pytest.raises(EmbeddingError, match="features: saved 'normalized'"):
     load_embedding(path, SMALL, 'original')
   # A meta without lstm_impl (saved before it existed) is the custom one.
-  with pytest.raises(EmbeddingError, match="lstm_impl: saved 'custom', "
+  with pytest.raises(EmbeddingError,
+                     match="lstm_impl: saved 'custom', "
                      "config 'flax'"):
-    load_embedding(path, SurrogateConfig(hidden=8, num_layers=1,
-                                         lstm_impl='flax'), 'normalized')
+    load_embedding(path,
+                   SurrogateConfig(hidden=8, num_layers=1, lstm_impl='flax'),
+                   'normalized')
   for root, _, files in os.walk(path):  # damage every stored array
     for f in files:
       if not f.endswith('.json') and 'lstm' in root:

@@ -18,7 +18,8 @@ from esnac_jax.train import (CheckpointError, LossConfig, OptimConfig,
 from esnac_jax.train.steps import accuracy
 from esnac_jax.data import eval_batches
 
-TEACHER_CFG = TrainConfig(epochs=2, batch_size=64,
+TEACHER_CFG = TrainConfig(epochs=2,
+                          batch_size=64,
                           optim=OptimConfig('sgd', 0.05, schedule='cosine'))
 
 
@@ -32,8 +33,12 @@ def teacher(digits, tmp_path_factory):
   arch = get_teacher('resnet18', 10, 1, 0.125, 8)
   workdir = str(tmp_path_factory.mktemp('wd'))
   logs = []
-  variables, metrics = get_teacher_variables(arch, digits, TEACHER_CFG,
-                                             workdir, 0, log=logs.append)
+  variables, metrics = get_teacher_variables(arch,
+                                             digits,
+                                             TEACHER_CFG,
+                                             workdir,
+                                             0,
+                                             log=logs.append)
   return arch, variables, metrics, workdir, logs
 
 
@@ -42,15 +47,20 @@ def test_teacher_trains_and_reports(teacher, digits):
   assert metrics['val_acc'] > 0.3  # 2 epochs of a tiny net; chance is 0.1
   assert len(metrics['val_history']) == 2
   assert max(metrics['val_history']) == metrics['val_acc']
-  assert abs(accuracy_on_test(arch, variables, digits, TEACHER_CFG) -
-             metrics['test_acc']) < 1e-9
+  assert abs(
+      accuracy_on_test(arch, variables, digits, TEACHER_CFG) -
+      metrics['test_acc']) < 1e-9
   assert any('ETA' in line for line in logs)
 
 
 def test_teacher_restores_from_workdir(teacher, digits):
   arch, variables, metrics, workdir, _ = teacher
   logs = []
-  again, m2 = get_teacher_variables(arch, digits, TEACHER_CFG, workdir, 0,
+  again, m2 = get_teacher_variables(arch,
+                                    digits,
+                                    TEACHER_CFG,
+                                    workdir,
+                                    0,
                                     log=logs.append)
   assert 'restored' in logs[0] and m2['test_acc'] == metrics['test_acc']
   for a, b in zip(jax.tree_util.tree_leaves(variables),
@@ -74,15 +84,17 @@ def test_corrupt_and_missing_checkpoints(teacher, tmp_path):
     if os.path.isfile(f) and 'variables' in f:
       with open(f, 'wb') as fh:
         fh.write(b'garbage')
-  with pytest.raises(CheckpointError, match=r'unreadable.*delete .* to train '
+  with pytest.raises(CheckpointError,
+                     match=r'unreadable.*delete .* to train '
                      'the teacher again'):
     restore_teacher(str(bad), arch)
   with pytest.raises(FileNotFoundError, match='no teacher checkpoint'):
     restore_teacher(str(tmp_path / 'nothing'), arch)
 
 
-def test_unfinished_teacher_save_is_discarded_and_retrained(teacher, digits,
-                                                           tmp_path):
+@pytest.mark.slow
+def test_unfinished_teacher_save_is_discarded_and_retrained(
+    teacher, digits, tmp_path):
   """What a kill during the teacher's save leaves (orbax's temporary folder
   only) is discarded: the rerun trains the same teacher again."""
   import shutil
@@ -91,27 +103,36 @@ def test_unfinished_teacher_save_is_discarded_and_retrained(teacher, digits,
   shutil.copytree(os.path.join(workdir, 'teacher', '0'),
                   wd / 'teacher' / '0.orbax-checkpoint-tmp-1764680000')
   logs = []
-  again, again_metrics = get_teacher_variables(arch, digits, TEACHER_CFG,
-                                               str(wd), 0, log=logs.append)
+  again, again_metrics = get_teacher_variables(arch,
+                                               digits,
+                                               TEACHER_CFG,
+                                               str(wd),
+                                               0,
+                                               log=logs.append)
   assert any('holds no finished save' in s for s in logs)
   assert again_metrics['val_acc'] == metrics['val_acc']
   assert os.listdir(wd / 'teacher') == ['0']
   np.testing.assert_allclose(
-      jax.tree_util.tree_leaves(again)[0], jax.tree_util.tree_leaves(variables)[0])
+      jax.tree_util.tree_leaves(again)[0],
+      jax.tree_util.tree_leaves(variables)[0])
 
 
 def test_class_count_mismatch(digits, tmp_path):
   arch = get_teacher('resnet18', 100, 1, 0.125, 8)
-  with pytest.raises(ValueError, match="outputs 100 classes but dataset "
+  with pytest.raises(ValueError,
+                     match="outputs 100 classes but dataset "
                      "'digits' has 10"):
     get_teacher_variables(arch, digits, TEACHER_CFG, str(tmp_path), 0)
 
 
+@pytest.mark.slow
 def test_distillation_keeps_the_best_epoch(teacher, digits):
   arch, variables, _, _, _ = teacher
   rng = np.random.default_rng(0)
   children = [sample(arch, rng) for _ in range(2)]
-  cfg = TrainConfig(epochs=2, batch_size=64, optim=OptimConfig('adam', 1e-3),
+  cfg = TrainConfig(epochs=2,
+                    batch_size=64,
+                    optim=OptimConfig('adam', 1e-3),
                     loss=LossConfig('mse'))
   out = distill_candidates(arch, variables, children, digits, cfg, seed=0)
   for child, r in zip(children, out):
@@ -120,11 +141,18 @@ def test_distillation_keeps_the_best_epoch(teacher, digits):
     acc = accuracy(child, r.variables, eval_batches(digits, digits.val, 256))
     assert abs(acc - r.val_acc) < 1e-9  # the kept weights are that epoch's
   # Final training continues from the search weights, selects on val.
-  cfg_final = TrainConfig(epochs=1, batch_size=64, optim=OptimConfig(
-      'sgd', 0.01), loss=LossConfig('kl', label_weight=1.0), dtype='bfloat16')
+  cfg_final = TrainConfig(epochs=1,
+                          batch_size=64,
+                          optim=OptimConfig('sgd', 0.01),
+                          loss=LossConfig('kl', label_weight=1.0),
+                          dtype='bfloat16')
   with pytest.raises(ValueError, match='needs the teacher'):
     final_train(children[0], out[0].variables, digits, cfg_final, 0)
-  fin = final_train(children[0], out[0].variables, digits, cfg_final, 0,
+  fin = final_train(children[0],
+                    out[0].variables,
+                    digits,
+                    cfg_final,
+                    0,
                     teacher=(arch, variables))
   assert 0.0 <= fin.val_acc <= 1.0
 
@@ -149,8 +177,13 @@ def test_losses():
 
 
 def test_optimizers():
-  cfg = OptimConfig('sgd', 0.1, momentum=0.0, weight_decay=0.0,
-                    schedule='step', boundaries=(1,), gamma=0.1)
+  cfg = OptimConfig('sgd',
+                    0.1,
+                    momentum=0.0,
+                    weight_decay=0.0,
+                    schedule='step',
+                    boundaries=(1,),
+                    gamma=0.1)
   tx = make_optimizer(cfg, 2, 3)
   assert make_optimizer(cfg, 2, 3) is tx  # cached: jitted steps are reused
   p = jnp.zeros(())
@@ -162,7 +195,8 @@ def test_optimizers():
   np.testing.assert_allclose(moves, [-0.1, -0.1, -0.01, -0.01], rtol=1e-6)
   with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
     OptimConfig('rmsprop')
-  with pytest.raises(ValueError, match="dtype must be 'float32' or "
+  with pytest.raises(ValueError,
+                     match="dtype must be 'float32' or "
                      "'bfloat16'"):
     TrainConfig(1, 1, OptimConfig(), dtype='float16')
 
@@ -182,8 +216,10 @@ def test_compiled_programs_are_released():
   assert len(kids) == steps.PROGRAMS_KEPT + 2
   tx = optax.sgd(0.1)
   loss = LossConfig('mse')
-  first = [weakref.ref(steps.train_step_fn(kids[0], tx, loss)),
-           weakref.ref(steps.correct_fn(kids[0]))]
+  first = [
+      weakref.ref(steps.train_step_fn(kids[0], tx, loss)),
+      weakref.ref(steps.correct_fn(kids[0]))
+  ]
   for kid in kids[1:]:
     steps.train_step_fn(kid, tx, loss)
     steps.correct_fn(kid)
@@ -218,7 +254,9 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
   from esnac_jax.train.loop import train_many
   from esnac_jax.train.progress import EpochProgress
   arch = _small_net()
-  cfg = TrainConfig(epochs=3, batch_size=64, checkpoint_every_s=0,
+  cfg = TrainConfig(epochs=3,
+                    batch_size=64,
+                    checkpoint_every_s=0,
                     optim=OptimConfig('sgd', 0.05, schedule='cosine'))
 
   def init():  # fresh each time: training donates its input buffers
@@ -232,12 +270,21 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
   def stop_after_epoch_2(line):
     if line.startswith('train epoch 2/3'):
       raise Stop  # as a kill would, after epoch 2's save
+
   directory = str(tmp_path / 'progress')
   with pytest.raises(Stop):
-    train_many([arch], [init()], digits, cfg, 0, log=stop_after_epoch_2,
+    train_many([arch], [init()],
+               digits,
+               cfg,
+               0,
+               log=stop_after_epoch_2,
                progress=EpochProgress(directory, 0))
   logs = []
-  [resumed] = train_many([arch], [init()], digits, cfg, 0, log=logs.append,
+  [resumed] = train_many([arch], [init()],
+                         digits,
+                         cfg,
+                         0,
+                         log=logs.append,
                          progress=EpochProgress(directory, 0))
   assert logs[0].startswith('train: resumed after epoch 2/3')
   assert len(logs) == 2  # only epoch 3 was trained
@@ -251,7 +298,11 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
   with open(meta[0], 'wb') as f:
     f.write(b'\xff garbage')
   logs = []
-  [again] = train_many([arch], [init()], digits, cfg, 0, log=logs.append,
+  [again] = train_many([arch], [init()],
+                       digits,
+                       cfg,
+                       0,
+                       log=logs.append,
                        progress=EpochProgress(directory, 0))
   assert len(logs) == 3 and again.history == whole.history
 
@@ -259,6 +310,6 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
 def test_progress_is_saved_on_its_interval_only(tmp_path):
   from esnac_jax.train.progress import EpochProgress
   p = EpochProgress(str(tmp_path / 'p'), every_s=3600)
-  assert not p.due(0, 10)          # the interval has not passed
+  assert not p.due(0, 10)  # the interval has not passed
   assert not EpochProgress(str(tmp_path / 'q'), 0).due(9, 10)  # last epoch
   assert EpochProgress(str(tmp_path / 'q'), 0).due(8, 10)

@@ -30,8 +30,9 @@ def test_shufflenet_concat_and_groups_divisible():
       assert g.divisor == 2  # grouped convs and shuffles with 2 groups
   sa = analyse(t)
   # A stride-1 unit's output is the concat of the main branch and shortcut.
-  unit1_conv3 = [i for i, l in enumerate(t.layers)
-                 if l.name == 'stage1.unit1.conv3'][0]
+  unit1_conv3 = [
+      i for i, l in enumerate(t.layers) if l.name == 'stage1.unit1.conv3'
+  ][0]
   assert sa.out_spaces[unit1_conv3].atoms == (9, 11)  # unit0 conv3, short
 
 
@@ -57,7 +58,8 @@ def test_shrink_that_breaks_a_residual_sum_is_refused():
   layers = list(t.layers)
   i = [k for k, l in enumerate(layers) if l.name == 'stage1.block0.conv2'][0]
   layers[i] = layers[i].replace(out_channels=32)
-  with pytest.raises(ValueError, match=r"layer 8 \('stage1.block0.relu2', "
+  with pytest.raises(ValueError,
+                     match=r"layer 8 \('stage1.block0.relu2', "
                      r'relu\): sums inputs of different shapes'):
     build_arch(t.input_shape, layers, t.edges)
 

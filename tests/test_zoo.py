@@ -29,9 +29,9 @@ def test_resnet_downsample_order():
   t = get_teacher('resnet18')
   names = [l.name for l in t.layers]
   i = names.index('stage2.block0.bn2')
-  assert names[i + 1:i + 4] == ['stage2.block0.down.conv',
-                                'stage2.block0.down.bn',
-                                'stage2.block0.relu2']
+  assert names[i + 1:i + 4] == [
+      'stage2.block0.down.conv', 'stage2.block0.down.bn', 'stage2.block0.relu2'
+  ]
 
 
 def test_shufflenet_structure():
@@ -47,13 +47,17 @@ def test_mobilenetv2_and_width():
   assert t.num_params == 2296922  # kuangliu CIFAR MobileNetV2
   half = get_teacher('resnet18', num_classes=10, width=0.5)
   assert half.layers[0].out_channels == 32
-  small = get_teacher('resnet18', num_classes=10, in_channels=1, width=0.25,
+  small = get_teacher('resnet18',
+                      num_classes=10,
+                      in_channels=1,
+                      width=0.25,
                       input_size=8)
   assert small.input_shape == (8, 8, 1) and small.output_shape == (10,)
 
 
 def test_bad_teacher_requests():
-  with pytest.raises(ValueError, match="unknown teacher 'resnet50'; known "
+  with pytest.raises(ValueError,
+                     match="unknown teacher 'resnet50'; known "
                      'teachers: mobilenetv2, resnet18'):
     get_teacher('resnet50')
   with pytest.raises(ValueError, match='num_classes must be >= 1'):

@@ -76,11 +76,24 @@ class ArchBuilder:
     return self._shape(src)[-1]
 
   # Convenience wrappers, named as the ops they add.
-  def conv(self, src: Src, out: int, kernel: int, stride: int = 1,
-           padding: int = 0, groups: int = 1, bias: bool = False,
+  def conv(self,
+           src: Src,
+           out: int,
+           kernel: int,
+           stride: int = 1,
+           padding: int = 0,
+           groups: int = 1,
+           bias: bool = False,
            name: str = '') -> int:
-    return self.add('conv', src, name, kernel=kernel, stride=stride,
-                    padding=padding, groups=groups, out_channels=out, bias=bias)
+    return self.add('conv',
+                    src,
+                    name,
+                    kernel=kernel,
+                    stride=stride,
+                    padding=padding,
+                    groups=groups,
+                    out_channels=out,
+                    bias=bias)
 
   def bn(self, src: Src, name: str = '') -> int:
     return self.add('bn', src, name)
@@ -88,14 +101,30 @@ class ArchBuilder:
   def relu(self, src: Src, name: str = '') -> int:
     return self.add('relu', src, name)
 
-  def maxpool(self, src: Src, kernel: int, stride: int, padding: int = 0,
+  def maxpool(self,
+              src: Src,
+              kernel: int,
+              stride: int,
+              padding: int = 0,
               name: str = '') -> int:
-    return self.add('maxpool', src, name, kernel=kernel, stride=stride,
+    return self.add('maxpool',
+                    src,
+                    name,
+                    kernel=kernel,
+                    stride=stride,
                     padding=padding)
 
-  def avgpool(self, src: Src, kernel: int, stride: int, padding: int = 0,
+  def avgpool(self,
+              src: Src,
+              kernel: int,
+              stride: int,
+              padding: int = 0,
               name: str = '') -> int:
-    return self.add('avgpool', src, name, kernel=kernel, stride=stride,
+    return self.add('avgpool',
+                    src,
+                    name,
+                    kernel=kernel,
+                    stride=stride,
                     padding=padding)
 
   def shuffle(self, src: Src, groups: int, name: str = '') -> int:
@@ -107,7 +136,10 @@ class ArchBuilder:
   def flatten(self, src: Src, name: str = '') -> int:
     return self.add('flatten', src, name)
 
-  def linear(self, src: Src, out: int, bias: bool = True,
+  def linear(self,
+             src: Src,
+             out: int,
+             bias: bool = True,
              name: str = '') -> int:
     return self.add('linear', src, name, out_channels=out, bias=bias)
 

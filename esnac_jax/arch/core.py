@@ -219,8 +219,8 @@ class Arch:
         macs = out * l.kernel * l.kernel * (l.in_channels // l.groups)
         total += 2 * macs + (out if l.bias else 0)
       elif l.kind == 'linear':
-        total += 2 * l.in_channels * l.out_channels + (
-            l.out_channels if l.bias else 0)
+        total += 2 * l.in_channels * l.out_channels + (l.out_channels
+                                                       if l.bias else 0)
       elif l.kind == 'bn':
         total += 2 * out
       elif l.kind == 'relu':
@@ -253,8 +253,9 @@ class Arch:
     """The Arch a `to_dict` document describes; a malformed document
     raises ValueError naming the layer and field."""
     if not isinstance(d, dict) or d.get('format') != FORMAT:
-      raise ValueError(f'not an esnac_jax Arch (expected format {FORMAT!r}, '
-                       f'got {d.get("format") if isinstance(d, dict) else d!r})')
+      raise ValueError(
+          f'not an esnac_jax Arch (expected format {FORMAT!r}, '
+          f'got {d.get("format") if isinstance(d, dict) else d!r})')
     missing = [k for k in ('input_shape', 'layers', 'edges') if k not in d]
     if missing:
       raise ValueError(f'Arch document lacks {", ".join(missing)}')
@@ -270,8 +271,8 @@ class Arch:
     layers = tuple(_layer_from_dict(i, ld) for i, ld in enumerate(d['layers']))
     edges = d['edges']
     if not isinstance(edges, list) or not all(
-        isinstance(e, (list, tuple)) and len(e) == 2 and
-        all(_is_int(v) for v in e) for e in edges):
+        isinstance(e, (list, tuple)) and len(e) == 2 and all(
+            _is_int(v) for v in e) for e in edges):
       bad = next((e for e in edges if not (
           isinstance(e, (list, tuple)) and len(e) == 2 and
           all(_is_int(v) for v in e))), edges) if isinstance(edges, list) \
@@ -279,7 +280,8 @@ class Arch:
       raise ValueError(f'Arch document: edges must be [source, target] '
                        f'pairs of layer indices, got {bad!r}')
     return cls(input_shape=_shape(d['input_shape'], 'input_shape'),
-               layers=layers, edges=tuple(tuple(e) for e in edges),
+               layers=layers,
+               edges=tuple(tuple(e) for e in edges),
                name=name)
 
   @classmethod
@@ -292,9 +294,11 @@ class Arch:
 
   def summary(self) -> str:
     """A human-readable table of the layers."""
-    rows = [f'{self.name or "arch"}: {self.num_layers} layers, '
-            f'{len(self.edges)} edges, {self.num_params:,} params, '
-            f'{self.flops / 1e6:,.1f} MFLOPs, input {self.input_shape}']
+    rows = [
+        f'{self.name or "arch"}: {self.num_layers} layers, '
+        f'{len(self.edges)} edges, {self.num_params:,} params, '
+        f'{self.flops / 1e6:,.1f} MFLOPs, input {self.input_shape}'
+    ]
     for i, l in enumerate(self.layers):
       extra = ''
       if l.kind == 'conv':
@@ -423,8 +427,10 @@ def _validate(arch: Arch, check_shapes: bool = True) -> None:
           f'{tuple(layer.out_shape)} but its inputs give {in_s} -> {out_s}')
 
 
-def build_arch(input_shape: Shape, layers: Sequence[Layer],
-               edges: Sequence[tuple[int, int]], name: str = '') -> Arch:
+def build_arch(input_shape: Shape,
+               layers: Sequence[Layer],
+               edges: Sequence[tuple[int, int]],
+               name: str = '') -> Arch:
   """An Arch whose layer shapes are inferred from `input_shape` and edges.
 
   Layers may be given with empty shapes; `infer_shapes` fills them in. This
@@ -437,14 +443,15 @@ def build_arch(input_shape: Shape, layers: Sequence[Layer],
       # Let the full validator produce the message.
       return Arch(input_shape, tuple(layers), edges, name)
   shapes = infer_shapes(input_shape, layers, edges)
-  layers = tuple(l if (l.in_shape, l.out_shape) == s else
-                 l.replace(in_shape=s[0], out_shape=s[1])
-                 for l, s in zip(layers, shapes))
+  layers = tuple(
+      l if (l.in_shape,
+            l.out_shape) == s else l.replace(in_shape=s[0], out_shape=s[1])
+      for l, s in zip(layers, shapes))
   # The shapes were just inferred: validate the rest without inferring them
   # again (the samplers build thousands of candidates per search step).
   arch = object.__new__(Arch)
-  for field, value in (('input_shape', tuple(input_shape)),
-                       ('layers', layers), ('edges', edges), ('name', name)):
+  for field, value in (('input_shape', tuple(input_shape)), ('layers', layers),
+                       ('edges', edges), ('name', name)):
     object.__setattr__(arch, field, value)
   _validate(arch, check_shapes=False)
   return arch

@@ -42,8 +42,8 @@ class Unsupported(ValueError):
 class Pool:
   """M children of one teacher as arrays (see the module docstring)."""
   removed: np.ndarray  # [M, L] bool
-  widths: np.ndarray   # [M, R] int64
-  skips: np.ndarray    # [M, P] bool
+  widths: np.ndarray  # [M, R] int64
+  skips: np.ndarray  # [M, P] bool
 
   def __len__(self) -> int:
     return self.removed.shape[0]
@@ -54,7 +54,8 @@ class Pool:
 
   @staticmethod
   def concat(pools: Sequence[Pool]) -> Pool:
-    return Pool(*(np.concatenate([getattr(p, f) for p in pools])
+    return Pool(*(np.concatenate([getattr(p, f)
+                                  for p in pools])
                   for f in ('removed', 'widths', 'skips')))
 
 
@@ -152,8 +153,8 @@ class Encoder:
     self.out_deg = np.array([len(e) for e in t.out_edges], np.int64)
     self.in_spatial = np.array([math.prod(l.in_shape[:-1]) for l in t.layers],
                                np.int64)
-    self.out_spatial = np.array([math.prod(l.out_shape[:-1])
-                                 for l in t.layers], np.int64)
+    self.out_spatial = np.array([math.prod(l.out_shape[:-1]) for l in t.layers],
+                                np.int64)
     self.kind = np.array([KINDS.index(l.kind) for l in t.layers])
     self.kernel = np.array([l.kernel for l in t.layers], np.int64)
     self.groups = np.array([l.groups for l in t.layers], np.int64)
@@ -163,13 +164,14 @@ class Encoder:
 
   # ---- drawing -------------------------------------------------------------
 
-  def _labels(self, removed: np.ndarray,
+  def _labels(self,
+              removed: np.ndarray,
               skips: np.ndarray | None = None) -> np.ndarray:
     """[M, R]: every root's component after the removals (and the ties of
     added skips, if given), named by a root index."""
     m = removed.shape[0]
-    lab = np.broadcast_to(np.arange(len(self.roots)), (m, len(self.roots))
-                          ).copy()
+    lab = np.broadcast_to(np.arange(len(self.roots)),
+                          (m, len(self.roots))).copy()
     joins = [(removed[:, i], a, b) for i, a, b in self.merges]
     if skips is not None:
       joins += [(skips[:, p], a, b) for p, a, b in self.skip_ties]
@@ -182,7 +184,9 @@ class Encoder:
       lab = np.where(hit, lo, lab)
     return lab
 
-  def sample(self, rng: np.random.Generator, m: int,
+  def sample(self,
+             rng: np.random.Generator,
+             m: int,
              cfg: SamplerConfig = SamplerConfig()) -> Pool:
     """m children drawn as `operators.sample` draws one: each removable
     layer goes with p1 (one p1 per child), each width knob of the child
@@ -195,13 +199,13 @@ class Encoder:
     ar = np.arange(m)
     p1 = rng.choice(np.asarray(cfg.remove_probs, np.float64), size=m)
     removed = np.zeros((m, n), bool)
-    removed[:, self.removable] = (rng.random((m, len(self.removable))) <
-                                  p1[:, None])
+    removed[:, self.removable] = (rng.random((m, len(self.removable)))
+                                  < p1[:, None])
     lab = self._labels(removed)
     div, fixed, bound = self._divisors(removed, lab)
 
-    gid = (np.broadcast_to(self.cluster, (m, nr)) if self.mode == 'by_width'
-           else lab)
+    gid = (np.broadcast_to(self.cluster,
+                           (m, nr)) if self.mode == 'by_width' else lab)
     ng = nr
     gdiv = np.ones((m, ng), np.int64)
     for r in range(nr):
@@ -229,8 +233,12 @@ class Encoder:
       skips[rows[ok], cols[ok]] = True
     return Pool(removed, widths, skips)
 
-  def mutate(self, parents: Pool, rng: np.random.Generator,
-             cfg: SamplerConfig = SamplerConfig()) -> tuple[Pool, np.ndarray]:
+  def mutate(
+      self,
+      parents: Pool,
+      rng: np.random.Generator,
+      cfg: SamplerConfig = SamplerConfig()
+  ) -> tuple[Pool, np.ndarray]:
     """One small change to every row, as `operators.mutate`: remove or
     restore one layer, resize one width knob, add or drop one skip, the
     kind drawn among those that apply to the row. Returns the children and
@@ -255,8 +263,9 @@ class Encoder:
     can_add = self.skip_ok(removed, widths, skips)
     lab = self._labels(removed, skips)
     div, fixed, bound = self._divisors(removed, lab)
-    gid = np.where(fixed | bound, -1, lab if self.mode == 'fine' else
-                   np.broadcast_to(self.cluster, lab.shape))
+    gid = np.where(
+        fixed | bound, -1, lab if self.mode == 'fine' else np.broadcast_to(
+            self.cluster, lab.shape))
     can_resize = (gid >= 0)
     options = [can_remove, can_restore, can_resize, can_add, skips]
     ok = np.stack([o.any(1) for o in options], 1)
@@ -288,19 +297,19 @@ class Encoder:
       f = self.teacher_width[root]
       cur = widths[r, root]
       redraw = rng.random(len(r)) < 0.25
-      w_prior = np.maximum(1, ((1.0 - rng.uniform(*cfg.shrink_range, len(r)))
-                               * f).astype(np.int64))
+      w_prior = np.maximum(1, ((1.0 - rng.uniform(*cfg.shrink_range, len(r))) *
+                               f).astype(np.int64))
       w_step = np.round(cur * rng.uniform(0.5, 1.5, len(r))).astype(np.int64)
       w = np.where(redraw, w_prior, w_step)
       w = np.minimum(np.maximum(-(-w // d) * d, d), f)
       widths[r] = np.where(members, w[:, None], widths[r])
-      widths[r] = self._resolve(removed[r], self._labels(removed[r],
-                                                         skips[r]), widths[r])
+      widths[r] = self._resolve(removed[r], self._labels(removed[r], skips[r]),
+                                widths[r])
       changed[r] = w != cur
     return Pool(removed, widths, skips), changed
 
-  def _divisors(self, removed: np.ndarray, lab: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  def _divisors(self, removed: np.ndarray,
+                lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """[M, R] each root's divisibility (its component's active grouped
     convs and shuffles), whether it is tied to the input or output, and
     whether a removal bound it to a sum of other roots."""
@@ -330,8 +339,8 @@ class Encoder:
     for i, roots, g in self.constraints:
       for r in roots:
         apply(r, ~removed[:, i], g)
-    return (np.take_along_axis(div_c, lab, 1),
-            np.take_along_axis(fixed_c, lab, 1), bound)
+    return (np.take_along_axis(div_c, lab,
+                               1), np.take_along_axis(fixed_c, lab, 1), bound)
 
   def _resolve(self, removed: np.ndarray, lab: np.ndarray,
                widths: np.ndarray) -> np.ndarray:
@@ -344,7 +353,9 @@ class Encoder:
         widths = np.where(hit, total[:, None], widths)
     return widths
 
-  def skip_ok(self, removed: np.ndarray, widths: np.ndarray,
+  def skip_ok(self,
+              removed: np.ndarray,
+              widths: np.ndarray,
               skips: np.ndarray | None = None) -> np.ndarray:
     """[M, P]: skips that could be added now (target present, channels
     agree, not already there)."""
@@ -385,7 +396,7 @@ class Encoder:
     conv = kind == KINDS.index('conv')
     lin = kind == KINDS.index('linear')
     bn = kind == KINDS.index('bn')
-    k2 = self.kernel ** 2
+    k2 = self.kernel**2
     p = np.where(conv, k2 * (cin // np.maximum(groups, 1)) * cout, 0)
     p += np.where(lin, cin * cout, 0)
     p += np.where(conv | lin, self.bias * cout, 0)
@@ -396,14 +407,15 @@ class Encoder:
     """[M] int64, as Arch.flops."""
     cin, cout, _, kind, groups, in_deg, _ = self._ops(pool)
     out = self.out_spatial * cout
-    k2 = self.kernel ** 2
+    k2 = self.kernel**2
 
     def is_(k: str) -> np.ndarray:
       return kind == KINDS.index(k)
 
     conv, lin = is_('conv'), is_('linear')
-    f = np.where(conv, 2 * out * k2 * (cin // np.maximum(groups, 1)) +
-                 self.bias * out, 0)
+    f = np.where(
+        conv, 2 * out * k2 * (cin // np.maximum(groups, 1)) + self.bias * out,
+        0)
     f += np.where(lin, 2 * cin * cout + self.bias * cout, 0)
     f += np.where(is_('bn'), 2 * out, 0)
     f += np.where(is_('relu'), out, 0)
@@ -415,14 +427,17 @@ class Encoder:
   def keys(self, pool: Pool) -> list[bytes]:
     """One hashable key per child, equal to `arch_key(decode(...))`."""
     _, cout = self.channels(pool.widths)
-    rows = np.concatenate([pool.removed.astype(np.int64), cout,
-                           pool.skips.astype(np.int64)], 1)
+    rows = np.concatenate(
+        [pool.removed.astype(np.int64), cout,
+         pool.skips.astype(np.int64)], 1)
     return [r.tobytes() for r in rows]
 
   def arch_key(self, arch: Arch) -> bytes:
     return self.keys(self.encode([arch]))[0]
 
-  def features(self, pool: Pool, kind: str = 'original',
+  def features(self,
+               pool: Pool,
+               kind: str = 'original',
                max_offset: int = 128) -> np.ndarray:
     """[M, L, F] float32, equal to features.batch_features of the Archs."""
     if kind == 'original':
@@ -472,9 +487,11 @@ class Encoder:
     x = np.zeros((m, n, NORMALIZED_DIM), np.float32)
     x[:, :, :nk] = np.eye(nk, dtype=np.float32)[kind]
     t = self.teacher.layers
-    ksp = np.array([[math.log2(1 + l.kernel), math.log2(1 + l.stride),
-                     math.log2(1 + l.padding)]
-                    if l.kind in ('conv', 'maxpool', 'avgpool') else [0, 0, 0]
+    ksp = np.array([[
+        math.log2(1 + l.kernel),
+        math.log2(1 + l.stride),
+        math.log2(1 + l.padding)
+    ] if l.kind in ('conv', 'maxpool', 'avgpool') else [0, 0, 0]
                     for l in t], np.float32)
     x[:, :, nk:nk + 3] = present[..., None] * ksp
     has_g = (kind == KINDS.index('conv')) | (kind == KINDS.index('shuffle'))
@@ -521,8 +538,11 @@ class Encoder:
         g = c_in if self.depthwise[i] else l.groups
         l = l.replace(in_channels=c_in, out_channels=c_out, groups=g)
       layers.append(l)
-    edges = list(t.edges) + [tuple(int(v) for v in self.pairs[p])
-                             for p in np.flatnonzero(pool.skips[k])]
+    edges = list(t.edges) + [
+        tuple(int(v)
+              for v in self.pairs[p])
+        for p in np.flatnonzero(pool.skips[k])
+    ]
     return build_arch(t.input_shape, layers, edges, t.name)
 
   def encode(self, archs: Sequence[Arch]) -> Pool:
@@ -538,8 +558,8 @@ class Encoder:
       for i, (l, tl) in enumerate(zip(a.layers, self.teacher.layers)):
         removed[k, i] = l.kind == 'identity' and tl.kind != 'identity'
       for r, i in enumerate(root_layer):
-        widths[k, r] = (self.teacher_width[r] if i < 0 else
-                        a.layers[i].out_shape[-1])
+        widths[k, r] = (self.teacher_width[r]
+                        if i < 0 else a.layers[i].out_shape[-1])
       for e in a.edges:
         if e in self.teacher_edges:
           continue

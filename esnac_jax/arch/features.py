@@ -35,8 +35,10 @@ def feature_dim(kind: str) -> int:
   raise ValueError(f'unknown feature kind {kind!r}; use one of {FEATURE_KINDS}')
 
 
-def features(arch: Arch, teacher: Arch | None = None,
-             kind: str = 'original', max_offset: int = 128) -> np.ndarray:
+def features(arch: Arch,
+             teacher: Arch | None = None,
+             kind: str = 'original',
+             max_offset: int = 128) -> np.ndarray:
   """float32 array [arch.num_layers, feature_dim(kind)]."""
   if kind == 'original':
     return _original(arch, max_offset)
@@ -52,10 +54,10 @@ def _base(layer) -> list[float]:
   has_ksp = k in ('conv', 'maxpool', 'avgpool')
   ksp = [layer.kernel, layer.stride, layer.padding] if has_ksp else [0, 0, 0]
   groups = layer.groups if k in ('conv', 'shuffle') else 0
-  io = ([layer.in_shape[-1], layer.out_shape[-1]] if k in ('conv', 'linear')
-        else [0, 0])
-  return onehot + [float(v) for v in ksp] + [float(groups)] + [float(v)
-                                                             for v in io]
+  io = ([layer.in_shape[-1], layer.out_shape[-1]]
+        if k in ('conv', 'linear') else [0, 0])
+  return onehot + [float(v) for v in ksp] + [float(groups)
+                                            ] + [float(v) for v in io]
 
 
 def _original(arch: Arch, max_offset: int) -> np.ndarray:
@@ -72,8 +74,8 @@ def _original(arch: Arch, max_offset: int) -> np.ndarray:
 
 
 def _bucket(offset: int) -> int:
-  return min(OFFSET_BUCKETS - 1, math.ceil(math.log2(offset)) if offset > 1
-             else 0)
+  return min(OFFSET_BUCKETS - 1,
+             math.ceil(math.log2(offset)) if offset > 1 else 0)
 
 
 def _normalized(arch: Arch, teacher: Arch) -> np.ndarray:
@@ -86,14 +88,19 @@ def _normalized(arch: Arch, teacher: Arch) -> np.ndarray:
   for i, (layer, t) in enumerate(zip(arch.layers, teacher.layers)):
     x[i, KINDS.index(layer.kind)] = 1.0
     if layer.kind in ('conv', 'maxpool', 'avgpool'):
-      x[i, nk:nk + 3] = [math.log2(1 + layer.kernel),
-                         math.log2(1 + layer.stride),
-                         math.log2(1 + layer.padding)]
+      x[i, nk:nk + 3] = [
+          math.log2(1 + layer.kernel),
+          math.log2(1 + layer.stride),
+          math.log2(1 + layer.padding)
+      ]
     if layer.kind in ('conv', 'shuffle'):
       x[i, nk + 3] = math.log2(layer.groups)
     cin, cout = layer.in_shape[-1], layer.out_shape[-1]
-    x[i, nk + 4:nk + 8] = [cin / t.in_shape[-1], cout / t.out_shape[-1],
-                           math.log2(cin) / 10.0, math.log2(cout) / 10.0]
+    x[i, nk + 4:nk + 8] = [
+        cin / t.in_shape[-1], cout / t.out_shape[-1],
+        math.log2(cin) / 10.0,
+        math.log2(cout) / 10.0
+    ]
     x[i, nk + 8] = float(layer.kind == 'identity' and t.kind != 'identity')
     x[i, nk + 9] = len(arch.in_edges[i]) / 4.0
     x[i, nk + 10] = len(arch.out_edges[i]) / 4.0
@@ -105,7 +112,8 @@ def _normalized(arch: Arch, teacher: Arch) -> np.ndarray:
   return x
 
 
-def batch_features(archs, teacher: Arch | None = None,
+def batch_features(archs,
+                   teacher: Arch | None = None,
                    kind: str = 'original') -> np.ndarray:
   """[len(archs), layers, F] for archs of one teacher (same layer count)."""
   return np.stack([features(a, teacher, kind) for a in archs])

@@ -51,6 +51,7 @@ class SamplerConfig:
 
 # ---- the child relation ---------------------------------------------------
 
+
 def check_child(arch: Arch, teacher: Arch) -> None:
   """Raises ValueError unless `arch` is a compressed child of `teacher`."""
   if arch.num_layers != teacher.num_layers:
@@ -106,6 +107,7 @@ def skip_pairs(teacher: Arch) -> tuple[tuple[int, int], ...]:
 
 
 # ---- the three operators ---------------------------------------------------
+
 
 def removable_now(arch: Arch, teacher: Arch) -> tuple[int, ...]:
   """Removable layers of `arch` that are still present and may go now.
@@ -173,9 +175,9 @@ def shrunk_width(group: WidthGroup, ratio: float) -> int:
   return min(max(w, d), group.teacher_width)
 
 
-def shrink(arch: Arch, teacher: Arch,
-           widths: dict[WidthGroup, int] | Sequence[tuple[WidthGroup, int]]
-           ) -> Arch:
+def shrink(
+    arch: Arch, teacher: Arch,
+    widths: dict[WidthGroup, int] | Sequence[tuple[WidthGroup, int]]) -> Arch:
   """`arch` with each given width group set to its new width."""
   items = widths.items() if isinstance(widths, dict) else widths
   new: dict[int, int] = {}
@@ -200,8 +202,8 @@ def skips_now(arch: Arch, teacher: Arch) -> tuple[tuple[int, int], ...]:
   return tuple(out)
 
 
-def add_skips(arch: Arch, teacher: Arch,
-              pairs: Iterable[tuple[int, int]]) -> Arch:
+def add_skips(arch: Arch, teacher: Arch, pairs: Iterable[tuple[int,
+                                                               int]]) -> Arch:
   """`arch` with extra summed inputs (i -> j)."""
   pairs = [tuple(map(int, p)) for p in pairs]
   ok = set(skips_now(arch, teacher)) | set(arch.edges)
@@ -210,14 +212,17 @@ def add_skips(arch: Arch, teacher: Arch,
       raise ValueError(f'skip {p} cannot be added: the shapes of layer {p[0]} '
                        f'output and layer {p[1]} input differ, or the target '
                        'is removed or a concat')
-  return build_arch(arch.input_shape, arch.layers, tuple(arch.edges) +
-                    tuple(pairs), arch.name)
+  return build_arch(arch.input_shape, arch.layers,
+                    tuple(arch.edges) + tuple(pairs), arch.name)
 
 
 # ---- sampling and mutation -------------------------------------------------
 
-def sample(teacher: Arch, rng: np.random.Generator,
-           cfg: SamplerConfig = SamplerConfig()) -> Arch:
+
+def sample(
+    teacher: Arch,
+    rng: np.random.Generator,
+    cfg: SamplerConfig = SamplerConfig()) -> Arch:
   """One random child with the original's distributions.
 
   Order: removal on the teacher, then one ratio per width group of the
@@ -240,8 +245,11 @@ def sample(teacher: Arch, rng: np.random.Generator,
 MUTATIONS = ('remove', 'restore', 'resize', 'add_skip', 'drop_skip')
 
 
-def mutate(arch: Arch, teacher: Arch, rng: np.random.Generator,
-           cfg: SamplerConfig = SamplerConfig(), max_tries: int = 32) -> Arch:
+def mutate(arch: Arch,
+           teacher: Arch,
+           rng: np.random.Generator,
+           cfg: SamplerConfig = SamplerConfig(),
+           max_tries: int = 32) -> Arch:
   """One small change to `arch`: remove or restore one layer, resize one
   width group, or add or drop one skip. The result differs from `arch`.
 
@@ -256,8 +264,10 @@ def mutate(arch: Arch, teacher: Arch, rng: np.random.Generator,
       if options:
         return remove_layers(arch, teacher, [rng.choice(options)])
     elif op == 'restore':
-      options = [i for i, (a, t) in enumerate(zip(arch.layers, teacher.layers))
-                 if a.kind == 'identity' and t.kind != 'identity']
+      options = [
+          i for i, (a, t) in enumerate(zip(arch.layers, teacher.layers))
+          if a.kind == 'identity' and t.kind != 'identity'
+      ]
       if options:
         try:
           return restore_layer(arch, teacher, int(rng.choice(options)))
@@ -294,8 +304,20 @@ def compression_ratio(arch: Arch, teacher: Arch) -> float:
 
 
 __all__ = [
-    'SamplerConfig', 'check_child', 'removable_layers', 'removable_now',
-    'remove_layers', 'restore_layer', 'shrink', 'shrunk_width', 'skip_pairs',
-    'skips_now', 'add_skips', 'sample', 'mutate', 'compression_ratio',
-    'analyse', 'width_groups',
+    'SamplerConfig',
+    'check_child',
+    'removable_layers',
+    'removable_now',
+    'remove_layers',
+    'restore_layer',
+    'shrink',
+    'shrunk_width',
+    'skip_pairs',
+    'skips_now',
+    'add_skips',
+    'sample',
+    'mutate',
+    'compression_ratio',
+    'analyse',
+    'width_groups',
 ]

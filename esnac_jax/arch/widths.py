@@ -111,11 +111,11 @@ class SpaceAnalysis:
   """Per-layer input/output channel spaces of one Arch, all ties solved."""
   in_spaces: tuple[Space, ...]
   out_spaces: tuple[Space, ...]
-  roots: tuple[int, ...]                 # free atoms (each one a width)
-  root_of: dict[int, int]                # every atom -> its root
-  fixed: frozenset[int]                  # roots tied to input or output
-  divisor: dict[int, int]                # root -> required multiple
-  width: dict[int, int]                  # root -> width in this Arch
+  roots: tuple[int, ...]  # free atoms (each one a width)
+  root_of: dict[int, int]  # every atom -> its root
+  fixed: frozenset[int]  # roots tied to input or output
+  divisor: dict[int, int]  # root -> required multiple
+  width: dict[int, int]  # root -> width in this Arch
 
   def space_width(self, s: Space) -> int:
     return s.hw * sum(self.width[a] for a in s.atoms)
@@ -150,8 +150,8 @@ def _analyse(arch: Arch, teacher: Arch) -> SpaceAnalysis:
   uf.find(INPUT_ATOM)
   for i, layer in enumerate(arch.layers):
     where = f"layer {i} ('{layer.name}', {layer.kind})"
-    srcs = ([Space(1, (INPUT_ATOM,))] if i == 0 else
-            [raw_out[j] for j in arch.in_edges[i]])
+    srcs = ([Space(1, (INPUT_ATOM,))]
+            if i == 0 else [raw_out[j] for j in arch.in_edges[i]])
     if layer.kind == 'concat':
       atoms: list[int] = []
       for s in srcs:
@@ -201,8 +201,9 @@ def _analyse(arch: Arch, teacher: Arch) -> SpaceAnalysis:
                        frozenset(fixed), divisor, width)
 
 
-def width_groups(arch: Arch, teacher: Arch, mode: str = 'by_width'
-                 ) -> tuple[WidthGroup, ...]:
+def width_groups(arch: Arch,
+                 teacher: Arch,
+                 mode: str = 'by_width') -> tuple[WidthGroup, ...]:
   """The free width knobs of `arch`, a child (or the teacher) of `teacher`.
 
   Ties come from the candidate's own structure: a removed conv (identity)
@@ -232,11 +233,9 @@ def width_groups(arch: Arch, teacher: Arch, mode: str = 'by_width'
       # Grouped by teacher width but shrunk apart (possible only when an Arch
       # was edited by hand): keep them as separate knobs.
       for r in members:
-        groups.append(WidthGroup(atoms([r]), sa.width[r], tw[r],
-                                 sa.divisor[r]))
+        groups.append(WidthGroup(atoms([r]), sa.width[r], tw[r], sa.divisor[r]))
       continue
-    groups.append(WidthGroup(atoms(members), widths.pop(), tw[members[0]],
-                             div))
+    groups.append(WidthGroup(atoms(members), widths.pop(), tw[members[0]], div))
   return tuple(sorted(groups, key=lambda g: g.atoms))
 
 

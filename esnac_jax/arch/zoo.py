@@ -16,8 +16,8 @@ from typing import Callable
 from esnac_jax.arch.builder import INPUT, ArchBuilder
 from esnac_jax.arch.core import Arch
 
-VGG19_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
-             512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M')
+VGG19_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512,
+             512, 'M', 512, 512, 512, 512, 'M')
 # (expansion, out_planes, num_blocks, stride) of the CIFAR MobileNetV2.
 MOBILENETV2_CFG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2),
                    (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -48,7 +48,9 @@ def _head(b: ArchBuilder, x: int, num_classes: int, pool_stride1: bool) -> None:
   b.linear(len(b.layers) - 1, num_classes, name='head.fc')
 
 
-def vgg19(num_classes: int = 100, in_channels: int = 3, width: float = 1.0,
+def vgg19(num_classes: int = 100,
+          in_channels: int = 3,
+          width: float = 1.0,
           input_size: int = 32) -> Arch:
   """VGG-19 with BN: convs with bias, 5 max pools, one Linear."""
   _check(num_classes, in_channels, input_size, width)
@@ -62,7 +64,12 @@ def vgg19(num_classes: int = 100, in_channels: int = 3, width: float = 1.0,
       x = b.maxpool(x, 2, 2, name=f'stage{stage}.pool')
       stage, k = stage + 1, 0
       continue
-    x = b.conv(x, _scale(v, width), 3, 1, 1, bias=True,
+    x = b.conv(x,
+               _scale(v, width),
+               3,
+               1,
+               1,
+               bias=True,
                name=f'stage{stage}.conv{k}')
     x = b.bn(x, name=f'stage{stage}.bn{k}')
     x = b.relu(x, name=f'stage{stage}.relu{k}')
@@ -104,22 +111,28 @@ def _resnet(blocks: tuple[int, ...], name: str, num_classes: int,
   return b.build()
 
 
-def resnet18(num_classes: int = 100, in_channels: int = 3, width: float = 1.0,
+def resnet18(num_classes: int = 100,
+             in_channels: int = 3,
+             width: float = 1.0,
              input_size: int = 32) -> Arch:
   """CIFAR ResNet-18: 3x3 stem, BasicBlocks [2, 2, 2, 2], no max pool."""
   return _resnet((2, 2, 2, 2), 'resnet18', num_classes, in_channels, width,
                  input_size)
 
 
-def resnet34(num_classes: int = 100, in_channels: int = 3, width: float = 1.0,
+def resnet34(num_classes: int = 100,
+             in_channels: int = 3,
+             width: float = 1.0,
              input_size: int = 32) -> Arch:
   """CIFAR ResNet-34: 3x3 stem, BasicBlocks [3, 4, 6, 3], no max pool."""
   return _resnet((3, 4, 6, 3), 'resnet34', num_classes, in_channels, width,
                  input_size)
 
 
-def shufflenet(num_classes: int = 100, in_channels: int = 3,
-               width: float = 1.0, input_size: int = 32,
+def shufflenet(num_classes: int = 100,
+               in_channels: int = 3,
+               width: float = 1.0,
+               input_size: int = 32,
                groups: int = 2) -> Arch:
   """The original's ShuffleNet (groups=2, out 200/400/800, blocks 4/8/4).
 
@@ -164,8 +177,10 @@ def shufflenet(num_classes: int = 100, in_channels: int = 3,
   return b.build()
 
 
-def mobilenetv2(num_classes: int = 100, in_channels: int = 3,
-                width: float = 1.0, input_size: int = 32) -> Arch:
+def mobilenetv2(num_classes: int = 100,
+                in_channels: int = 3,
+                width: float = 1.0,
+                input_size: int = 32) -> Arch:
   """CIFAR MobileNetV2 (stride-1 stem and second stage, ReLU activations).
 
   A residual sum with no op after it becomes an explicit `identity` layer
@@ -215,11 +230,16 @@ TEACHERS: dict[str, Callable[..., Arch]] = {
 }
 
 
-def get_teacher(name: str, num_classes: int = 100, in_channels: int = 3,
-                width: float = 1.0, input_size: int = 32) -> Arch:
+def get_teacher(name: str,
+                num_classes: int = 100,
+                in_channels: int = 3,
+                width: float = 1.0,
+                input_size: int = 32) -> Arch:
   """A teacher Arch by name; raises ValueError listing the known names."""
   if name not in TEACHERS:
     raise ValueError(f'unknown teacher {name!r}; known teachers: '
                      f'{", ".join(sorted(TEACHERS))}')
-  return TEACHERS[name](num_classes=num_classes, in_channels=in_channels,
-                        width=width, input_size=input_size)
+  return TEACHERS[name](num_classes=num_classes,
+                        in_channels=in_channels,
+                        width=width,
+                        input_size=input_size)

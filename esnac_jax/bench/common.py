@@ -40,16 +40,19 @@ def define_search_flags(workdir: str, workdir_help: str,
   (bench.compare, bench.transfer)."""
   from absl import flags
   from ml_collections import config_flags
-  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
-                                  'configs/digits.py.', lock_config=True)
+  config_flags.DEFINE_config_file('config',
+                                  None, 'Config file, e.g. '
+                                  'configs/digits.py.',
+                                  lock_config=True)
   flags.DEFINE_string('workdir', workdir, workdir_help)
-  flags.DEFINE_list('milestones', milestones, 'Evaluation counts the table '
-                    'reports the best reward at.')
+  flags.DEFINE_list(
+      'milestones', milestones, 'Evaluation counts the table '
+      'reports the best reward at.')
 
 
-def run_search_cli(argv: list[str],
-                   run: Callable[[Any, list[int], Callable[[str], None]],
-                                 None]) -> None:
+def run_search_cli(
+    argv: list[str], run: Callable[[Any, list[int], Callable[[str], None]],
+                                   None]) -> None:
   """The main of a search benchmark: checks the command line, calls
   run(flags, milestones, log), and turns a bad input (ValueError, OSError)
   into one `error:` line and exit status 2."""

@@ -40,11 +40,11 @@ from esnac_jax.surrogate import SurrogateConfig
 METHODS = ('esnac', 'faithful', 'random', 'n2n', 'evolution')
 FORMAT = 'esnac_jax.compare/1'
 
-
 # ---- configuration ----------------------------------------------------------
 
-def merged_config(config: ml_collections.ConfigDict
-                  ) -> ml_collections.ConfigDict:
+
+def merged_config(
+    config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config with config.compare.override merged in; unknown keys in the
   override raise ValueError naming them."""
   out = ml_collections.ConfigDict(config.to_dict())
@@ -68,7 +68,8 @@ def faithful_config(config: ml_collections.ConfigDict) -> ESNACConfig:
   f = config.compare.faithful
   try:
     surrogate = dataclasses.replace(SurrogateConfig.faithful(),
-                                    hidden=f.hidden, num_layers=f.num_layers,
+                                    hidden=f.hidden,
+                                    num_layers=f.num_layers,
                                     max_steps=f.max_steps)
     return ESNACConfig.faithful(surrogate=surrogate, pool_size=f.pool_size)
   except ValueError as e:
@@ -82,8 +83,11 @@ def make_method(name: str, config: ml_collections.ConfigDict, teacher: Arch,
   if name not in METHODS:
     raise ValueError(f'unknown method {name!r}; known: {", ".join(METHODS)}')
   if name == 'faithful':
-    return make_searcher('esnac', teacher, from_config.sampler_config(config),
-                         seed, from_config.constraints(config),
+    return make_searcher('esnac',
+                         teacher,
+                         from_config.sampler_config(config),
+                         seed,
+                         from_config.constraints(config),
                          config=faithful_config(config))
   c = ml_collections.ConfigDict(config.to_dict())
   c.search.searcher = name
@@ -94,6 +98,7 @@ def make_method(name: str, config: ml_collections.ConfigDict, teacher: Arch,
 
 # ---- scoring, cached --------------------------------------------------------
 
+
 def arch_key(arch: Arch) -> str:
   """A stable name for an Arch across processes (sha256 of its JSON)."""
   return hashlib.sha256(arch.to_json(sort_keys=True).encode()).hexdigest()
@@ -101,8 +106,9 @@ def arch_key(arch: Arch) -> str:
 
 def arch_seed(arch: Arch, seed: int) -> int:
   """The distillation seed of a candidate: a function of the candidate."""
-  return int(np.random.SeedSequence(
-      [seed, int(arch_key(arch)[:16], 16)]).generate_state(1)[0])
+  return int(
+      np.random.SeedSequence([seed, int(arch_key(arch)[:16],
+                                        16)]).generate_state(1)[0])
 
 
 class ScoreCache:
@@ -133,17 +139,23 @@ class ScoreCache:
     key = arch_key(arch)
     self.results[key] = r
     with open(self.path, 'a') as f:
-      f.write(json.dumps({'key': key, 'val_acc': r.val_acc,
-                          'reward': r.reward, 'best_epoch': r.best_epoch,
-                          'seconds': r.seconds}) + '\n')
+      f.write(
+          json.dumps({
+              'key': key,
+              'val_acc': r.val_acc,
+              'reward': r.reward,
+              'best_epoch': r.best_epoch,
+              'seconds': r.seconds
+          }) + '\n')
 
 
 Score = Callable[[Arch], Result]
 
 
-def cached(score: Score, cache: ScoreCache) -> Callable[[Arch], tuple[Result,
-                                                                      bool]]:
+def cached(score: Score,
+           cache: ScoreCache) -> Callable[[Arch], tuple[Result, bool]]:
   """(result, trained_now) for a candidate, training only cache misses."""
+
   def get(arch: Arch) -> tuple[Result, bool]:
     r = cache.get(arch)
     if r is not None:
@@ -151,12 +163,16 @@ def cached(score: Score, cache: ScoreCache) -> Callable[[Arch], tuple[Result,
     r = score(arch)
     cache.put(arch, r)
     return r, True
+
   return get
 
 
-def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
-                log: Callable[[str], None] = print
-                ) -> tuple[Callable[[Arch], tuple[Result, bool]], dict]:
+def make_scorer(
+    cfg: ml_collections.ConfigDict,
+    teacher: Arch,
+    workdir: str,
+    log: Callable[[str], None] = print
+) -> tuple[Callable[[Arch], tuple[Result, bool]], dict]:
   """The cached scoring function of a (merged) config, and the teacher's
   metrics: trains or restores the teacher in `workdir`, scores candidates
   by distillation with per-candidate seeds, caches in workdir/scores.jsonl.
@@ -173,8 +189,7 @@ def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   ds = load_dataset(cfg.dataset, cfg.data_dir or None)
   teacher_vars, tm = get_teacher_variables(
-      teacher, ds, from_config.train_config(cfg.teacher.train,
-                                            'teacher.train'),
+      teacher, ds, from_config.train_config(cfg.teacher.train, 'teacher.train'),
       workdir, cfg.seed, log)
   log(f'teacher {teacher.name} width {cfg.teacher.width}: '
       f'{teacher.num_params:,} params, val acc {tm["val_acc"]:.4f}; '
@@ -190,22 +205,26 @@ def make_scorer(cfg: ml_collections.ConfigDict, teacher: Arch, workdir: str,
 
 # ---- one run ----------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Run:
   method: str
   seed: int
-  rewards: list[float]   # in evaluation order
-  propose_s: float       # time in ask (surrogate fitting, pools, policies)
-  train_s: float         # distillation seconds of its candidates
-  trained_now: int = 0   # candidates this process trained (not cached)
+  rewards: list[float]  # in evaluation order
+  propose_s: float  # time in ask (surrogate fitting, pools, policies)
+  train_s: float  # distillation seconds of its candidates
+  trained_now: int = 0  # candidates this process trained (not cached)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
 
-def run_method(searcher: Searcher, score: Callable[[Arch], tuple[Result,
-                                                                 bool]],
-               method: str, seed: int, evaluations: int, per_step: int,
+def run_method(searcher: Searcher,
+               score: Callable[[Arch], tuple[Result, bool]],
+               method: str,
+               seed: int,
+               evaluations: int,
+               per_step: int,
                log: Callable[[str], None] = print) -> Run:
   """Asks, scores and tells until `evaluations` candidates are scored."""
   run = Run(method, seed, [], 0.0, 0.0)
@@ -230,6 +249,7 @@ def run_method(searcher: Searcher, score: Callable[[Arch], tuple[Result,
 
 # ---- statistics -------------------------------------------------------------
 
+
 def best_curve(rewards: Sequence[float]) -> np.ndarray:
   """Best reward after each evaluation."""
   return np.maximum.accumulate(np.asarray(rewards, float))
@@ -241,7 +261,8 @@ def evals_to_reach(rewards: Sequence[float], target: float) -> int | None:
   return int(hit[0]) + 1 if hit.size else None
 
 
-def summarise(runs: list[Run], milestones: Sequence[int],
+def summarise(runs: list[Run],
+              milestones: Sequence[int],
               reference: str = 'random') -> dict[str, Any]:
   """Per method: mean and std (over seeds, ddof=1) of the best reward at
   each milestone; the evaluations each seed needed to reach the reference
@@ -251,10 +272,12 @@ def summarise(runs: list[Run], milestones: Sequence[int],
   by = {m: [r for r in runs if r.method == m] for m in methods}
   target = None
   if reference in by:
-    target = float(np.mean([best_curve(r.rewards)[-1]
-                            for r in by[reference]]))
-  out: dict[str, Any] = {'reference': reference, 'target': target,
-                         'methods': {}}
+    target = float(np.mean([best_curve(r.rewards)[-1] for r in by[reference]]))
+  out: dict[str, Any] = {
+      'reference': reference,
+      'target': target,
+      'methods': {}
+  }
   for m, rs in by.items():
     row: dict[str, Any] = {'seeds': [r.seed for r in rs], 'best': {}}
     for n in milestones:
@@ -262,22 +285,24 @@ def summarise(runs: list[Run], milestones: Sequence[int],
       row['best'][str(n)] = {
           'mean': float(np.mean(vals)) if vals else None,
           'std': float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-          'n': len(vals)}
+          'n': len(vals)
+      }
     if target is not None:
       reach = [evals_to_reach(r.rewards, target) for r in rs]
       got = sorted(x for x in reach if x is not None)
       row['to_reference_best'] = reach
       # the median over seeds, a seed that never got there counting as inf
-      row['to_reference_best_median'] = (
-          float(np.median(got + [np.inf] * (len(reach) - len(got))))
-          if reach else None)
+      row['to_reference_best_median'] = (float(
+          np.median(got + [np.inf] *
+                    (len(reach) - len(got)))) if reach else None)
     row['propose_s'] = float(np.mean([r.propose_s for r in rs]))
     row['train_s'] = float(np.mean([r.train_s for r in rs]))
     out['methods'][m] = row
   return out
 
 
-def verdict(summary: dict[str, Any], evaluations: int,
+def verdict(summary: dict[str, Any],
+            evaluations: int,
             method: str = 'esnac') -> list[str]:
   """The issue's targets for `method`: beats every other method's mean best
   at `evaluations` by more than that method's std; reaches the reference's
@@ -310,33 +335,32 @@ def verdict(summary: dict[str, Any], evaluations: int,
 
 
 def _evals(x: float | None) -> str:
-  return '-' if x is None else ('never' if not np.isfinite(x) else
-                                f'{x:.0f}')
+  return '-' if x is None else ('never' if not np.isfinite(x) else f'{x:.0f}')
 
 
 def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
   reach_col = summary['target'] is not None
-  head = ['method'] + [f'best@{n}' for n in milestones] + (
-      [f'evals to {summary["reference"]} best'] if reach_col else []) + [
-          'propose s', 'train s']
+  head = ['method'] + [f'best@{n}' for n in milestones
+                      ] + ([f'evals to {summary["reference"]} best']
+                           if reach_col else []) + ['propose s', 'train s']
   rows = [head]
   for m, row in summary['methods'].items():
     cells = [m]
     for n in milestones:
       b = row['best'][str(n)]
-      cells.append('-' if b['mean'] is None else
-                    f'{b["mean"]:.4f} +- {b["std"]:.4f}')
+      cells.append('-' if b['mean'] is
+                   None else f'{b["mean"]:.4f} +- {b["std"]:.4f}')
     reach = row.get('to_reference_best')
     if reach_col:
-      cells.append('-' if reach is None else
-                   f'{_evals(row["to_reference_best_median"])} '
+      cells.append('-' if reach is
+                   None else f'{_evals(row["to_reference_best_median"])} '
                    f'({sum(x is not None for x in reach)}/{len(reach)} '
                    'seeds)')
     cells += [f'{row["propose_s"]:.1f}', f'{row["train_s"]:.1f}']
     rows.append(cells)
   widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-  return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
-                   for r in rows)
+  return '\n'.join(
+      '  '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
 
 def plot_compare(path: str, runs: list[Run]) -> None:
@@ -352,7 +376,10 @@ def plot_compare(path: str, runs: list[Run]) -> None:
     mean, std = c.mean(0), c.std(0)
     x = np.arange(1, n + 1)
     line, = ax.plot(x, mean, label=f'{m} ({len(curves)} seeds)')
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(),
+    ax.fill_between(x,
+                    mean - std,
+                    mean + std,
+                    color=line.get_color(),
                     alpha=0.15)
   ax.set_xlabel('evaluated candidates')
   ax.set_ylabel('best reward so far')
@@ -365,8 +392,12 @@ def plot_compare(path: str, runs: list[Run]) -> None:
 
 # ---- the whole comparison ---------------------------------------------------
 
-def compare(config: ml_collections.ConfigDict, workdir: str,
-            methods: Sequence[str], seeds: int, evaluations: int,
+
+def compare(config: ml_collections.ConfigDict,
+            workdir: str,
+            methods: Sequence[str],
+            seeds: int,
+            evaluations: int,
             milestones: Sequence[int],
             log: Callable[[str], None] = print) -> dict[str, Any]:
   """Runs (or resumes) the comparison; returns the compare.json document."""
@@ -392,9 +423,13 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
   score, tm = make_scorer(cfg, teacher, workdir, log)
 
   out_path = os.path.join(workdir, 'compare.json')
-  settings = {'methods': list(methods), 'seeds': seeds,
-              'evaluations': evaluations, 'per_step': per_step,
-              'config': json.loads(cfg.to_json())}
+  settings = {
+      'methods': list(methods),
+      'seeds': seeds,
+      'evaluations': evaluations,
+      'per_step': per_step,
+      'config': json.loads(cfg.to_json())
+  }
   runs: list[Run] = []
   if os.path.exists(out_path):
     with open(out_path) as f:
@@ -404,14 +439,20 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
                        'config; use another --workdir or delete it')
     # A longer run's first `evaluations` are a shorter run's, except for
     # N2N, whose stage split depends on the budget.
-    runs = [Run(**d) for d in old['runs']
-            if d['method'] in methods and d['seed'] < cfg.seed + seeds and
-            (len(d['rewards']) == evaluations or
-             (len(d['rewards']) > evaluations and d['method'] != 'n2n'))]
-    runs = [dataclasses.replace(r, rewards=r.rewards[:evaluations])
-            for r in runs]
+    runs = [
+        Run(**d)
+        for d in old['runs']
+        if d['method'] in methods and d['seed'] < cfg.seed +
+        seeds and (len(d['rewards']) == evaluations or
+                   (len(d['rewards']) > evaluations and d['method'] != 'n2n'))
+    ]
+    runs = [
+        dataclasses.replace(r, rewards=r.rewards[:evaluations]) for r in runs
+    ]
   done = {(r.method, r.seed) for r in runs}
-  todo = [(m, cfg.seed + i) for i in range(seeds) for m in methods
+  todo = [(m, cfg.seed + i)
+          for i in range(seeds)
+          for m in methods
           if (m, cfg.seed + i) not in done]
   if done:
     log(f'resuming: {len(done)} runs read from {out_path}, {len(todo)} to go')
@@ -419,10 +460,18 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
 
   def write() -> dict[str, Any]:
     summary = summarise(runs, milestones)
-    doc = {'format': FORMAT, 'settings': settings,
-           'teacher': {'name': teacher.name, 'params': teacher.num_params,
-                       'val_acc': tm['val_acc'], 'test_acc': tm['test_acc']},
-           'runs': [r.to_dict() for r in runs], 'summary': summary}
+    doc = {
+        'format': FORMAT,
+        'settings': settings,
+        'teacher': {
+            'name': teacher.name,
+            'params': teacher.num_params,
+            'val_acc': tm['val_acc'],
+            'test_acc': tm['test_acc']
+        },
+        'runs': [r.to_dict() for r in runs],
+        'summary': summary
+    }
     write_json(out_path, doc)
     plot_compare(os.path.join(workdir, 'compare.png'), runs)
     return doc
@@ -445,14 +494,18 @@ def compare(config: ml_collections.ConfigDict, workdir: str,
 
 # ---- several teachers -------------------------------------------------------
 
+
 def teacher_dir(name: str) -> str:
   """A folder name for a teacher name (a builder's 'module:function' too)."""
   return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in name)
 
 
-def compare_teachers(config: ml_collections.ConfigDict, workdir: str,
-                     teachers: Sequence[str], methods: Sequence[str],
-                     seeds: int, evaluations: int,
+def compare_teachers(config: ml_collections.ConfigDict,
+                     workdir: str,
+                     teachers: Sequence[str],
+                     methods: Sequence[str],
+                     seeds: int,
+                     evaluations: int,
                      milestones: Sequence[int],
                      log: Callable[[str], None] = print) -> dict[str, Any]:
   """`compare` for each teacher name (zoo or builder, with the config's
@@ -469,19 +522,31 @@ def compare_teachers(config: ml_collections.ConfigDict, workdir: str,
   docs = {}
   for i, (name, c) in enumerate(configs.items()):
     log(f'teacher {i + 1}/{len(configs)}: {name}')
-    docs[name] = compare(c, os.path.join(workdir, teacher_dir(name)),
-                         methods, seeds, evaluations, milestones, log)
-  doc = {'format': FORMAT, 'teachers': list(teachers),
-         'summaries': {n: d['summary'] for n, d in docs.items()},
-         'teacher_info': {n: d['teacher'] for n, d in docs.items()},
-         'scoreboard': scoreboard({n: d['summary'] for n, d in docs.items()},
-                                  milestones)}
+    docs[name] = compare(c, os.path.join(workdir, teacher_dir(name)), methods,
+                         seeds, evaluations, milestones, log)
+  doc = {
+      'format':
+          FORMAT,
+      'teachers':
+          list(teachers),
+      'summaries': {
+          n: d['summary'] for n, d in docs.items()
+      },
+      'teacher_info': {
+          n: d['teacher'] for n, d in docs.items()
+      },
+      'scoreboard':
+          scoreboard({
+              n: d['summary'] for n, d in docs.items()
+          }, milestones)
+  }
   write_json(os.path.join(workdir, 'teachers.json'), doc)
   return doc
 
 
 def scoreboard(summaries: dict[str, dict[str, Any]],
-               milestones: Sequence[int], method: str = 'esnac',
+               milestones: Sequence[int],
+               method: str = 'esnac',
                reference: str = 'random') -> dict[str, dict[str, str]]:
   """Per milestone and teacher: 'win' when `method`'s mean best exceeds
   the reference's by more than the reference's seed std, 'loss' when it
@@ -506,8 +571,9 @@ def scoreboard(summaries: dict[str, dict[str, Any]],
 def format_scoreboard(board: dict[str, dict[str, str]]) -> str:
   lines = ['esnac vs random (by more than random\'s seed std):']
   for n, row in board.items():
-    counts = {k: sum(v == k for v in row.values())
-              for k in ('win', 'tie', 'loss')}
+    counts = {
+        k: sum(v == k for v in row.values()) for k in ('win', 'tie', 'loss')
+    }
     detail = ', '.join(f'{t}: {v}' for t, v in row.items())
     lines.append(f'  @{n}: {counts["win"]} wins, {counts["tie"]} ties, '
                  f'{counts["loss"]} losses ({detail})')
@@ -517,15 +583,16 @@ def format_scoreboard(board: dict[str, dict[str, str]]) -> str:
 def define_flags() -> None:
   from absl import flags
   from esnac_jax.bench.common import define_search_flags
-  define_search_flags('/tmp/esnac_compare', 'Where the teacher, the score '
-                      'cache and the results go; rerun to resume.',
-                      ['40', '80', '160'])
+  define_search_flags(
+      '/tmp/esnac_compare', 'Where the teacher, the score '
+      'cache and the results go; rerun to resume.', ['40', '80', '160'])
   flags.DEFINE_list('methods', list(METHODS), 'Methods to compare.')
   flags.DEFINE_integer('seeds', 5, 'Seeds per method (config.seed + i).')
   flags.DEFINE_integer('evaluations', 160, 'Candidates each run evaluates.')
-  flags.DEFINE_list('teachers', [], 'Compare on each of these teachers (zoo '
-                    'names or module:function builders) in WORKDIR/<name>/ '
-                    'and print a scoreboard; empty: the config\'s teacher.')
+  flags.DEFINE_list(
+      'teachers', [], 'Compare on each of these teachers (zoo '
+      'names or module:function builders) in WORKDIR/<name>/ '
+      'and print a scoreboard; empty: the config\'s teacher.')
 
 
 def main(argv) -> None:
@@ -533,16 +600,27 @@ def main(argv) -> None:
 
   def run(f, milestones, log):
     if f.teachers:
-      doc = compare_teachers(f.config, f.workdir, f.teachers, f.methods,
-                             f.seeds, f.evaluations, milestones, log=log)
+      doc = compare_teachers(f.config,
+                             f.workdir,
+                             f.teachers,
+                             f.methods,
+                             f.seeds,
+                             f.evaluations,
+                             milestones,
+                             log=log)
       for name, summary in doc['summaries'].items():
         print(f'\n{name}\n' + format_table(summary, milestones))
       print('\n' + format_scoreboard(doc['scoreboard']))
       print(f'\nfigures in {os.path.join(f.workdir, "teachers.json")} and '
             'each teacher\'s folder')
       return
-    doc = compare(f.config, f.workdir, f.methods, f.seeds, f.evaluations,
-                  milestones, log=log)
+    doc = compare(f.config,
+                  f.workdir,
+                  f.methods,
+                  f.seeds,
+                  f.evaluations,
+                  milestones,
+                  log=log)
     print('\n' + format_table(doc['summary'], milestones))
     for line in verdict(doc['summary'], f.evaluations):
       print(line)

@@ -32,22 +32,25 @@ MARK = 'DEVICES_ROW '
 
 
 def define_flags() -> None:
-  flags.DEFINE_enum('mode', 'simulated', ['simulated', 'real'],
-                    'simulated: N CPU devices per subprocess; real: this '
-                    "host's devices, in process.")
+  flags.DEFINE_enum(
+      'mode', 'simulated', ['simulated', 'real'],
+      'simulated: N CPU devices per subprocess; real: this '
+      "host's devices, in process.")
   flags.DEFINE_list('devices', ['1', '2', '4', '8'], 'Device counts.')
-  flags.DEFINE_enum('setup', 'digits', ['digits', 'cifar_shaped'],
-                    'digits: the real 8x8 digits, ResNet-18 at width 0.125; '
-                    'cifar_shaped: random 32x32x3 images, 100 classes, '
-                    'ResNet-18 at full width.')
+  flags.DEFINE_enum(
+      'setup', 'digits', ['digits', 'cifar_shaped'],
+      'digits: the real 8x8 digits, ResNet-18 at width 0.125; '
+      'cifar_shaped: random 32x32x3 images, 100 classes, '
+      'ResNet-18 at full width.')
   flags.DEFINE_integer('k', 8, 'Candidates per round.')
   flags.DEFINE_integer('rounds', 3, 'Rounds (the first compiles).')
   flags.DEFINE_integer('epochs', 1, 'Distillation epochs per candidate.')
   flags.DEFINE_integer('batch', 128, 'Batch size.')
   flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
                     'Activation dtype.')
-  flags.DEFINE_integer('worker', 0, 'Internal: measure with this many '
-                       'devices and print one row.')
+  flags.DEFINE_integer(
+      'worker', 0, 'Internal: measure with this many '
+      'devices and print one row.')
   flags.DEFINE_string('out', 'bench_results/devices.json', 'JSON path.')
 
 
@@ -60,6 +63,7 @@ def _dataset(setup: str):
   def split(n):
     return Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
                  rng.integers(0, 100, n).astype(np.int32))
+
   return Dataset('cifar_shaped', split(2560), split(512), split(128),
                  np.full(3, 127.5, np.float32), np.full(3, 64.0, np.float32),
                  100)
@@ -81,28 +85,47 @@ def measure(n: int, setup: str, k: int, rounds: int, epochs: int, batch: int,
   width, size, ch = ((0.125, 8, 1) if setup == 'digits' else (1.0, 32, 3))
   teacher = get_teacher('resnet18', ds.num_classes, ch, width, size)
   tvars = init_variables(teacher, jax.random.key(0))
-  cfg = TrainConfig(epochs, batch, OptimConfig('adam', 3e-3),
-                    LossConfig('mse'), dtype=dtype)
+  cfg = TrainConfig(epochs,
+                    batch,
+                    OptimConfig('adam', 3e-3),
+                    LossConfig('mse'),
+                    dtype=dtype)
   mesh = candidate_mesh(jax.local_devices()[:n]) if n > 1 else None
   rng = np.random.default_rng(0)
   seconds, accs = [], []
   for r in range(rounds):
     children = [sample(teacher, rng) for _ in range(k)]
     t = time.perf_counter()
-    trained = distill_masked(teacher, tvars, children, ds, cfg, seed=r,
-                             vmap=True, mesh=mesh)
+    trained = distill_masked(teacher,
+                             tvars,
+                             children,
+                             ds,
+                             cfg,
+                             seed=r,
+                             vmap=True,
+                             mesh=mesh)
     seconds.append(time.perf_counter() - t)
     accs.append([t_.val_acc for t_ in trained])
-    print(f'  {n} device(s), round {r + 1}/{rounds}: {seconds[-1]:.2f} s '
-          f'for {k} candidates', flush=True)
+    print(
+        f'  {n} device(s), round {r + 1}/{rounds}: {seconds[-1]:.2f} s '
+        f'for {k} candidates',
+        flush=True)
   steady = sum(seconds[1:]) / max(len(seconds) - 1, 1)
-  return {'devices': n, 'device_kind': jax.devices()[0].device_kind,
-          'setup': setup, 'k': k, 'epochs': epochs, 'batch': batch,
-          'dtype': dtype, 'train_examples': len(ds.train),
-          'round_s': seconds, 'first_round_s': seconds[0],
-          'steady_round_s': steady,
-          'candidates_per_hour': 3600 * k / steady,
-          'val_accs': accs}
+  return {
+      'devices': n,
+      'device_kind': jax.devices()[0].device_kind,
+      'setup': setup,
+      'k': k,
+      'epochs': epochs,
+      'batch': batch,
+      'dtype': dtype,
+      'train_examples': len(ds.train),
+      'round_s': seconds,
+      'first_round_s': seconds[0],
+      'steady_round_s': steady,
+      'candidates_per_hour': 3600 * k / steady,
+      'val_accs': accs
+  }
 
 
 def _simulated(n: int) -> dict:
@@ -110,13 +133,14 @@ def _simulated(n: int) -> dict:
   env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
                       f' --xla_force_host_platform_device_count={n}').strip()
   env['JAX_PLATFORMS'] = 'cpu'
-  args = [sys.executable, '-m', 'esnac_jax.bench.devices', f'--worker={n}',
-          f'--setup={FLAGS.setup}', f'--k={FLAGS.k}',
-          f'--rounds={FLAGS.rounds}', f'--epochs={FLAGS.epochs}',
-          f'--batch={FLAGS.batch}', f'--dtype={FLAGS.dtype}']
+  args = [
+      sys.executable, '-m', 'esnac_jax.bench.devices', f'--worker={n}',
+      f'--setup={FLAGS.setup}', f'--k={FLAGS.k}', f'--rounds={FLAGS.rounds}',
+      f'--epochs={FLAGS.epochs}', f'--batch={FLAGS.batch}',
+      f'--dtype={FLAGS.dtype}'
+  ]
   proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, text=True)
-  rows = [l[len(MARK):] for l in proc.stdout.splitlines()
-          if l.startswith(MARK)]
+  rows = [l[len(MARK):] for l in proc.stdout.splitlines() if l.startswith(MARK)]
   for line in proc.stdout.splitlines():
     if not line.startswith(MARK):
       print(line, flush=True)
@@ -141,9 +165,10 @@ def main(argv):
   rows = []
   for n in counts:
     print(f'running {n} device(s) ({FLAGS.mode}) ...', flush=True)
-    rows.append(_simulated(n) if FLAGS.mode == 'simulated' else
-                measure(n, FLAGS.setup, FLAGS.k, FLAGS.rounds, FLAGS.epochs,
-                        FLAGS.batch, FLAGS.dtype))
+    rows.append(
+        _simulated(n) if FLAGS.mode ==
+        'simulated' else measure(n, FLAGS.setup, FLAGS.k, FLAGS.rounds, FLAGS.
+                                 epochs, FLAGS.batch, FLAGS.dtype))
   base = np.asarray(rows[0]['val_accs'])
   print(f"\n{'devices':>7s} {'kind':>12s} {'first round s':>13s} "
         f"{'steady round s':>14s} {'cand/h':>8s} {'max |dacc| vs first':>19s}")

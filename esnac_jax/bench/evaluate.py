@@ -44,10 +44,11 @@ def define_flags() -> None:
   flags.DEFINE_list('setups', ['digits', 'resnet18_cifar'],
                     'digits and/or resnet18_cifar.')
   flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
-  flags.DEFINE_list('paths', ['materialised', 'masked', 'masked_vmap'],
-                    'materialised (one program per child), masked (one '
-                    'program, candidates in sequence), masked_vmap (one '
-                    'program per K, candidates vmapped).')
+  flags.DEFINE_list(
+      'paths', ['materialised', 'masked', 'masked_vmap'],
+      'materialised (one program per child), masked (one '
+      'program, candidates in sequence), masked_vmap (one '
+      'program per K, candidates vmapped).')
   flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
   flags.DEFINE_integer('batch', 0, 'Batch size (0: setup default).')
   flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'],
@@ -90,6 +91,7 @@ def _materialised(teacher, tvars, children, tx, loss, dtype):
 
   def step(states, x, y, tl):
     return [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
+
   return states, step
 
 
@@ -105,8 +107,9 @@ def _masked(teacher, tvars, children, tx, loss, vmap, dtype):
         lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), start)
     return states, lambda s, x, y, tl: fn(s, stacked, x, y, tl)[0]
   states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
-  return states, lambda ss, x, y, tl: [fn(s, m, x, y, tl)[0]
-                                       for s, m in zip(ss, masks)]
+  return states, lambda ss, x, y, tl: [
+      fn(s, m, x, y, tl)[0] for s, m in zip(ss, masks)
+  ]
 
 
 def _setup_path(path, teacher, tvars, children, tx, loss, dtype):
@@ -116,9 +119,14 @@ def _setup_path(path, teacher, tvars, children, tx, loss, dtype):
                  dtype)
 
 
-def run_setup(name: str, ks: list[int], steps: int, batch: int,
-              counter: CompileCounter, paths: list[str],
-              seed: int = 0, dtype: str = 'float32') -> list[dict]:
+def run_setup(name: str,
+              ks: list[int],
+              steps: int,
+              batch: int,
+              counter: CompileCounter,
+              paths: list[str],
+              seed: int = 0,
+              dtype: str = 'float32') -> list[dict]:
   tname, classes, ch, width, size, default_batch, n_train = SETUPS[name]
   batch = batch or default_batch
   teacher = get_teacher(tname, classes, ch, width, size)
@@ -137,7 +145,7 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
     for k in ks:
       children = [sample(teacher, rng) for _ in range(k)]
       states, step = _setup_path(path, teacher, tvars, children, tx, loss,
-                                  jdtype)
+                                 jdtype)
       counter.start()
       t = time.perf_counter()
       states = step(states, x, y, t_logits(tvars, x))
@@ -152,30 +160,38 @@ def run_setup(name: str, ks: list[int], steps: int, batch: int,
       # A later search step: K new children. How many new compiles?
       again = [sample(teacher, rng) for _ in range(k)]
       states2, step2 = _setup_path(path, teacher, tvars, again, tx, loss,
-                                    jdtype)
+                                   jdtype)
       counter.start()
       jax.block_until_ready(step2(states2, x, y, t_logits(tvars, x)))
       new_compiles, _ = counter.stop()
       del states, states2
       # Executed work: a train step ~ 3x forward FLOPs per example (the
       # masked path runs the whole teacher per candidate); teacher once.
-      run_flops = (teacher.flops * k if path != 'materialised' else
-                   sum(c.flops for c in children))
+      run_flops = (teacher.flops * k if path != 'materialised' else sum(
+          c.flops for c in children))
       flops = batch * (3 * run_flops + teacher.flops)
       run_s = EPOCHS * steps_per_epoch * per_step * 1.1  # + ~10% validation
       rows.append({
-          'setup': name, 'path': path, 'k': k, 'batch': batch,
+          'setup': name,
+          'path': path,
+          'k': k,
+          'batch': batch,
           'dtype': dtype,
-          'step_s': per_step, 'first_step_s': first, 'compiles': compiles,
-          'compile_s': compile_s, 'compiles_next_step': new_compiles,
-          'flops_per_step': flops, 'achieved_flops_per_s': flops / per_step,
+          'step_s': per_step,
+          'first_step_s': first,
+          'compiles': compiles,
+          'compile_s': compile_s,
+          'compiles_next_step': new_compiles,
+          'flops_per_step': flops,
+          'achieved_flops_per_s': flops / per_step,
           'candidates_per_hour': 3600 * k / run_s,
           'candidates_per_hour_with_compile': 3600 * k / (run_s + first),
-          'mean_child_params': float(np.mean([c.num_params
-                                              for c in children])),
+          'mean_child_params': float(np.mean([c.num_params for c in children])),
       })
-      print(f'  {path} K={k}: {per_step:.3f} s/step, {compiles} compiles '
-            f'({compile_s:.1f} s), next step {new_compiles}', flush=True)
+      print(
+          f'  {path} K={k}: {per_step:.3f} s/step, {compiles} compiles '
+          f'({compile_s:.1f} s), next step {new_compiles}',
+          flush=True)
   return rows
 
 
@@ -198,14 +214,19 @@ def sharing(name: str, n: int, buckets=(8, 16), seed: int = 0) -> dict:
   teacher = get_teacher(tname, classes, ch, width, size)
   rng = np.random.default_rng(seed)
   kids = [sample(teacher, rng) for _ in range(n)]
-  out = {'setup': name, 'children': n,
-         'materialised': len(set(kids)), 'masked': 1}
+  out = {
+      'setup': name,
+      'children': n,
+      'materialised': len(set(kids)),
+      'masked': 1
+  }
   for b in buckets:
-    out[f'bucketed_{b}'] = len({bucketed(c, teacher, b, 'by_width')
-                                for c in kids})
+    out[f'bucketed_{b}'] = len(
+        {bucketed(c, teacher, b, 'by_width') for c in kids})
   # Widths aside, children still differ in removed layers and skips.
   out['distinct_structures'] = len({
-      (tuple(l.kind for l in c.layers), c.edges) for c in kids})
+      (tuple(l.kind for l in c.layers), c.edges) for c in kids
+  })
   return out
 
 
@@ -219,8 +240,12 @@ def main(argv):
       raise app.UsageError(f'unknown setup {setup!r}; known: '
                            f'{", ".join(SETUPS)}')
     print(f'running {setup} ...', flush=True)
-    rows += run_setup(setup, [int(k) for k in FLAGS.ks], FLAGS.steps,
-                      FLAGS.batch, counter, FLAGS.paths, dtype=FLAGS.dtype)
+    rows += run_setup(setup, [int(k) for k in FLAGS.ks],
+                      FLAGS.steps,
+                      FLAGS.batch,
+                      counter,
+                      FLAGS.paths,
+                      dtype=FLAGS.dtype)
   print(f'\nactivations {FLAGS.dtype}; fp32 matmul rate '
         f'{peak / 1e9:.1f} GFLOP/s on '
         f'{jax.devices()[0].device_kind}')
@@ -243,9 +268,15 @@ def main(argv):
           f"bucketed to 8: {sh['bucketed_8']}, to 16: {sh['bucketed_16']} "
           f"({sh['distinct_structures']} distinct layer/skip structures), "
           f"masked {sh['masked']}")
-  out = {'machine': {'device': jax.devices()[0].device_kind,
-                     'matmul_flops_per_s': peak}, 'epochs': EPOCHS,
-         'rows': rows, 'sharing': shares}
+  out = {
+      'machine': {
+          'device': jax.devices()[0].device_kind,
+          'matmul_flops_per_s': peak
+      },
+      'epochs': EPOCHS,
+      'rows': rows,
+      'sharing': shares
+  }
   if FLAGS.out:
     write_json(FLAGS.out, out)
 

@@ -20,8 +20,10 @@ import numpy as np
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float]:
-  return {q: float(np.percentile(x, p))
-          for q, p in (('p10', 10), ('median', 50), ('p90', 90))}
+  return {
+      q: float(np.percentile(x, p))
+      for q, p in (('p10', 10), ('median', 50), ('p90', 90))
+  }
 
 
 def first_proposals(config: Any, teachers: Sequence[str], seeds: int,
@@ -41,27 +43,40 @@ def first_proposals(config: Any, teachers: Sequence[str], seeds: int,
     teacher = from_config.teacher_arch(m)
     sampler = from_config.sampler_config(m)
     rng = np.random.default_rng(0)
-    prior = np.array([teacher.num_params / sample(teacher, rng,
-                                                  sampler).num_params
-                      for _ in range(samples)])
-    esnac = dataclasses.replace(from_config.esnac_config(m), init_random=0,
+    prior = np.array([
+        teacher.num_params / sample(teacher, rng, sampler).num_params
+        for _ in range(samples)
+    ])
+    esnac = dataclasses.replace(from_config.esnac_config(m),
+                                init_random=0,
                                 random_frac=0.0)
     picks = []
     for seed in range(seeds):
-      s = make_searcher('esnac', teacher, sampler, m.seed + seed,
-                        from_config.constraints(m), config=esnac)
+      s = make_searcher('esnac',
+                        teacher,
+                        sampler,
+                        m.seed + seed,
+                        from_config.constraints(m),
+                        config=esnac)
       picks += [teacher.num_params / a.num_params for a in s.ask(per_step)]
-    rows.append({'teacher': name, 'params': teacher.num_params,
-                 'prior': _quantiles(prior),
-                 'first_proposals': _quantiles(np.array(picks))})
+    rows.append({
+        'teacher': name,
+        'params': teacher.num_params,
+        'prior': _quantiles(prior),
+        'first_proposals': _quantiles(np.array(picks))
+    })
   return rows
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
+
   def q(d):
     return f'{d["median"]:.1f}x ({d["p10"]:.1f}-{d["p90"]:.1f})'
-  lines = ['compression, median (10th-90th percentile)',
-           f'{"teacher":40s} {"prior draws":24s} first proposals']
+
+  lines = [
+      'compression, median (10th-90th percentile)',
+      f'{"teacher":40s} {"prior draws":24s} first proposals'
+  ]
   for r in rows:
     lines.append(f'{r["teacher"]:40s} {q(r["prior"]):24s} '
                  f'{q(r["first_proposals"])}')
@@ -78,20 +93,25 @@ def main(argv) -> None:
   if f.config is None:
     raise SystemExit('error: --config is required')
   try:
-    rows = first_proposals(f.config, f.teachers, f.seeds, f.per_step,
-                           f.samples)
+    rows = first_proposals(f.config, f.teachers, f.seeds, f.per_step, f.samples)
   except ValueError as e:
     raise SystemExit(f'error: {e}') from None
   print(format_rows(rows))
-  write_json(f.out, {'rows': rows, 'seeds': f.seeds, 'per_step': f.per_step,
-                     'samples': f.samples})
+  write_json(f.out, {
+      'rows': rows,
+      'seeds': f.seeds,
+      'per_step': f.per_step,
+      'samples': f.samples
+  })
 
 
 if __name__ == '__main__':
   from absl import app, flags
   from ml_collections import config_flags
-  config_flags.DEFINE_config_file('config', None, 'Config file, e.g. '
-                                  'configs/digits.py.', lock_config=True)
+  config_flags.DEFINE_config_file('config',
+                                  None, 'Config file, e.g. '
+                                  'configs/digits.py.',
+                                  lock_config=True)
   flags.DEFINE_list('teachers', ['resnet18'], 'Teacher names (zoo or '
                     'module:function builders).')
   flags.DEFINE_integer('seeds', 3, 'Searcher seeds.')

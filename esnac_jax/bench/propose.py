@@ -64,9 +64,13 @@ def pool_row(teacher, n: int, n_arch: int, seed: int = 0) -> dict:
     t_draw = time.perf_counter() - t
     enc.features(pool, kind)
     t_all = time.perf_counter() - t
-    out[kind] = {'arch_path_s': draw + feat, 'arch_draw_s': draw,
-                 'array_path_s': t_all, 'array_draw_s': t_draw,
-                 'speedup': (draw + feat) / t_all}
+    out[kind] = {
+        'arch_path_s': draw + feat,
+        'arch_draw_s': draw,
+        'array_path_s': t_all,
+        'array_draw_s': t_draw,
+        'speedup': (draw + feat) / t_all
+    }
     print(f'pool {kind:10s} {n} children: per-Arch {draw + feat:8.2f} s '
           f'(draw {draw:.2f})   arrays {t_all:6.3f} s (draw {t_draw:.3f})   '
           f'x{(draw + feat) / t_all:.0f}')
@@ -75,9 +79,8 @@ def pool_row(teacher, n: int, n_arch: int, seed: int = 0) -> dict:
 
 def _config(preset: str, fit_steps: int) -> ESNACConfig:
   if preset == 'faithful':
-    return ESNACConfig.faithful(
-        surrogate=SurrogateConfig.faithful(max_steps=fit_steps,
-                                           min_steps=fit_steps))
+    return ESNACConfig.faithful(surrogate=SurrogateConfig.faithful(
+        max_steps=fit_steps, min_steps=fit_steps))
   if preset == 'default':
     return ESNACConfig(surrogate=SurrogateConfig(max_steps=fit_steps,
                                                  min_steps=fit_steps),
@@ -85,11 +88,18 @@ def _config(preset: str, fit_steps: int) -> ESNACConfig:
   raise ValueError(f'unknown preset {preset!r}')
 
 
-def propose_row(teacher, preset: str, history: int, kernels: int,
-                fit_steps: int, arrays: bool, seed: int = 0) -> dict:
+def propose_row(teacher,
+                preset: str,
+                history: int,
+                kernels: int,
+                fit_steps: int,
+                arrays: bool,
+                seed: int = 0) -> dict:
   """Seconds of one ask after `history` evaluated children, split into
   pool time and the rest (surrogate fit and scoring)."""
-  s = ESNACSearcher(teacher, SamplerConfig(), seed,
+  s = ESNACSearcher(teacher,
+                    SamplerConfig(),
+                    seed,
                     config=_config(preset, fit_steps))
   if not arrays:
     s._encoder = None
@@ -98,9 +108,9 @@ def propose_row(teacher, preset: str, history: int, kernels: int,
   results = []
   for a in archs:
     c = 1 - a.num_params / teacher.num_params
-    acc = 0.9 - 0.6 * c ** 4 + 0.02 * np.sin(a.flops)
-    results.append(Result(acc, reward(acc, 0.9, a.num_params,
-                                      teacher.num_params)))
+    acc = 0.9 - 0.6 * c**4 + 0.02 * np.sin(a.flops)
+    results.append(
+        Result(acc, reward(acc, 0.9, a.num_params, teacher.num_params)))
   s.tell(archs, results)
   pool_s = [0.0]
   draw = s.candidates
@@ -120,8 +130,12 @@ def propose_row(teacher, preset: str, history: int, kernels: int,
     t = time.perf_counter()
     s.ask(kernels)
     total = time.perf_counter() - t
-    rows.append({'step': step, 'total_s': total, 'pool_s': pool_s[0],
-                 'surrogate_s': total - pool_s[0]})
+    rows.append({
+        'step': step,
+        'total_s': total,
+        'pool_s': pool_s[0],
+        'surrogate_s': total - pool_s[0]
+    })
   r = rows[-1]
   print(f'propose {preset:8s} arrays={arrays!s:5s}: ask {r["total_s"]:7.2f} s '
         f'= pool {r["pool_s"]:6.2f} + surrogate {r["surrogate_s"]:6.2f} '
@@ -135,15 +149,18 @@ def main(argv) -> None:
     FLAGS.teacher, FLAGS.children, FLAGS.arch_children = 'resnet18', 1000, 100
     FLAGS.history, FLAGS.kernels, FLAGS.fit_steps = 8, 2, 2
   teacher = get_teacher(FLAGS.teacher, width=FLAGS.width)
-  out = {'teacher': FLAGS.teacher, 'width': FLAGS.width,
-         'layers': teacher.num_layers,
-         'pool': pool_row(teacher, FLAGS.children, FLAGS.arch_children),
-         'propose': []}
+  out = {
+      'teacher': FLAGS.teacher,
+      'width': FLAGS.width,
+      'layers': teacher.num_layers,
+      'pool': pool_row(teacher, FLAGS.children, FLAGS.arch_children),
+      'propose': []
+  }
   for preset in FLAGS.presets:
     for arrays in (False, True):
-      out['propose'].append(propose_row(teacher, preset, FLAGS.history,
-                                        FLAGS.kernels, FLAGS.fit_steps,
-                                        arrays))
+      out['propose'].append(
+          propose_row(teacher, preset, FLAGS.history, FLAGS.kernels,
+                      FLAGS.fit_steps, arrays))
   write_json(FLAGS.out, out)
 
 

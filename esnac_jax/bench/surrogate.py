@@ -60,15 +60,19 @@ def define_flags() -> None:
   flags.DEFINE_integer('candidates', 1000, 'M candidates scored.')
   flags.DEFINE_integer('fit_steps', 15, 'Optimiser steps per fit.')
   flags.DEFINE_integer('repeats', 2, 'Timed repeats per variant.')
+  flags.DEFINE_list('variants', [
+      'default', 'faithful', 'original_way', 'independent', 'masked', 'shared',
+      'small', 'warm'
+  ], 'Which rows to run.')
+  flags.DEFINE_integer(
+      'hidden', 64, "The original's LSTM hidden size (the "
+      'default and small rows use half).')
+  flags.DEFINE_integer(
+      'layers', 4, "The original's LSTM layers (the default "
+      'and small rows use half).')
   flags.DEFINE_list(
-      'variants', ['default', 'faithful', 'original_way', 'independent',
-                   'masked', 'shared', 'small', 'warm'], 'Which rows to run.')
-  flags.DEFINE_integer('hidden', 64, "The original's LSTM hidden size (the "
-                       'default and small rows use half).')
-  flags.DEFINE_integer('layers', 4, "The original's LSTM layers (the default "
-                       'and small rows use half).')
-  flags.DEFINE_list('lstm', ['custom'], 'LSTM implementations to run each '
-                    'row with (custom, flax).')
+      'lstm', ['custom'], 'LSTM implementations to run each '
+      'row with (custom, flax).')
   flags.DEFINE_bool('quick', False, 'Tiny sizes (for tests).')
   flags.DEFINE_string('out', 'bench_results/surrogate.json',
                       'Where to write the JSON figures.')
@@ -85,7 +89,11 @@ def lstm_flops(length: int, f: int, hidden: int, layers: int) -> float:
   return total
 
 
-def projection_rate(k: int, rows: int, f: int, hidden: int, layers: int,
+def projection_rate(k: int,
+                    rows: int,
+                    f: int,
+                    hidden: int,
+                    layers: int,
                     reps: int = 3) -> float:
   """fp32 FLOP/s of the step's own largest matmuls on this machine.
 
@@ -133,7 +141,9 @@ def _time(fn, repeats: int) -> tuple[float, float]:
   return max(first - steady, 0.0), steady
 
 
-def make_data(teacher_name: str, n: int, m: int,
+def make_data(teacher_name: str,
+              n: int,
+              m: int,
               kinds: tuple[str, ...] = ('original', 'normalized'),
               seed: int = 0) -> dict[str, tuple]:
   """Histories and candidate pools of real compressed children: one sample
@@ -163,17 +173,24 @@ def _subsets(rng, k: int, n: int) -> np.ndarray:
 
 # The search's default surrogate (configs/common.py), relative to the
 # original's LSTM size; tests/test_bench_surrogate.py keeps them in step.
-DEFAULT_ROW = dict(shared=True, size_divisor=2, features='normalized',
+DEFAULT_ROW = dict(shared=True,
+                   size_divisor=2,
+                   features='normalized',
                    objective='mll')
 
-
 # Rows that time the batched kernel, and so can run with either LSTM.
-LSTM_ROWS = ('default', 'faithful', 'independent', 'masked', 'shared',
-             'small')
+LSTM_ROWS = ('default', 'faithful', 'independent', 'masked', 'shared', 'small')
 
 
-def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
-        variants: list[str], hidden: int = 64, layers: int = 4,
+def run(teacher: str,
+        n: int,
+        k: int,
+        m: int,
+        steps: int,
+        repeats: int,
+        variants: list[str],
+        hidden: int = 64,
+        layers: int = 4,
         lstms: tuple[str, ...] = ('custom',)) -> dict:
   for impl in lstms:
     S.SurrogateConfig(lstm_impl=impl)  # an unknown one fails before work
@@ -185,14 +202,18 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
   # At the faithful rows' sizes: K LSTMs of the original size on compact
   # subsets.
   subset_size = S.gather_subsets(*data['original'][:3], sub)[0].shape[1]
-  proj = projection_rate(k, length * subset_size,
-                         data['original'][0].shape[2], hidden, layers)
+  proj = projection_rate(k, length * subset_size, data['original'][0].shape[2],
+                         hidden, layers)
   key = jax.random.key(0)
   rows: list[Row] = []
 
   def cfg_for(name, impl='custom'):
-    base = dict(max_steps=steps, tol=-1.0, min_steps=steps, hidden=hidden,
-                num_layers=layers, lstm_impl=impl)
+    base = dict(max_steps=steps,
+                tol=-1.0,
+                min_steps=steps,
+                hidden=hidden,
+                num_layers=layers,
+                lstm_impl=impl)
     if name == 'faithful':
       return S.SurrogateConfig.faithful(**base)
     if name in ('small', 'default'):
@@ -200,7 +221,8 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       base.update(hidden=max(1, hidden // d), num_layers=max(1, layers // d))
     return S.SurrogateConfig(**base)
 
-  jobs = [(name, impl) for name in variants
+  jobs = [(name, impl)
+          for name in variants
           for impl in (lstms if name in LSTM_ROWS else ('custom',))]
   for name, impl in jobs:
     if rows:
@@ -216,17 +238,25 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       size = compact[0].shape[1]
       p0 = S.init(key, cfg, f, k)
 
-      def step(cfg=cfg, compact=compact, p0=p0, hx=hx, hm=hm, hy=hy, cx=cx,
+      def step(cfg=cfg,
+               compact=compact,
+               p0=p0,
+               hx=hx,
+               hm=hm,
+               hy=hy,
+               cx=cx,
                cm=cm):
         p, _ = S.fit_many(p0, cfg, *compact, per_kernel=True)
         return S.score(p, cfg, hx, hm, hy, sub, cx, cm)
 
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
-      work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
-              k * (len(hy) + m) * f1 + k * chol_flops(len(hy)))
-      rows.append(Row(label, *_time(step, repeats), work,
-                      f'K LSTMs on compact subsets of {size}, '
-                      f'H={cfg.hidden}x{cfg.num_layers}, {cfg.objective}'))
+      work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) + k *
+              (len(hy) + m) * f1 + k * chol_flops(len(hy)))
+      rows.append(
+          Row(
+              label, *_time(step, repeats), work,
+              f'K LSTMs on compact subsets of {size}, '
+              f'H={cfg.hidden}x{cfg.num_layers}, {cfg.objective}'))
     elif name == 'masked':
       cfg = cfg_for('independent', impl)
       padded, psub = _padded(hx, hm, hy, sub)
@@ -238,10 +268,11 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
         return S.score(p, cfg, padded[0], padded[1], padded[2], psub, cx, cm)
 
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
-      work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) +
-              k * (size + m) * f1 + k * chol_flops(size))
-      rows.append(Row(label, *_time(step, repeats), work,
-                      f'every kernel embeds all {size} padded points'))
+      work = (k * steps * (3 * size * f1 + 2 * chol_flops(size)) + k *
+              (size + m) * f1 + k * chol_flops(size))
+      rows.append(
+          Row(label, *_time(step, repeats), work,
+              f'every kernel embeds all {size} padded points'))
     elif name in ('shared', 'default'):
       cfg = cfg_for(name, impl)
       padded, psub = _padded(hx, hm, hy, sub)
@@ -255,44 +286,61 @@ def run(teacher: str, n: int, k: int, m: int, steps: int, repeats: int,
       f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
       work = (steps * (3 * size * f1 + 2 * k * chol_flops(size)) +
               (size + m) * f1 + k * chol_flops(size))
-      rows.append(Row(label, *_time(step, repeats), work,
-                      f'one LSTM (H={cfg.hidden}x{cfg.num_layers}), K GP '
-                      f'heads, {kind} features ({f})'))
+      rows.append(
+          Row(
+              label, *_time(step, repeats), work,
+              f'one LSTM (H={cfg.hidden}x{cfg.num_layers}), K GP '
+              f'heads, {kind} features ({f})'))
     elif name == 'warm':
       rows.append(_warm_row(hx, hm, hy, sub, f, k, key, hidden, layers))
     elif name == 'original_way':
-      rows.append(_original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps,
-                                length, hidden, layers))
+      rows.append(
+          _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
+                        layers))
     else:
       raise ValueError(f'unknown variant {name!r}')
   if rows:
     _print_row(rows[-1], peak)
   f = data['original'][0].shape[2]
   return {
-      'machine': {'devices': [str(d) for d in jax.devices()],
-                  'matmul_flops_per_s': peak,
-                  'projection_flops_per_s': proj,
-                  # XLA:CPU's dot library choice moves both the step and
-                  # the matmul rate (README, "CPU speed").
-                  'xla_flags': os.environ.get('XLA_FLAGS', '')},
-      'sizes': {'teacher': teacher, 'layers': int(length), 'features': int(f),
-                'history': n, 'kernels': k, 'candidates': m,
-                'fit_steps': steps, 'lstms': list(lstms),
-                'default_features': data['normalized'][0].shape[2]},
-      'rows': [dataclasses.asdict(r) | {
-          'achieved_flops_per_s': r.flops / r.steady_s if r.steady_s else 0,
-          'fraction_of_matmul_rate': (r.flops / r.steady_s / peak
-                                      if r.steady_s else 0),
-          'fraction_of_projection_rate': (r.flops / r.steady_s / proj
-                                          if r.steady_s else 0)}
-               for r in rows],
+      'machine': {
+          'devices': [str(d) for d in jax.devices()],
+          'matmul_flops_per_s': peak,
+          'projection_flops_per_s': proj,
+          # XLA:CPU's dot library choice moves both the step and
+          # the matmul rate (README, "CPU speed").
+          'xla_flags': os.environ.get('XLA_FLAGS', '')
+      },
+      'sizes': {
+          'teacher': teacher,
+          'layers': int(length),
+          'features': int(f),
+          'history': n,
+          'kernels': k,
+          'candidates': m,
+          'fit_steps': steps,
+          'lstms': list(lstms),
+          'default_features': data['normalized'][0].shape[2]
+      },
+      'rows': [
+          dataclasses.asdict(r) | {
+              'achieved_flops_per_s':
+                  r.flops / r.steady_s if r.steady_s else 0,
+              'fraction_of_matmul_rate':
+                  (r.flops / r.steady_s / peak if r.steady_s else 0),
+              'fraction_of_projection_rate':
+                  (r.flops / r.steady_s / proj if r.steady_s else 0)
+          } for r in rows
+      ],
   }
 
 
 def _print_row(r: Row, peak: float) -> None:
   rate = r.flops / r.steady_s / peak if r.steady_s else 0
-  print(f'  {r.name}: compile {r.compile_s:.1f}s, steady {r.steady_s:.2f}s, '
-        f'{rate:.1%} of the matmul rate; {r.note}', flush=True)
+  print(
+      f'  {r.name}: compile {r.compile_s:.1f}s, steady {r.steady_s:.2f}s, '
+      f'{rate:.1%} of the matmul rate; {r.note}',
+      flush=True)
 
 
 def _padded(hx, hm, hy, sub):
@@ -311,9 +359,12 @@ def _warm_row(hx, hm, hy, sub, f, k, key, hidden, layers) -> Row:
   prev[:, n - 8:] = False  # the history before the last batch of 8
   p0 = S.init(key, cfg, f, k)
   data_prev = S.gather_subsets(hx, hm, hy, prev)
-  data = S.gather_subsets(hx, hm, hy, sub, size=data_prev[0].shape[1]
-                          if sub.sum(1).max() <= data_prev[0].shape[1]
-                          else None)
+  data = S.gather_subsets(hx,
+                          hm,
+                          hy,
+                          sub,
+                          size=data_prev[0].shape[1] if sub.sum(1).max()
+                          <= data_prev[0].shape[1] else None)
   p_prev, _ = S.fit_many(p0, cfg, *data_prev, per_kernel=True)
   t = time.perf_counter()
   _, cold = S.fit_many(p0, cfg, *data, per_kernel=True)
@@ -323,10 +374,11 @@ def _warm_row(hx, hm, hy, sub, f, k, key, hidden, layers) -> Row:
   _, warm = S.fit_many(p_prev, cfg, *data, per_kernel=True)
   jax.block_until_ready(warm)
   t_warm = time.perf_counter() - t
-  return Row('warm', 0.0, t_warm, 0.0,
-             f'stopping rule: warm {float(np.mean(warm.steps)):.1f} steps '
-             f'({t_warm:.2f}s) vs cold {float(np.mean(cold.steps)):.1f} '
-             f'steps ({t_cold:.2f}s)')
+  return Row(
+      'warm', 0.0, t_warm, 0.0,
+      f'stopping rule: warm {float(np.mean(warm.steps)):.1f} steps '
+      f'({t_warm:.2f}s) vs cold {float(np.mean(cold.steps)):.1f} '
+      f'steps ({t_cold:.2f}s)')
 
 
 def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
@@ -339,8 +391,8 @@ def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
   explicit-inverse posterior per candidate.
   """
   cfg = S.SurrogateConfig.faithful(hidden=hidden, num_layers=layers)
-  p = jax.tree_util.tree_map(lambda a: a[0], S.init(jax.random.key(0), cfg,
-                                                    f, 1))
+  p = jax.tree_util.tree_map(lambda a: a[0], S.init(jax.random.key(0), cfg, f,
+                                                    1))
   idx = np.flatnonzero(sub[0])
   xs, ms, ys = hx[idx], hm[idx], jnp.asarray(hy[idx])
   n = len(idx)
@@ -353,7 +405,9 @@ def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
 
   @jax.jit
   def loo_grad(e):
+
     def loss(e):
+
       def one(i):
         keep = jnp.arange(n) != i
         order = jnp.argsort(~keep)[:-1]  # the other n - 1 points
@@ -364,7 +418,9 @@ def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
         mu = kv @ kinv @ ys[order]
         var = 1.0 - kv @ kinv @ kv + 0.05
         return -(0.5 * jnp.log(2 * jnp.pi * var) + (ys[i] - mu)**2 / (2 * var))
+
       return -jnp.mean(jax.vmap(one)(jnp.arange(n)))
+
     return jax.value_and_grad(loss)(e)
 
   def fit_step(p, opt_state):
@@ -374,8 +430,8 @@ def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
     grads = None
     for (_, vjp), g in zip(outs, ge):
       gi = bwd(vjp, g)
-      grads = gi if grads is None else jax.tree_util.tree_map(jnp.add, grads,
-                                                              gi)
+      grads = gi if grads is None else jax.tree_util.tree_map(
+          jnp.add, grads, gi)
     updates, opt_state = tx.update(grads, opt_state, p)
     return jax.block_until_ready(jax.tree_util.tree_map(jnp.add, p,
                                                         updates)), opt_state
@@ -387,10 +443,9 @@ def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
   fit_step(p1, opt_state)
   per_step = time.perf_counter() - t
 
-  e_hist = jnp.stack([S.embed(p, cfg, x[None], mm[None])[0]
-                      for x, mm in zip(xs, ms)])
-  kinv = jnp.linalg.inv(gp.rbf(e_hist, e_hist, 0.01, 1.0) +
-                        0.05 * jnp.eye(n))
+  e_hist = jnp.stack(
+      [S.embed(p, cfg, x[None], mm[None])[0] for x, mm in zip(xs, ms)])
+  kinv = jnp.linalg.inv(gp.rbf(e_hist, e_hist, 0.01, 1.0) + 0.05 * jnp.eye(n))
   alpha = kinv @ ys
   embed1 = jax.jit(lambda p, x, m: S.embed(p, cfg, x[None], m[None])[0])
 
@@ -408,10 +463,11 @@ def _original_way(hx, hm, hy, sub, cx, cm, f, k, m, steps, length, hidden,
   total = k * steps * per_step + k * m * per_candidate
   f1 = lstm_flops(length, f, cfg.hidden, cfg.num_layers)
   work = k * steps * 3 * n * f1 + k * m * f1
-  return Row('original_way', compile_s, total, work,
-             f'scaled from 1 kernel x 1 step ({per_step:.2f}s per step at '
-             f'n={n}) and {slice_m} candidates ({per_candidate * 1e3:.1f}ms '
-             'each)')
+  return Row(
+      'original_way', compile_s, total, work,
+      f'scaled from 1 kernel x 1 step ({per_step:.2f}s per step at '
+      f'n={n}) and {slice_m} candidates ({per_candidate * 1e3:.1f}ms '
+      'each)')
 
 
 def print_table(res: dict) -> None:
@@ -429,8 +485,8 @@ def print_table(res: dict) -> None:
         f"{'GFLOP':>9s} {'GFLOP/s':>9s} {'of peak':>8s} {'of proj':>8s} "
         f"{'vs orig':>8s}  note")
   for r in res['rows']:
-    ratio = (orig['steady_s'] / r['steady_s']
-             if orig and r['steady_s'] else float('nan'))
+    ratio = (orig['steady_s'] /
+             r['steady_s'] if orig and r['steady_s'] else float('nan'))
     print(f"{r['name']:14s} {r['compile_s']:10.2f} {r['steady_s']:10.2f} "
           f"{r['flops'] / 1e9:9.1f} {r['achieved_flops_per_s'] / 1e9:9.1f} "
           f"{r['fraction_of_matmul_rate']:8.1%} "
@@ -444,12 +500,11 @@ def main(argv):
     args = ('resnet18', 24, 3, 40, 3)
     net = (8, 1)
   else:
-    args = (FLAGS.teacher, FLAGS.history, FLAGS.kernels,
-            FLAGS.candidates, FLAGS.fit_steps)
+    args = (FLAGS.teacher, FLAGS.history, FLAGS.kernels, FLAGS.candidates,
+            FLAGS.fit_steps)
     net = (FLAGS.hidden, FLAGS.layers)
   t = time.perf_counter()
-  res = run(*args, FLAGS.repeats, FLAGS.variants, *net,
-            lstms=tuple(FLAGS.lstm))
+  res = run(*args, FLAGS.repeats, FLAGS.variants, *net, lstms=tuple(FLAGS.lstm))
   res['wall_s'] = time.perf_counter() - t
   print_table(res)
   if FLAGS.out:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from esnac_jax.arch import INPUT, Arch, ArchBuilder
 
 
-def vgg_chain(input_size: int, in_channels: int, num_classes: int,
+def vgg_chain(input_size: int,
+              in_channels: int,
+              num_classes: int,
               width: float = 1.0) -> Arch:
   """A plain VGG-like chain: conv-BN-ReLU pairs at 32, 64, 128 channels
   (times width) with a 2x2 max pool after the first two pairs, global
@@ -18,8 +20,7 @@ def vgg_chain(input_size: int, in_channels: int, num_classes: int,
   for stage, channels in enumerate((32, 64, 128)):
     for i in range(2):
       name = f'stage{stage}.{i}'
-      x = b.conv(x, max(1, int(channels * width)), 3, 1, 1,
-                 name=f'{name}.conv')
+      x = b.conv(x, max(1, int(channels * width)), 3, 1, 1, name=f'{name}.conv')
       x = b.bn(x, name=f'{name}.bn')
       x = b.relu(x, name=f'{name}.relu')
     if stage < 2 and size >= 4:

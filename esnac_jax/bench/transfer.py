@@ -30,7 +30,8 @@ from esnac_jax.job.report import write_json
 FORMAT = 'esnac_jax.transfer/1'
 
 
-def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
+def source_embedding(cfg: ml_collections.ConfigDict,
+                     workdir: str,
                      evaluations: int,
                      log: Callable[[str], None] = print) -> str:
   """Path of the source search's saved embedding (searched if absent)."""
@@ -45,8 +46,8 @@ def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
   per_step = cfg.search.candidates_per_step
   searcher = C.make_method('esnac', cfg, teacher, cfg.seed,
                            -(-evaluations // per_step))
-  run = C.run_method(searcher, score, 'source', cfg.seed, evaluations,
-                     per_step, log)
+  run = C.run_method(searcher, score, 'source', cfg.seed, evaluations, per_step,
+                     log)
   save_embedding(path, searcher.fitted_embedding(),
                  from_config.embedding_meta(cfg, teacher, len(run.rewards)))
   log(f'source search of {teacher.name}: best {max(run.rewards):.4f} after '
@@ -54,9 +55,13 @@ def source_embedding(cfg: ml_collections.ConfigDict, workdir: str,
   return path
 
 
-def transfer(config: ml_collections.ConfigDict, workdir: str,
-             targets: Sequence[str], seeds: int, evaluations: int,
-             source_evaluations: int, milestones: Sequence[int],
+def transfer(config: ml_collections.ConfigDict,
+             workdir: str,
+             targets: Sequence[str],
+             seeds: int,
+             evaluations: int,
+             source_evaluations: int,
+             milestones: Sequence[int],
              log: Callable[[str], None] = print) -> dict[str, Any]:
   """Runs the benchmark; returns the transfer.json document."""
   from esnac_jax.job import from_config
@@ -86,14 +91,13 @@ def transfer(config: ml_collections.ConfigDict, workdir: str,
                           source_evaluations, log)
   runs: list[C.Run] = []
   for target, (tcfg, teacher) in variants.items():
-    score, _ = C.make_scorer(tcfg, teacher, os.path.join(workdir, target),
-                             log)
+    score, _ = C.make_scorer(tcfg, teacher, os.path.join(workdir, target), log)
     frozen = ml_collections.ConfigDict(tcfg.to_dict())
     frozen.search.surrogate.init_from = path
     frozen.search.surrogate.train_embedding = False
     for i in range(seeds):
-      for name, c in ((f'{target} fresh', tcfg),
-                      (f'{target} transferred', frozen)):
+      for name, c in ((f'{target} fresh', tcfg), (f'{target} transferred',
+                                                  frozen)):
         searcher = C.make_method('esnac', c, teacher, cfg.seed + i, steps)
         run = C.run_method(searcher, score, name, cfg.seed + i, evaluations,
                            per_step, log)
@@ -101,10 +105,16 @@ def transfer(config: ml_collections.ConfigDict, workdir: str,
         log(f'{name} seed {cfg.seed + i}: best {max(run.rewards):.4f}; '
             f'propose {run.propose_s:.0f}s, train {run.train_s:.0f}s')
   summary = C.summarise(runs, milestones, reference='')
-  doc = {'format': FORMAT, 'source': {'teacher': cfg.teacher.name,
-                                      'evaluations': source_evaluations,
-                                      'embedding': path},
-         'runs': [r.to_dict() for r in runs], 'summary': summary}
+  doc = {
+      'format': FORMAT,
+      'source': {
+          'teacher': cfg.teacher.name,
+          'evaluations': source_evaluations,
+          'embedding': path
+      },
+      'runs': [r.to_dict() for r in runs],
+      'summary': summary
+  }
   os.makedirs(workdir, exist_ok=True)
   write_json(os.path.join(workdir, 'transfer.json'), doc)
   C.plot_compare(os.path.join(workdir, 'transfer.png'), runs)
@@ -114,21 +124,29 @@ def transfer(config: ml_collections.ConfigDict, workdir: str,
 def define_flags() -> None:
   from absl import flags
   from esnac_jax.bench.common import define_search_flags
-  define_search_flags('/tmp/esnac_transfer', 'Teachers, score caches, the '
-                      'source embedding and the results.', ['10', '20', '40'])
+  define_search_flags(
+      '/tmp/esnac_transfer', 'Teachers, score caches, the '
+      'source embedding and the results.', ['10', '20', '40'])
   flags.DEFINE_list('targets', ['resnet34'], 'Target teachers.')
   flags.DEFINE_integer('seeds', 3, 'Seeds per target and variant.')
   flags.DEFINE_integer('evaluations', 40, 'Candidates per target search.')
-  flags.DEFINE_integer('source_evaluations', 80, 'Candidates of the source '
-                       'search that fits the embedding.')
+  flags.DEFINE_integer(
+      'source_evaluations', 80, 'Candidates of the source '
+      'search that fits the embedding.')
 
 
 def main(argv) -> None:
   from esnac_jax.bench.common import run_search_cli
 
   def run(f, milestones, log):
-    doc = transfer(f.config, f.workdir, f.targets, f.seeds, f.evaluations,
-                   f.source_evaluations, milestones, log=log)
+    doc = transfer(f.config,
+                   f.workdir,
+                   f.targets,
+                   f.seeds,
+                   f.evaluations,
+                   f.source_evaluations,
+                   milestones,
+                   log=log)
     print('\n' + C.format_table(doc['summary'], milestones))
 
   run_search_cli(argv, run)

@@ -22,18 +22,20 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 127
-  c.dataset = 'cifar100'        # cifar10 | cifar100 | digits
-  c.data_dir = ''               # TFDS data dir; '' = TFDS's default
+  c.dataset = 'cifar100'  # cifar10 | cifar100 | digits
+  c.data_dir = ''  # TFDS data dir; '' = TFDS's default
   # Several processes (TPU pods, multi-GPU hosts): jax.distributed. With
   # initialize and no address, JAX finds the coordinator (TPU pods, SLURM).
-  c.distributed = ml_collections.ConfigDict(dict(
-      initialize=False, coordinator_address='', num_processes=0,
-      process_id=-1))
+  c.distributed = ml_collections.ConfigDict(
+      dict(initialize=False,
+           coordinator_address='',
+           num_processes=0,
+           process_id=-1))
 
   c.teacher = ml_collections.ConfigDict()
-  c.teacher.name = 'resnet18'   # vgg19 | resnet18 | resnet34 | shufflenet
-  #                               | mobilenetv2
-  c.teacher.width = 1.0         # channel multiplier
+  # vgg19 | resnet18 | resnet34 | shufflenet | mobilenetv2
+  c.teacher.name = 'resnet18'
+  c.teacher.width = 1.0  # channel multiplier
   # Your own teacher: an Arch JSON document (Arch.to_json), used instead
   # of teacher.name; and trained weights (a Flax msgpack file or an orbax
   # checkpoint of make_model(arch)'s variables), so the teacher is measured,
@@ -41,8 +43,12 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.teacher.arch = ''
   c.teacher.weights = ''
   # Trained only when workdir/teacher holds no checkpoint.
-  c.teacher.train = _train(epochs=200, batch_size=128, optimizer='sgd',
-                           lr=0.1, schedule='cosine', loss='ce')
+  c.teacher.train = _train(epochs=200,
+                           batch_size=128,
+                           optimizer='sgd',
+                           lr=0.1,
+                           schedule='cosine',
+                           loss='ce')
   # A killed teacher training resumes from its last save (every this many
   # seconds; 0 = every epoch) instead of epoch 1. The same for final.
   c.teacher.train.checkpoint_every_s = 60.0
@@ -55,9 +61,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.search_space = _fields(SamplerConfig())
 
   c.search = ml_collections.ConfigDict()
-  c.search.searcher = 'esnac'        # esnac | random | evolution | n2n
-  c.search.steps = 20                # co_step_n
-  c.search.candidates_per_step = 8   # co_kernel_n: one per kernel
+  c.search.searcher = 'esnac'  # esnac | random | evolution | n2n
+  c.search.steps = 20  # co_step_n
+  c.search.candidates_per_step = 8  # co_kernel_n: one per kernel
   esnac = ESNACConfig.faithful() if faithful else ESNACConfig()
   c.search.esnac = _fields(esnac, skip=('surrogate',))
   c.search.surrogate = _fields(esnac.surrogate)
@@ -69,7 +75,7 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.search.evolution.population = 24
   c.search.evolution.tournament = 6
   c.search.n2n = _fields(N2NConfig())
-  c.search.n2n.stage1_asks = 0       # removal-stage steps; 0 = half the steps
+  c.search.n2n.stage1_asks = 0  # removal-stage steps; 0 = half the steps
 
   # Optional limits (0 = none): parameters and FLOPs filter proposals;
   # a candidate below min_acc (validation, fraction) scores reward 0.
@@ -79,10 +85,14 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.constraints.min_acc = 0.0
 
   # Scoring a candidate: the original's tr_se_* (KD as MSE on logits).
-  c.distill = _train(epochs=10, batch_size=128, optimizer='adam', lr=1e-3,
-                     schedule='constant', loss='mse')
-  c.distill.select = 'first'     # kept teacher channels: first | l1
-  c.distill.bn_stats = 'reset'                       # reset | inherit
+  c.distill = _train(epochs=10,
+                     batch_size=128,
+                     optimizer='adam',
+                     lr=1e-3,
+                     schedule='constant',
+                     loss='mse')
+  c.distill.select = 'first'  # kept teacher channels: first | l1
+  c.distill.bn_stats = 'reset'  # reset | inherit
   # auto (CPU: materialised; accelerators: masked_vmap where it applies) |
   # materialised (one program per candidate) | masked (teacher network
   # under masks, one program) | masked_vmap (K candidates vmapped)
@@ -90,9 +100,14 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
 
   # Final training of the top candidates, from their search weights
   # (tr_fu_*): SGD 0.01, x0.1 at epochs 100 and 200, cross-entropy.
-  c.final = _train(epochs=300, batch_size=128, optimizer='sgd', lr=0.01,
-                   schedule='step', loss='ce', boundaries=(100, 200))
-  c.final.top_n = 4                  # co_best_n
+  c.final = _train(epochs=300,
+                   batch_size=128,
+                   optimizer='sgd',
+                   lr=0.01,
+                   schedule='step',
+                   loss='ce',
+                   boundaries=(100, 200))
+  c.final.top_n = 4  # co_best_n
   c.final.checkpoint_every_s = 60.0
 
   # bench.compare (searchers side by side, several seeds): the config runs
@@ -110,8 +125,10 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
 def _fields(obj, skip: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
   """A config section holding every field of a library dataclass."""
   return ml_collections.ConfigDict({
-      f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)
-      if f.name not in skip})
+      f.name: getattr(obj, f.name)
+      for f in dataclasses.fields(obj)
+      if f.name not in skip
+  })
 
 
 def _train(epochs, batch_size, optimizer, lr, schedule, loss,
@@ -119,17 +136,17 @@ def _train(epochs, batch_size, optimizer, lr, schedule, loss,
   t = ml_collections.ConfigDict()
   t.epochs = epochs
   t.batch_size = batch_size
-  t.optimizer = optimizer            # adam | sgd
+  t.optimizer = optimizer  # adam | sgd
   t.lr = lr
   t.momentum = 0.9
   t.weight_decay = 5e-4
-  t.schedule = schedule              # constant | step | cosine
-  t.boundaries = tuple(boundaries)   # epochs where a step schedule decays
+  t.schedule = schedule  # constant | step | cosine
+  t.boundaries = tuple(boundaries)  # epochs where a step schedule decays
   t.gamma = 0.1
-  t.loss = loss                      # ce | mse | kl
+  t.loss = loss  # ce | mse | kl
   t.temperature = 4.0
   t.label_weight = 0.0
-  t.dtype = 'float32'                # activations: float32 | bfloat16
+  t.dtype = 'float32'  # activations: float32 | bfloat16
   return t
 
 

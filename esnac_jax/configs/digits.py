@@ -21,7 +21,7 @@ def get_config(arg=None):
   config = common.get_base_config(args.preset)
   config.dataset = 'digits'
   config.teacher.name = 'resnet18'
-  config.teacher.width = 0.25   # stages of 16/32/64/128 channels
+  config.teacher.width = 0.25  # stages of 16/32/64/128 channels
   config.teacher.train.update(epochs=15, batch_size=64, lr=0.05)
 
   config.search.steps = 6
@@ -37,10 +37,12 @@ def get_config(arg=None):
   # faithful surrogate at the default's LSTM size, 125 prior samples per
   # kernel and 15 fit steps, about what the original's stopping rule gave
   # (the full-size one takes ~100 s per search step on this CPU).
-  config.compare.override = ml_collections.ConfigDict(dict(
-      teacher=dict(width=0.125),
-      distill=dict(epochs=1, batch_size=128, lr=3e-3, path='masked'),
-      search=dict(surrogate=dict(max_steps=30))))
-  config.compare.faithful.update(hidden=32, num_layers=2, pool_size=125,
+  config.compare.override = ml_collections.ConfigDict(
+      dict(teacher=dict(width=0.125),
+           distill=dict(epochs=1, batch_size=128, lr=3e-3, path='masked'),
+           search=dict(surrogate=dict(max_steps=30))))
+  config.compare.faithful.update(hidden=32,
+                                 num_layers=2,
+                                 pool_size=125,
                                  max_steps=15)
   return config

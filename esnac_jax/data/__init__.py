@@ -18,6 +18,9 @@ def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
   return load_digits() if name == 'digits' else load_cifar(name, data_dir)
 
 
-__all__ = ['DATASETS', 'DataError', 'Dataset', 'DatasetSpec', 'DatasetUnavailableError',
-           'Split', 'augment', 'dataset_spec', 'eval_batches', 'load_cifar',
-           'load_dataset', 'load_digits', 'load_npz', 'train_batches']
+__all__ = [
+    'DATASETS', 'DataError', 'Dataset', 'DatasetSpec',
+    'DatasetUnavailableError', 'Split', 'augment', 'dataset_spec',
+    'eval_batches', 'load_cifar', 'load_dataset', 'load_digits', 'load_npz',
+    'train_batches'
+]

@@ -37,10 +37,10 @@ class Dataset:
   train: Split
   val: Split
   test: Split
-  mean: np.ndarray   # per channel, in raw image units
+  mean: np.ndarray  # per channel, in raw image units
   std: np.ndarray
   num_classes: int
-  augment_crop: int = 0   # padding of the random crop (0: no crop)
+  augment_crop: int = 0  # padding of the random crop (0: no crop)
   augment_flip: bool = False
 
   @property
@@ -63,17 +63,22 @@ def augment(images: np.ndarray, rng: np.random.Generator, crop: int,
     dx = rng.integers(0, 2 * crop + 1, n)
     rows = dy[:, None] + np.arange(h)[None]
     cols = dx[:, None] + np.arange(w)[None]
-    out = padded[np.arange(n)[:, None, None], rows[:, :, None],
-                 cols[:, None, :]]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:,
+                                                                     None, :]]
   if flip:
     mask = rng.random(n) < 0.5
     out = np.where(mask[:, None, None, None], out[:, :, ::-1], out)
   return out
 
 
-def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int,
-                  augment_data: bool = True, part: tuple[int, int] = (0, 1)
-                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def train_batches(
+    ds: Dataset,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    augment_data: bool = True,
+    part: tuple[int, int] = (0, 1)
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """One epoch of shuffled, augmented, normalised batches (drop remainder).
 
   With part=(i, n), rows i*b/n .. (i+1)*b/n of each batch: process i's
@@ -100,8 +105,9 @@ def train_batches(ds: Dataset, batch_size: int, seed: int, epoch: int,
     yield ds.normalise(x[rows]), split.labels[idx][rows]
 
 
-def eval_batches(ds: Dataset, split: Split, batch_size: int
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def eval_batches(
+    ds: Dataset, split: Split,
+    batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
   """Every example once, in fixed-size batches with a validity mask."""
   n = len(split)
   for start in range(0, n, batch_size):

@@ -38,8 +38,7 @@ def _prepare_hint(name: str, data_dir: str | None) -> str:
 def _read(name: str, split: str, data_dir: str | None):
   import tensorflow_datasets as tfds
   try:
-    src = tfds.data_source(name, split=split, data_dir=data_dir,
-                           download=False)
+    src = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # tfds raises several kinds, most misleading
     raise DatasetUnavailableError(_prepare_hint(name, data_dir)) from e
   n = len(src)
@@ -53,7 +52,8 @@ def _read(name: str, split: str, data_dir: str | None):
   return images, labels
 
 
-def load_cifar(name: str, data_dir: str | None = None,
+def load_cifar(name: str,
+               data_dir: str | None = None,
                num_train: int = NUM_TRAIN) -> Dataset:
   """CIFAR-10 or CIFAR-100 as in the original (45K train / 5K val / test)."""
   if name not in ('cifar10', 'cifar100'):
@@ -66,5 +66,12 @@ def load_cifar(name: str, data_dir: str | None = None,
   val = Split(images[num_train:], labels[num_train:])
   test = Split(*_read(name, 'test', data_dir))
   classes = 10 if name == 'cifar10' else 100
-  return Dataset(name, train, val, test, MEAN, STD, classes, augment_crop=4,
+  return Dataset(name,
+                 train,
+                 val,
+                 test,
+                 MEAN,
+                 STD,
+                 classes,
+                 augment_crop=4,
                  augment_flip=True)

@@ -20,9 +20,13 @@ def load_digits() -> Dataset:
   images = (d.images.astype(np.float32) / 16.0)[..., None]
   labels = d.target.astype(np.int32)
   idx = np.arange(len(labels))
-  train, rest = train_test_split(idx, test_size=0.4, stratify=labels,
+  train, rest = train_test_split(idx,
+                                 test_size=0.4,
+                                 stratify=labels,
                                  random_state=SPLIT_SEED)
-  val, test = train_test_split(rest, test_size=0.5, stratify=labels[rest],
+  val, test = train_test_split(rest,
+                               test_size=0.5,
+                               stratify=labels[rest],
                                random_state=SPLIT_SEED)
   tr = Split(images[train], labels[train])
   mean = tr.images.mean(axis=(0, 1, 2))

@@ -67,8 +67,7 @@ def _load(name: str, mtime_ns: int, size: int) -> Dataset:
   mean = images.mean(axis=(0, 1, 2)).astype(np.float32)
   std = images.std(axis=(0, 1, 2)).astype(np.float32)
   std = np.where(std > 0, std, 1.0).astype(np.float32)
-  return Dataset(name, train, splits['val'], splits['test'], mean, std,
-                 classes)
+  return Dataset(name, train, splits['val'], splits['test'], mean, std, classes)
 
 
 def npz_spec(name: str) -> DatasetSpec:
@@ -117,8 +116,8 @@ def _split(arrays: dict, split: str, path: str) -> Split:
     raise DataError(f'{path}: y_{split} must be [{len(x)}] labels (one per '
                     f'image of x_{split}), got shape {y.shape}')
   if not np.issubdtype(y.dtype, np.integer):
-    if not (np.issubdtype(y.dtype, np.floating) and
-            np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+    if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and
+            np.all(y == np.round(y))):
       raise DataError(f'{path}: y_{split} must be integer class labels, got '
                       f'{y.dtype}')
   if y.min() < 0:
@@ -137,5 +136,6 @@ def _carve(train: Split) -> tuple[Split, Split]:
                     'give x_val and y_val')
   order = np.random.default_rng(SPLIT_SEED).permutation(n)
   val, rest = np.sort(order[:n_val]), np.sort(order[n_val:])
-  return (Split(train.images[rest], train.labels[rest]),
-          Split(train.images[val], train.labels[val]))
+  return (Split(train.images[rest],
+                train.labels[rest]), Split(train.images[val],
+                                           train.labels[val]))

@@ -11,7 +11,7 @@ class DatasetSpec:
   image_size: int
   channels: int
   num_classes: int
-  train_size: int   # images in the training split (batch sizes fit in it)
+  train_size: int  # images in the training split (batch sizes fit in it)
 
 
 DATASETS = {

@@ -47,8 +47,9 @@ class SearchCheckpointer:
           continue
     return None
 
-  def restore(self, log: Callable[[str], None] = print
-              ) -> tuple[dict[str, Any], Any] | None:
+  def restore(
+      self,
+      log: Callable[[str], None] = print) -> tuple[dict[str, Any], Any] | None:
     """(meta, arrays) of the newest readable step, or None if none exists."""
     steps = sorted(self._mngr.all_steps(), reverse=True)
     errors = []

@@ -32,7 +32,8 @@ def check_workdir(workdir: str) -> None:
     fail(f'cannot write to --workdir={workdir}: {e.strerror or e}')
 
 
-def run(config: ml_collections.ConfigDict, workdir: str,
+def run(config: ml_collections.ConfigDict,
+        workdir: str,
         verbose: bool = False) -> None:
   """The job for a parsed config: every input is checked before any data
   is loaded or the workdir is written; a bad one exits with one line
@@ -46,8 +47,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     from esnac_jax.job import pipeline, validate  # heavy imports
     plan = validate.check(config, workdir)
     check_workdir(workdir)
-    pipeline.run(config, workdir, log=lambda s: print(s, flush=True),
-                 plan=plan)
+    pipeline.run(config, workdir, log=lambda s: print(s, flush=True), plan=plan)
   except (ValueError, ConfigMismatchError, CheckpointError,
           DatasetUnavailableError, FileNotFoundError) as e:
     if verbose:

@@ -35,8 +35,8 @@ def load(spec: str) -> ml_collections.ConfigDict:
                           '--config=configs/digits.py')
   if not os.path.isfile(path):
     near = _nearby_configs(path)
-    raise ConfigFileError(f'config file {path} does not exist'
-                          + (f' (configs here: {near})' if near else ''))
+    raise ConfigFileError(f'config file {path} does not exist' +
+                          (f' (configs here: {near})' if near else ''))
   with open(path, encoding='utf-8', errors='replace') as f:
     source = f.read()
   try:
@@ -116,8 +116,8 @@ def check_overrides(config: ml_collections.ConfigDict,
     if key in known:
       continue
     parent = key.rpartition('.')[0]
-    if parent and parent in known and not isinstance(
-        _get(config, parent), ml_collections.ConfigDict):
+    if parent and parent in known and not isinstance(_get(config, parent),
+                                                     ml_collections.ConfigDict):
       raise ConfigFileError(f'--config.{key}: config.{parent} is a value, '
                             'not a section')
     near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
@@ -179,8 +179,9 @@ def preflight(argv: Sequence[str]) -> list[str]:
   shipped = packaged(path) if path and not os.path.exists(path) else None
   if shipped:
     spec = shipped + (f':{arg}' if arg is not None else '')
-    argv = [f'--config={spec}' if a.startswith('--config=') else a
-            for a in argv]
+    argv = [
+        f'--config={spec}' if a.startswith('--config=') else a for a in argv
+    ]
     if '--config' in argv:
       argv[argv.index('--config') + 1] = spec
   config = load(spec)

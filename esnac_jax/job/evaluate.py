@@ -17,7 +17,6 @@ from esnac_jax.train.masked import candidate_mesh, distill_masked
 
 PATHS = ('auto', 'materialised', 'masked', 'masked_vmap')
 
-
 # Above this much work in one float32 training step of the teacher, one
 # child already keeps an accelerator busy, so the masked path's whole-teacher
 # work per candidate costs more than the compiles it saves (see
@@ -25,8 +24,12 @@ PATHS = ('auto', 'materialised', 'masked', 'masked_vmap')
 BUSY_STEP_FLOPS = 1e11
 
 
-def resolve_path(path: str, teacher: Arch, select: str, backend: str,
-                 dtype: str = 'float32', batch_size: int = 128) -> str:
+def resolve_path(path: str,
+                 teacher: Arch,
+                 select: str,
+                 backend: str,
+                 dtype: str = 'float32',
+                 batch_size: int = 128) -> str:
   """'auto' follows bench.evaluate's measurements. On CPUs: the
   materialised path (each child runs at its own, much smaller size; the
   masked path runs the whole teacher per candidate, 7x slower per step for
@@ -72,26 +75,37 @@ class Evaluator:
   constraints: Constraints = Constraints()
   select: str = 'first'
   bn_stats: str = 'reset'
-  path: str = 'materialised'   # a resolved path (see resolve_path)
+  path: str = 'materialised'  # a resolved path (see resolve_path)
 
-  def __call__(self, archs: list[Arch], seed: int,
-               log: Callable[[str], None] | None = None
-               ) -> tuple[list[Result], list[dict]]:
+  def __call__(
+      self,
+      archs: list[Arch],
+      seed: int,
+      log: Callable[[str], None] | None = None
+  ) -> tuple[list[Result], list[dict]]:
     """Results and the kept (best-epoch) weights, one per arch."""
     if self.path == 'materialised':
       trained = distill_candidates(self.teacher, self.teacher_vars, archs,
-                                   self.dataset, self.train, seed,
-                                   self.select, self.bn_stats, log)
+                                   self.dataset, self.train, seed, self.select,
+                                   self.bn_stats, log)
     else:
       vmap = self.path == 'masked_vmap'
       mesh = candidate_mesh() if vmap and jax.device_count() > 1 else None
-      trained = distill_masked(self.teacher, self.teacher_vars, archs,
-                               self.dataset, self.train, seed, vmap=vmap,
-                               bn_stats=self.bn_stats, log=log, mesh=mesh)
-    results = [Result(t.val_acc,
-                      self.constraints.reward(t.val_acc, self.teacher_val_acc,
-                                              a.num_params,
-                                              self.teacher.num_params),
-                      t.best_epoch, t.seconds)
-               for a, t in zip(archs, trained)]
+      trained = distill_masked(self.teacher,
+                               self.teacher_vars,
+                               archs,
+                               self.dataset,
+                               self.train,
+                               seed,
+                               vmap=vmap,
+                               bn_stats=self.bn_stats,
+                               log=log,
+                               mesh=mesh)
+    results = [
+        Result(
+            t.val_acc,
+            self.constraints.reward(t.val_acc, self.teacher_val_acc,
+                                    a.num_params, self.teacher.num_params),
+            t.best_epoch, t.seconds) for a, t in zip(archs, trained)
+    ]
     return results, [t.variables for t in trained]

@@ -17,10 +17,16 @@ from esnac_jax.train import (CheckpointError, TrainConfig, accuracy_on_test,
                              final_train)
 
 
-def final_stage(records: list[Record], kept: list[int],
-                weights: dict[int, dict], teacher: Arch, teacher_vars: dict,
-                teacher_metrics: dict, ds: Dataset, cfg: TrainConfig,
-                seed: int, directory: str,
+def final_stage(records: list[Record],
+                kept: list[int],
+                weights: dict[int, dict],
+                teacher: Arch,
+                teacher_vars: dict,
+                teacher_metrics: dict,
+                ds: Dataset,
+                cfg: TrainConfig,
+                seed: int,
+                directory: str,
                 log: Callable[[str], None] = print) -> dict:
   """Trains records[kept[i]] from their search weights; returns the
   'final' section of results.json."""
@@ -32,8 +38,8 @@ def final_stage(records: list[Record], kept: list[int],
     rec = records[idx]
     meta = None
     if rank in done:
-      meta = _read(directory, rank, lambda: checkpoints.restore_meta(mngr,
-                                                                    rank))
+      meta = _read(directory, rank,
+                   lambda: checkpoints.restore_meta(mngr, rank))
       if not isinstance(meta, dict) or meta.get('index') != idx:
         raise CheckpointError(
             f'{directory}/{rank} holds final training of candidate '
@@ -48,13 +54,25 @@ def final_stage(records: list[Record], kept: list[int],
           f'{cfg.epochs} epochs')
       progress = EpochProgress(f'{directory}-progress{rank}',
                                cfg.checkpoint_every_s)
-      trained = final_train(rec.arch, weights[idx], ds, cfg, seed,
+      trained = final_train(rec.arch,
+                            weights[idx],
+                            ds,
+                            cfg,
+                            seed,
                             teacher=(teacher, teacher_vars) if kd else None,
-                            log=log, progress=progress)
-      meta = {'index': idx, 'rank': rank, 'params': rec.params,
-              'search_val_acc': rec.val_acc, 'val_acc': trained.val_acc,
-              'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
-              'val_history': trained.history, 'seconds': trained.seconds}
+                            log=log,
+                            progress=progress)
+      meta = {
+          'index': idx,
+          'rank': rank,
+          'params': rec.params,
+          'search_val_acc': rec.val_acc,
+          'val_acc': trained.val_acc,
+          'best_epoch': trained.best_epoch,
+          'epochs': cfg.epochs,
+          'val_history': trained.history,
+          'seconds': trained.seconds
+      }
       checkpoints.save(mngr, rank, meta, variables=trained.variables)
       progress.discard()
     meta['val_reward'] = reward(meta['val_acc'], teacher_metrics['val_acc'],
@@ -64,12 +82,14 @@ def final_stage(records: list[Record], kept: list[int],
     mngr.close()
     return {'candidates': [], 'chosen': None}
   chosen = max(entries, key=lambda m: (m['val_reward'], -m['rank']))
-  variables = _read(directory, chosen['rank'], lambda: checkpoints.restore_tree(
-      mngr, chosen['rank'], 'variables'))
+  variables = _read(
+      directory, chosen['rank'],
+      lambda: checkpoints.restore_tree(mngr, chosen['rank'], 'variables'))
   mngr.close()
   arch = records[chosen['index']].arch
   test_acc = accuracy_on_test(arch, variables, ds, cfg)
-  chosen = dict(chosen, test_acc=test_acc,
+  chosen = dict(chosen,
+                test_acc=test_acc,
                 test_reward=reward(test_acc, teacher_metrics['test_acc'],
                                    arch.num_params, teacher.num_params),
                 times=teacher.num_params / arch.num_params,

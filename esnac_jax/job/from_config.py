@@ -45,8 +45,10 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
       return _document_teacher(document, spec, config.teacher.width)
     if ':' in name:
       return _built_teacher(name, spec, config.teacher.width)
-    return get_teacher(name, num_classes=spec.num_classes,
-                       in_channels=spec.channels, width=config.teacher.width,
+    return get_teacher(name,
+                       num_classes=spec.num_classes,
+                       in_channels=spec.channels,
+                       width=config.teacher.width,
                        input_size=spec.image_size)
   except ValueError as e:
     raise ValueError(f'config.teacher: {e}') from None
@@ -89,7 +91,8 @@ def _built_teacher(name: str, spec: Any, width: float) -> Arch:
     raise ValueError(f'teacher builder {name!r} cannot be loaded '
                      f'({type(e).__name__}: {e}); give module:function, '
                      'importable from the working directory or PYTHONPATH')
-  kwargs = dict(input_size=spec.image_size, in_channels=spec.channels,
+  kwargs = dict(input_size=spec.image_size,
+                in_channels=spec.channels,
                 num_classes=spec.num_classes)
   if 'width' in inspect.signature(fn).parameters:
     kwargs['width'] = width
@@ -130,22 +133,23 @@ def sampler_config(config: ml_collections.ConfigDict) -> SamplerConfig:
   return build(SamplerConfig, config.search_space, 'search_space')
 
 
-def train_config(section: ml_collections.ConfigDict,
-                 name: str) -> TrainConfig:
+def train_config(section: ml_collections.ConfigDict, name: str) -> TrainConfig:
   """A TrainConfig from a training section (teacher.train, distill, final)."""
   try:
-    return TrainConfig(
-        epochs=section.epochs, batch_size=section.batch_size,
-        optim=OptimConfig(name=section.optimizer, lr=section.lr,
-                          momentum=section.momentum,
-                          weight_decay=section.weight_decay,
-                          schedule=section.schedule,
-                          boundaries=tuple(section.boundaries),
-                          gamma=section.gamma),
-        loss=LossConfig(section.loss, section.temperature,
-                        section.label_weight),
-        dtype=section.dtype,
-        checkpoint_every_s=section.get('checkpoint_every_s', 60.0))
+    return TrainConfig(epochs=section.epochs,
+                       batch_size=section.batch_size,
+                       optim=OptimConfig(name=section.optimizer,
+                                         lr=section.lr,
+                                         momentum=section.momentum,
+                                         weight_decay=section.weight_decay,
+                                         schedule=section.schedule,
+                                         boundaries=tuple(section.boundaries),
+                                         gamma=section.gamma),
+                       loss=LossConfig(section.loss, section.temperature,
+                                       section.label_weight),
+                       dtype=section.dtype,
+                       checkpoint_every_s=section.get('checkpoint_every_s',
+                                                      60.0))
   except ValueError as e:
     raise ValueError(f'config.{name}: {e}') from None
 
@@ -163,7 +167,9 @@ def constraints(config: ml_collections.ConfigDict) -> Constraints:
 def esnac_config(config: ml_collections.ConfigDict) -> ESNACConfig:
   surrogate = build(SurrogateConfig, config.search.surrogate,
                     'search.surrogate')
-  return build(ESNACConfig, config.search.esnac, 'search.esnac',
+  return build(ESNACConfig,
+               config.search.esnac,
+               'search.esnac',
                surrogate=surrogate)
 
 
@@ -177,8 +183,7 @@ def check_budget(config: ml_collections.ConfigDict) -> None:
                      f'training), got {config.final.top_n}')
 
 
-def make_searcher(config: ml_collections.ConfigDict,
-                  teacher: Arch) -> Searcher:
+def make_searcher(config: ml_collections.ConfigDict, teacher: Arch) -> Searcher:
   """The config's searcher for this teacher (state empty)."""
   name = config.search.searcher
   if name not in SEARCHERS:
@@ -210,8 +215,13 @@ def embedding_meta(config: ml_collections.ConfigDict, teacher: Arch,
   """What a saved embedding records: the settings reuse must match, and
   where it came from."""
   s, features = config.search.surrogate, config.search.esnac.features
-  return {'hidden': s.hidden, 'num_layers': s.num_layers,
-          'lstm_impl': s.lstm_impl,
-          'features': features, 'feature_dim': feature_dim(features),
-          'teacher': teacher.name, 'dataset': config.dataset,
-          'evaluations': evaluations}
+  return {
+      'hidden': s.hidden,
+      'num_layers': s.num_layers,
+      'lstm_impl': s.lstm_impl,
+      'features': features,
+      'feature_dim': feature_dim(features),
+      'teacher': teacher.name,
+      'dataset': config.dataset,
+      'evaluations': evaluations
+  }

@@ -34,7 +34,7 @@ class SearchOutcome:
   searcher: Searcher
   weights: dict[int, dict]  # record index -> best-epoch weights (kept ones)
   timing: dict[str, float]
-  resumed_from: int         # steps already done when this process started
+  resumed_from: int  # steps already done when this process started
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -52,8 +52,11 @@ def check_config(saved: dict, current: dict, directory: str,
   """Raises ConfigMismatchError naming the keys that differ."""
   a, b = _flatten(saved), _flatten(current)
   a.update({k: v for k, v in ADDED_KEYS.items() if k not in a and k in b})
-  diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and
-          not any(k == p or k.startswith(p + '.') for p in may_change)]
+  diff = [
+      k for k in sorted(set(a) | set(b))
+      if a.get(k) != b.get(k) and not any(k == p or k.startswith(p + '.')
+                                          for p in may_change)
+  ]
   if diff:
     shown = '; '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in diff[:6])
     raise ConfigMismatchError(
@@ -73,15 +76,21 @@ def _flatten(d: Any, prefix: str = '') -> dict[str, Any]:
   return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
 
 
-def run_search(searcher: Searcher, evaluate: Evaluate,
-               ckpt: SearchCheckpointer, *, steps: int, per_step: int,
-               seed: int, keep: int, config: dict,
-               may_change: tuple[str, ...] = MAY_CHANGE,
-               on_step: Callable[[SearchOutcome, int], None] | None = None,
-               log: Callable[[str], None] = print,
-               agree: Callable[[list], list] | None = None,
-               compile_seconds: Callable[[], float] = lambda: 0.0
-               ) -> SearchOutcome:
+def run_search(
+    searcher: Searcher,
+    evaluate: Evaluate,
+    ckpt: SearchCheckpointer,
+    *,
+    steps: int,
+    per_step: int,
+    seed: int,
+    keep: int,
+    config: dict,
+    may_change: tuple[str, ...] = MAY_CHANGE,
+    on_step: Callable[[SearchOutcome, int], None] | None = None,
+    log: Callable[[str], None] = print,
+    agree: Callable[[list], list] | None = None,
+    compile_seconds: Callable[[], float] = lambda: 0.0) -> SearchOutcome:
   """Runs (or resumes) `steps` steps of `per_step` candidates each.
 
   After every step the whole state — searcher history, RNG counter and
@@ -90,16 +99,18 @@ def run_search(searcher: Searcher, evaluate: Evaluate,
   evaluate and record the same proposals. `compile_seconds` (a running
   total, job.timing.CompileClock) splits out the compile time of each phase.
   """
-  out = SearchOutcome(searcher, {}, {'propose_s': 0.0, 'train_s': 0.0,
-                                     'compile_propose_s': 0.0,
-                                     'compile_train_s': 0.0}, 0)
+  out = SearchOutcome(searcher, {}, {
+      'propose_s': 0.0,
+      'train_s': 0.0,
+      'compile_propose_s': 0.0,
+      'compile_train_s': 0.0
+  }, 0)
   restored = ckpt.restore(log)
   if restored is not None:
     meta, arrays = restored
     check_config(meta['config'], config, ckpt.directory, may_change)
     arrays = arrays or {}
-    searcher.load_state(dict(meta['searcher'],
-                             arrays=arrays.get('searcher')))
+    searcher.load_state(dict(meta['searcher'], arrays=arrays.get('searcher')))
     out.weights = {int(k): v for k, v in arrays.get('weights', {}).items()}
     out.timing.update(meta['timing'])
     out.resumed_from = meta['step']
@@ -128,8 +139,7 @@ def run_search(searcher: Searcher, evaluate: Evaluate,
     _save(ckpt, step, searcher, out, config)
     if on_step:
       on_step(out, step)
-    log(_progress(searcher, step, steps, out.resumed_from, t_start, t0, t1,
-                  t2))
+    log(_progress(searcher, step, steps, out.resumed_from, t_start, t0, t1, t2))
   return out
 
 
@@ -142,8 +152,11 @@ def _save(ckpt: SearchCheckpointer, step: int, searcher: Searcher,
     arrays['searcher'] = searcher_arrays
   if out.weights:
     arrays['weights'] = {str(i): w for i, w in out.weights.items()}
-  ckpt.save(step, {'config': config, 'searcher': state,
-                   'timing': out.timing}, arrays or None)
+  ckpt.save(step, {
+      'config': config,
+      'searcher': state,
+      'timing': out.timing
+  }, arrays or None)
 
 
 def _progress(searcher: Searcher, step: int, steps: int, first: int,

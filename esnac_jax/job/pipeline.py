@@ -34,7 +34,8 @@ from esnac_jax.surrogate.transfer import save_embedding, saved_meta
 from esnac_jax.train import get_teacher_variables
 
 
-def run(config: ml_collections.ConfigDict, workdir: str,
+def run(config: ml_collections.ConfigDict,
+        workdir: str,
         log: Callable[[str], None] = print,
         plan: validate.Plan | None = None) -> dict:
   """Runs or resumes the job described by `config` in `workdir`; returns
@@ -44,9 +45,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     return _run(config, workdir, log, plan, clock)
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str,
-         log: Callable[[str], None], plan: validate.Plan | None,
-         clock: CompileClock) -> dict:
+def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
+                                                                        None],
+         plan: validate.Plan | None, clock: CompileClock) -> dict:
   t_start = time.perf_counter()
   if plan is None:  # everything is checked before any expensive work
     plan = validate.check(config, workdir)
@@ -64,14 +65,19 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
       f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
   t_teacher = time.perf_counter()
   teacher_vars, teacher_metrics = get_teacher_variables(
-      teacher, ds, plan.teacher_train, workdir, config.seed, log,
+      teacher,
+      ds,
+      plan.teacher_train,
+      workdir,
+      config.seed,
+      log,
       weights=plan.teacher_weights,
       weights_from=config.teacher.get('weights', ''))
   teacher_s = time.perf_counter() - t_teacher
   if jax.process_count() > 1:  # process 0's teacher, to the last bit
     teacher_vars = distributed.broadcast_tree(teacher_vars)
-    teacher_metrics = json.loads(distributed.broadcast_text(
-        json.dumps(teacher_metrics)))
+    teacher_metrics = json.loads(
+        distributed.broadcast_text(json.dumps(teacher_metrics)))
 
   if not teacher_metrics['val_acc'] > 0:
     raise ValueError(
@@ -80,8 +86,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
         f'deleting {os.path.join(workdir, "teacher")}, or check the data')
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
-                       plan.distill, plan.constraints,
-                       config.distill.select, config.distill.bn_stats, path)
+                       plan.distill, plan.constraints, config.distill.select,
+                       config.distill.bn_stats, path)
   steps = config.search.steps
   writers = []  # the TensorBoard writer, made when a step is first written
   results_path = os.path.join(workdir, 'results.json')
@@ -90,13 +96,13 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
 
   def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
     recs = out.searcher.records
-    doc = report.results_dict(config_dict, teacher, teacher_metrics, recs,
-                              step, out.timing, final, data, made_by)
+    doc = report.results_dict(config_dict, teacher, teacher_metrics, recs, step,
+                              out.timing, final, data, made_by)
     if not primary or _same_json(results_path, doc):
       return doc  # a rerun of a finished run writes nothing new
     # The plots first: results.json, written last, marks them current.
-    report.plot_pareto(os.path.join(workdir, 'pareto.png'),
-                       teacher.num_params, teacher_metrics['val_acc'], recs)
+    report.plot_pareto(os.path.join(workdir, 'pareto.png'), teacher.num_params,
+                       teacher_metrics['val_acc'], recs)
     report.plot_reward(os.path.join(workdir, 'reward.png'), recs)
     report.write_json(results_path, doc)
     return doc
@@ -107,22 +113,30 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
       return
     if not writers:
       writers.append(report.MetricWriter(os.path.join(workdir, 'tb')))
-    writers[0].write_scalars(step, {
-        'search/best_reward': out.searcher.best(1)[0].reward,
-        'search/step_best_reward': max(r.reward for r in new),
-        'search/step_mean_reward': sum(r.reward for r in new) / len(new),
-        'search/step_mean_val_acc': sum(r.val_acc for r in new) / len(new),
-        'search/evaluations': len(out.searcher.records),
-        'time/propose_s': out.timing['propose_s'],
-        'time/train_s': out.timing['train_s']})
+    writers[0].write_scalars(
+        step, {
+            'search/best_reward': out.searcher.best(1)[0].reward,
+            'search/step_best_reward': max(r.reward for r in new),
+            'search/step_mean_reward': sum(r.reward for r in new) / len(new),
+            'search/step_mean_val_acc': sum(r.val_acc for r in new) / len(new),
+            'search/evaluations': len(out.searcher.records),
+            'time/propose_s': out.timing['propose_s'],
+            'time/train_s': out.timing['train_s']
+        })
     write_outputs(out, step)
 
   ckpt = SearchCheckpointer(os.path.join(workdir, 'search'))
   try:
-    out = run_search(searcher, evaluate, ckpt, steps=steps,
+    out = run_search(searcher,
+                     evaluate,
+                     ckpt,
+                     steps=steps,
                      per_step=config.search.candidates_per_step,
-                     seed=config.seed, keep=max(config.final.top_n, 1),
-                     config=config_dict, on_step=on_step, log=log,
+                     seed=config.seed,
+                     keep=max(config.final.top_n, 1),
+                     config=config_dict,
+                     on_step=on_step,
+                     log=log,
                      agree=(lambda a: distributed.agree(a, log))
                      if jax.process_count() > 1 else None,
                      compile_seconds=clock.seconds)
@@ -148,9 +162,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
   return doc
 
 
-def _save_embedding(searcher, config: ml_collections.ConfigDict,
-                    teacher, workdir: str,
-                    log: Callable[[str], None]) -> None:
+def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
+                    workdir: str, log: Callable[[str], None]) -> None:
   """WORKDIR/embedding: the fitted LSTM, for --config.search.surrogate.
   init_from in a search of another teacher."""
   lstm = getattr(searcher, 'fitted_embedding', lambda: None)()

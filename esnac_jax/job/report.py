@@ -26,46 +26,76 @@ def pareto_front(params: list[int], accs: list[float]) -> list[int]:
   return front
 
 
-def results_dict(config: dict, teacher: Arch, teacher_metrics: dict,
-                 records: list[Record], steps_done: int, timing: dict,
-                 final: dict | None, data: dict | None = None,
+def results_dict(config: dict,
+                 teacher: Arch,
+                 teacher_metrics: dict,
+                 records: list[Record],
+                 steps_done: int,
+                 timing: dict,
+                 final: dict | None,
+                 data: dict | None = None,
                  provenance: dict | None = None) -> dict[str, Any]:
   """The results.json document (schema in the guide). `data`: the
   dataset's name, image shape, classes and normalisation (data_section);
   `provenance`: what produced the run (esnac_jax.provenance)."""
   tp = teacher.num_params
-  cands = [dict(index=i, step=r.step, params=r.params, flops=r.flops,
-                compression=1 - r.params / tp, times=tp / r.params,
-                val_acc=r.val_acc, reward=r.reward, best_epoch=r.best_epoch,
-                arch=r.arch.to_dict())
-           for i, r in enumerate(records)]
+  cands = [
+      dict(index=i,
+           step=r.step,
+           params=r.params,
+           flops=r.flops,
+           compression=1 - r.params / tp,
+           times=tp / r.params,
+           val_acc=r.val_acc,
+           reward=r.reward,
+           best_epoch=r.best_epoch,
+           arch=r.arch.to_dict()) for i, r in enumerate(records)
+  ]
   best = max(cands, key=lambda c: (c['reward'], -c['index']), default=None)
   return {
-      'format': RESULTS_FORMAT,
-      'config': config,
-      'data': data,
-      'provenance': provenance,
-      'teacher': {'name': teacher.name, 'params': tp, 'flops': teacher.flops,
-                  'val_acc': teacher_metrics['val_acc'],
-                  'test_acc': teacher_metrics['test_acc'],
-                  'arch': teacher.to_dict()},
-      'steps_done': steps_done,
-      'evaluations': len(records),
-      'timing': timing,
-      'best': None if best is None else
-              {k: v for k, v in best.items() if k != 'arch'},
-      'candidates': cands,
-      'final': final,
+      'format':
+          RESULTS_FORMAT,
+      'config':
+          config,
+      'data':
+          data,
+      'provenance':
+          provenance,
+      'teacher': {
+          'name': teacher.name,
+          'params': tp,
+          'flops': teacher.flops,
+          'val_acc': teacher_metrics['val_acc'],
+          'test_acc': teacher_metrics['test_acc'],
+          'arch': teacher.to_dict()
+      },
+      'steps_done':
+          steps_done,
+      'evaluations':
+          len(records),
+      'timing':
+          timing,
+      'best':
+          None if best is None else {
+              k: v for k, v in best.items() if k != 'arch'
+          },
+      'candidates':
+          cands,
+      'final':
+          final,
   }
 
 
 def data_section(ds: Any) -> dict[str, Any]:
   """What a reader of the results needs to feed a model raw images: the
   per-channel mean and std (raw image units) it was trained with."""
-  return {'name': ds.name, 'image_shape': list(ds.image_shape),
-          'num_classes': ds.num_classes,
-          'mean': [float(v) for v in np.ravel(ds.mean)],
-          'std': [float(v) for v in np.ravel(ds.std)]}
+  return {
+      'name': ds.name,
+      'image_shape': list(ds.image_shape),
+      'num_classes': ds.num_classes,
+      'mean': [float(v) for v in np.ravel(ds.mean)],
+      'std': [float(v) for v in np.ravel(ds.std)]
+  }
 
 
 def write_json(path: str, doc: Any) -> None:
@@ -86,15 +116,25 @@ def plot_pareto(path: str, teacher_params: int, teacher_acc: float,
   params = [r.params for r in records]
   accs = [r.val_acc for r in records]
   fig, ax = plt.subplots(figsize=(6.4, 4.4))
-  sc = ax.scatter(params, accs, c=[r.step for r in records], cmap='viridis',
-                  s=18, label='candidates')
+  sc = ax.scatter(params,
+                  accs,
+                  c=[r.step for r in records],
+                  cmap='viridis',
+                  s=18,
+                  label='candidates')
   fig.colorbar(sc, ax=ax, label='search step')
   front = pareto_front(params + [teacher_params], accs + [teacher_acc])
   ax.step([(params + [teacher_params])[i] for i in front],
-          [(accs + [teacher_acc])[i] for i in front], where='post',
-          color='tab:red', label='Pareto front')
-  ax.scatter([teacher_params], [teacher_acc], marker='*', s=160,
-             color='tab:orange', label='teacher', zorder=3)
+          [(accs + [teacher_acc])[i] for i in front],
+          where='post',
+          color='tab:red',
+          label='Pareto front')
+  ax.scatter([teacher_params], [teacher_acc],
+             marker='*',
+             s=160,
+             color='tab:orange',
+             label='teacher',
+             zorder=3)
   ax.set_xscale('log')
   _finish(fig, ax, path, 'parameters', 'validation accuracy (distilled)')
 
@@ -107,7 +147,9 @@ def plot_reward(path: str, records: list[Record]) -> None:
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   n = np.arange(1, len(rewards) + 1)
   ax.plot(n, rewards, '.', color='0.6', label='candidate')
-  ax.plot(n, np.maximum.accumulate(rewards), color='tab:blue',
+  ax.plot(n,
+          np.maximum.accumulate(rewards),
+          color='tab:blue',
           label='best so far')
   _finish(fig, ax, path, 'evaluations', 'reward f(x)')
 

@@ -41,9 +41,11 @@ class CompileClock:
 def breakdown(timing: dict[str, float]) -> str:
   """One line: where the job's seconds went."""
   t = lambda k: timing.get(k, 0.0)  # noqa: E731
-  parts = [f'teacher {t("teacher_s"):.0f}s',
-           f'propose {t("propose_s"):.0f}s (compiling '
-           f'{t("compile_propose_s"):.0f}s)',
-           f'train {t("train_s"):.0f}s (compiling {t("compile_train_s"):.0f}s)',
-           f'final {t("final_s"):.0f}s']
+  parts = [
+      f'teacher {t("teacher_s"):.0f}s',
+      f'propose {t("propose_s"):.0f}s (compiling '
+      f'{t("compile_propose_s"):.0f}s)',
+      f'train {t("train_s"):.0f}s (compiling {t("compile_train_s"):.0f}s)',
+      f'final {t("final_s"):.0f}s'
+  ]
   return 'time: ' + ', '.join(parts)

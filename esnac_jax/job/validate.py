@@ -49,12 +49,13 @@ class Plan:
   distill: TrainConfig
   final: TrainConfig
   constraints: Constraints
-  path: str            # the resolved distillation path
-  config_dict: dict    # the config as JSON, as checkpoints record it
-  teacher_weights: dict | None = None   # config.teacher.weights, loaded
+  path: str  # the resolved distillation path
+  config_dict: dict  # the config as JSON, as checkpoints record it
+  teacher_weights: dict | None = None  # config.teacher.weights, loaded
 
 
-def check(config: ml_collections.ConfigDict, workdir: str | None = None,
+def check(config: ml_collections.ConfigDict,
+          workdir: str | None = None,
           memory_bytes: int | None = None) -> Plan:
   """Checks `config` (and the search in `workdir`, if any); raises a
   ValueError with one line for the first problem. `memory_bytes` is the
@@ -128,13 +129,12 @@ def _check_search_sizes(config: ml_collections.ConfigDict) -> None:
   s = config.search
   limits = (('search.steps', s.steps, MAX_STEPS),
             ('search.candidates_per_step', s.candidates_per_step,
-             MAX_CANDIDATES_PER_STEP),
-            ('search.esnac.pool_size', s.esnac.pool_size, MAX_POOL),
+             MAX_CANDIDATES_PER_STEP), ('search.esnac.pool_size',
+                                        s.esnac.pool_size, MAX_POOL),
             ('search.surrogate.hidden', s.surrogate.hidden, MAX_HIDDEN),
             ('search.surrogate.num_layers', s.surrogate.num_layers,
-             MAX_LSTM_LAYERS),
-            ('search.surrogate.max_steps', s.surrogate.max_steps,
-             MAX_SURROGATE_FIT_STEPS))
+             MAX_LSTM_LAYERS), ('search.surrogate.max_steps',
+                                s.surrogate.max_steps, MAX_SURROGATE_FIT_STEPS))
   for key, value, top in limits:
     if value > top:
       raise ValueError(f'config.{key}={value} is beyond what a search can '
@@ -172,8 +172,8 @@ def device_memory_bytes() -> int:
   return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 
-def _check_memory(config: ml_collections.ConfigDict, teacher: Arch,
-                  path: str, memory_bytes: int | None) -> None:
+def _check_memory(config: ml_collections.ConfigDict, teacher: Arch, path: str,
+                  memory_bytes: int | None) -> None:
   available = memory_bytes or device_memory_bytes()
   k = config.search.candidates_per_step if path == 'masked_vmap' else 1
   for key, batch, copies, what in (

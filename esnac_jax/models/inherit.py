@@ -24,7 +24,9 @@ CHANNEL_SELECT = ('first', 'l1')
 BN_STATS = ('reset', 'inherit')
 
 
-def kept_channels(teacher: Arch, child: Arch, teacher_params: dict,
+def kept_channels(teacher: Arch,
+                  child: Arch,
+                  teacher_params: dict,
                   select: str = 'first') -> dict[int, np.ndarray]:
   """Teacher atom -> sorted indices of the channels the child keeps."""
   if select not in CHANNEL_SELECT:
@@ -63,8 +65,11 @@ def _space_index(space: Space, kept: dict[int, np.ndarray],
   return np.concatenate([pos * total + one for pos in range(space.hw)])
 
 
-def inherit(teacher: Arch, child: Arch, teacher_vars: dict,
-            select: str = 'first', bn_stats: str = 'reset') -> dict[str, Any]:
+def inherit(teacher: Arch,
+            child: Arch,
+            teacher_vars: dict,
+            select: str = 'first',
+            bn_stats: str = 'reset') -> dict[str, Any]:
   """Variables for `child` ({'params', 'batch_stats'}) from the teacher's.
 
   bn_stats: 'reset' gives every child BN mean 0 and variance 1 (the
@@ -94,12 +99,16 @@ def inherit(teacher: Arch, child: Arch, teacher_vars: dict,
       params[name] = {'scale': p['scale'][out_idx], 'bias': p['bias'][out_idx]}
       if bn_stats == 'inherit':
         s = ts[name]
-        stats[name] = {'mean': np.asarray(s['mean'])[out_idx],
-                       'var': np.asarray(s['var'])[out_idx]}
+        stats[name] = {
+            'mean': np.asarray(s['mean'])[out_idx],
+            'var': np.asarray(s['var'])[out_idx]
+        }
       else:
         n = len(out_idx)
-        stats[name] = {'mean': np.zeros(n, np.float32),
-                       'var': np.ones(n, np.float32)}
+        stats[name] = {
+            'mean': np.zeros(n, np.float32),
+            'var': np.ones(n, np.float32)
+        }
       continue
     k = p['kernel'][..., out_idx]
     if c.kind == 'linear':

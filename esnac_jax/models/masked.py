@@ -64,7 +64,9 @@ class MaskedNet(ArchNet):
   """
 
   @nn.compact
-  def __call__(self, x: jax.Array, masks: Masks,
+  def __call__(self,
+               x: jax.Array,
+               masks: Masks,
                train: bool = False) -> jax.Array:
     arch = self.arch
     x = x.astype(self.dtype)
@@ -125,9 +127,9 @@ def candidate_masks(teacher: Arch, child: Arch) -> Masks:
     m = np.zeros(layer.out_shape[-1], np.float32)
     m[_space_index(sa.out_spaces[i], kept, sa.width)] = 1.0
     chan.append(m)
-  keep = np.array([c.kind == t.kind for c, t in zip(child.layers,
-                                                   teacher.layers)],
-                  np.float32)
+  keep = np.array(
+      [c.kind == t.kind for c, t in zip(child.layers, teacher.layers)],
+      np.float32)
   have = set(child.edges)
   edge = np.array([p in have for p in extra_pairs(teacher)], np.float32)
   return {'keep': keep, 'edge': edge, 'chan': tuple(chan)}
@@ -144,8 +146,12 @@ def masked_variables(teacher_vars: dict, bn_stats: str = 'reset') -> dict:
   statistics reset (the original) or inherited."""
   stats = teacher_vars.get('batch_stats', {})
   if bn_stats == 'reset':
-    stats = {k: {'mean': np.zeros_like(v['mean']),
-                 'var': np.ones_like(v['var'])} for k, v in stats.items()}
+    stats = {
+        k: {
+            'mean': np.zeros_like(v['mean']),
+            'var': np.ones_like(v['var'])
+        } for k, v in stats.items()
+    }
   return {'params': teacher_vars['params'], 'batch_stats': stats}
 
 

@@ -87,17 +87,26 @@ class ArchNet(nn.Module):
       return nn.Conv(layer.out_channels, (layer.kernel, layer.kernel),
                      strides=(layer.stride, layer.stride),
                      padding=((p, p), (p, p)),
-                     feature_group_count=layer.groups, use_bias=layer.bias,
-                     kernel_init=conv_init, dtype=self.dtype,
-                     param_dtype=jnp.float32, name=name)(h)
+                     feature_group_count=layer.groups,
+                     use_bias=layer.bias,
+                     kernel_init=conv_init,
+                     dtype=self.dtype,
+                     param_dtype=jnp.float32,
+                     name=name)(h)
     if kind == 'bn':
-      return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                          epsilon=BN_EPSILON, dtype=self.dtype,
-                          param_dtype=jnp.float32, name=name)(h)
+      return nn.BatchNorm(use_running_average=not train,
+                          momentum=BN_MOMENTUM,
+                          epsilon=BN_EPSILON,
+                          dtype=self.dtype,
+                          param_dtype=jnp.float32,
+                          name=name)(h)
     if kind == 'linear':
-      return nn.Dense(layer.out_channels, use_bias=layer.bias,
-                      kernel_init=linear_init, dtype=self.dtype,
-                      param_dtype=jnp.float32, name=name)(h)
+      return nn.Dense(layer.out_channels,
+                      use_bias=layer.bias,
+                      kernel_init=linear_init,
+                      dtype=self.dtype,
+                      param_dtype=jnp.float32,
+                      name=name)(h)
     raise ValueError(f'layer {i}: unknown kind {kind!r}')
 
 
@@ -119,7 +128,9 @@ def make_model(arch: Arch, dtype: Any = jnp.float32) -> ArchNet:
   return ArchNet(arch, dtype)
 
 
-def init_variables(arch: Arch, key: jax.Array, batch: int = 1,
+def init_variables(arch: Arch,
+                   key: jax.Array,
+                   batch: int = 1,
                    dtype: Any = jnp.float32) -> dict:
   """{'params': ..., 'batch_stats': ...} for `arch` (freshly initialised)."""
   model = make_model(arch, dtype)

@@ -43,11 +43,11 @@ def load_variables(path: str, arch: Arch) -> dict:
     raise
   except Exception as e:  # flax/orbax raise many kinds for damaged files
     raise WeightsError(f'the weights at {path} are unreadable '
-                     f'({type(e).__name__}: {str(e)[:160]})') from None
+                       f'({type(e).__name__}: {str(e)[:160]})') from None
   want = expected_shapes(arch)
   check_tree(raw, want, path)
-  return jax.tree_util.tree_map(
-      lambda a, s: np.asarray(a, s.dtype), _plain(raw), want)
+  return jax.tree_util.tree_map(lambda a, s: np.asarray(a, s.dtype),
+                                _plain(raw), want)
 
 
 def _read_msgpack(path: str) -> Any:
@@ -83,23 +83,23 @@ def check_tree(got: Any, want: Any, path: str, where: str = '') -> None:
   if hasattr(want, 'items'):
     if not hasattr(got, 'items'):
       raise WeightsError(f'the weights at {path}: {where or "the root"} should '
-                       f'be a mapping, got {type(got).__name__}')
+                         f'be a mapping, got {type(got).__name__}')
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     if missing:
       raise WeightsError(f'the weights at {path} lack {where}{missing[0]} '
-                       f'({len(missing)} missing entries); they must be '
-                       "make_model(arch)'s variables for this teacher")
+                         f'({len(missing)} missing entries); they must be '
+                         "make_model(arch)'s variables for this teacher")
     if extra:
       raise WeightsError(f'the weights at {path} have {where}{extra[0]}, which '
-                       f'this teacher does not ({len(extra)} extra entries)')
+                         f'this teacher does not ({len(extra)} extra entries)')
     for k in want:
       check_tree(got[k], want[k], path, f'{where}{k}/')
     return
   shape = tuple(np.shape(got))
   if shape != tuple(want.shape):
     raise WeightsError(f'the weights at {path}: {where[:-1]} has shape '
-                     f'{shape}, the teacher needs {tuple(want.shape)}')
+                       f'{shape}, the teacher needs {tuple(want.shape)}')
   if not np.all(np.isfinite(np.asarray(got, np.float64))):
     raise WeightsError(f'the weights at {path}: {where[:-1]} holds NaN or '
-                     'infinite values')
+                       'infinite values')

@@ -10,12 +10,19 @@ from esnac_jax.search.random_search import RandomSearcher
 from esnac_jax.search.record import Record, Result
 from esnac_jax.search.reward import Constraints, reward
 
-SEARCHERS = {'esnac': ESNACSearcher, 'random': RandomSearcher,
-             'evolution': EvolutionSearcher, 'n2n': N2NSearcher}
+SEARCHERS = {
+    'esnac': ESNACSearcher,
+    'random': RandomSearcher,
+    'evolution': EvolutionSearcher,
+    'n2n': N2NSearcher
+}
 
 
-def make_searcher(name: str, teacher: Arch, sampler: SamplerConfig,
-                  seed: int, constraints: Constraints = Constraints(),
+def make_searcher(name: str,
+                  teacher: Arch,
+                  sampler: SamplerConfig,
+                  seed: int,
+                  constraints: Constraints = Constraints(),
                   **kwargs) -> Searcher:
   """A searcher by name; kwargs go to its constructor."""
   if name not in SEARCHERS:
@@ -24,6 +31,8 @@ def make_searcher(name: str, teacher: Arch, sampler: SamplerConfig,
   return SEARCHERS[name](teacher, sampler, seed, constraints, **kwargs)
 
 
-__all__ = ['SEARCHERS', 'Constraints', 'ESNACConfig', 'ESNACSearcher',
-           'EvolutionSearcher', 'N2NConfig', 'N2NSearcher', 'RandomSearcher', 'Record', 'Result',
-           'Searcher', 'make_searcher', 'reward']
+__all__ = [
+    'SEARCHERS', 'Constraints', 'ESNACConfig', 'ESNACSearcher',
+    'EvolutionSearcher', 'N2NConfig', 'N2NSearcher', 'RandomSearcher', 'Record',
+    'Result', 'Searcher', 'make_searcher', 'reward'
+]

@@ -36,14 +36,17 @@ class Searcher(abc.ABC):
 
   name = 'base'
 
-  def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
+  def __init__(self,
+               teacher: Arch,
+               sampler: SamplerConfig,
+               seed: int,
                constraints: Constraints = Constraints()):
     self.teacher = teacher
     self.sampler = sampler
     self.seed = int(seed)
     self.constraints = constraints
     self.records: list[Record] = []
-    self.asks = 0          # how many times `ask` ran: the RNG counter
+    self.asks = 0  # how many times `ask` ran: the RNG counter
     self.pending_step = 0  # the step a batch being asked belongs to
 
   # ---- the interface -------------------------------------------------------
@@ -57,22 +60,30 @@ class Searcher(abc.ABC):
     self.asks += 1
     return out
 
-  def tell(self, archs: Sequence[Arch], results: Sequence[Result],
+  def tell(self,
+           archs: Sequence[Arch],
+           results: Sequence[Result],
            step: int | None = None) -> list[Record]:
     if len(archs) != len(results):
       raise ValueError(f'tell got {len(archs)} archs and {len(results)} '
                        'results')
     step = self.asks if step is None else step
-    new = [Record(a, a.num_params, a.flops, r.val_acc, r.reward, step,
-                  r.best_epoch, r.seconds) for a, r in zip(archs, results)]
+    new = [
+        Record(a, a.num_params, a.flops, r.val_acc, r.reward, step,
+               r.best_epoch, r.seconds) for a, r in zip(archs, results)
+    ]
     self.records.extend(new)
     self._tell(new)
     return new
 
   def state(self) -> dict[str, Any]:
-    return {'searcher': self.name, 'seed': self.seed, 'asks': self.asks,
-            'records': [r.to_dict() for r in self.records],
-            'arrays': self._arrays()}
+    return {
+        'searcher': self.name,
+        'seed': self.seed,
+        'asks': self.asks,
+        'records': [r.to_dict() for r in self.records],
+        'arrays': self._arrays()
+    }
 
   def load_state(self, state: dict[str, Any]) -> None:
     if state['searcher'] != self.name:
@@ -129,10 +140,14 @@ class Searcher(abc.ABC):
   def keys(self, archs) -> set[Hashable]:
     return {self.key(a) for a in archs}
 
-  def draw(self, rng: np.random.Generator, n: int,
-           parents: Sequence[Arch] = (), mutate_frac: float = 0.0,
+  def draw(self,
+           rng: np.random.Generator,
+           n: int,
+           parents: Sequence[Arch] = (),
+           mutate_frac: float = 0.0,
            exclude: set[Arch] | frozenset = frozenset(),
-           distinct: bool = True, at_least: int | None = None) -> list[Arch]:
+           distinct: bool = True,
+           at_least: int | None = None) -> list[Arch]:
     """n candidates admitted by the constraints and not in `exclude`: a
     fraction `mutate_frac` are one-step mutations of random `parents`, the
     rest samples from the prior. Distinct unless `distinct=False` (the
@@ -143,8 +158,11 @@ class Searcher(abc.ABC):
     return self.candidates(rng, n, parents, mutate_frac, self.keys(exclude),
                            distinct, at_least).all_archs()
 
-  def candidates(self, rng: np.random.Generator, n: int,
-                 parents: Sequence[Arch] = (), mutate_frac: float = 0.0,
+  def candidates(self,
+                 rng: np.random.Generator,
+                 n: int,
+                 parents: Sequence[Arch] = (),
+                 mutate_frac: float = 0.0,
                  exclude: set[Hashable] | frozenset = frozenset(),
                  distinct: bool = True,
                  at_least: int | None = None) -> Candidates:
@@ -199,9 +217,8 @@ class Searcher(abc.ABC):
     rows = _encode(enc, parents) if parents else None
     if rows is not None:
       for m in rounds(n_mut):
-        kids, changed = enc.mutate(rows.take(rng.integers(len(parents),
-                                                          size=m)),
-                                   rng, self.sampler)
+        kids, changed = enc.mutate(
+            rows.take(rng.integers(len(parents), size=m)), rng, self.sampler)
         take(kids, changed)
     else:
       while tries < budget and len(keys) < n_mut and not done():

@@ -87,10 +87,17 @@ class ESNACConfig:
   def faithful(cls, **overrides) -> ESNACConfig:
     """The original: 8 fresh H=64x4 LSTMs on raw 272-d features, LOO with
     fixed alpha/beta, 1000 i.i.d. prior samples per kernel, EI."""
-    base = dict(surrogate=K.SurrogateConfig.faithful(), features='original',
-                shared_lstm=False, pool_size=1000, pool_per_kernel=True,
-                mutate_frac=0.0, acquisition='ei', subset_prob=0.5,
-                teacher_anchor=True, warm_start=False, init_random=0,
+    base = dict(surrogate=K.SurrogateConfig.faithful(),
+                features='original',
+                shared_lstm=False,
+                pool_size=1000,
+                pool_per_kernel=True,
+                mutate_frac=0.0,
+                acquisition='ei',
+                subset_prob=0.5,
+                teacher_anchor=True,
+                warm_start=False,
+                init_random=0,
                 random_frac=0.0)
     base.update(overrides)
     return cls(**base)
@@ -99,9 +106,13 @@ class ESNACConfig:
 class ESNACSearcher(Searcher):
   name = 'esnac'
 
-  def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
+  def __init__(self,
+               teacher: Arch,
+               sampler: SamplerConfig,
+               seed: int,
                constraints: Constraints = Constraints(),
-               config: ESNACConfig = ESNACConfig(), embedding: Any = None,
+               config: ESNACConfig = ESNACConfig(),
+               embedding: Any = None,
                compile_ahead: bool | None = None):
     """`embedding`: LSTM parameters to start every fit from (a transferred
     embedding, see surrogate.transfer) instead of a fresh initialisation.
@@ -112,10 +123,10 @@ class ESNACSearcher(Searcher):
     self.config = config
     self.embedding = embedding
     self.params: Any = None  # the last fitted surrogate (warm start, transfer)
-    self._ahead = Ahead()     # the next history bucket, compiled ahead
+    self._ahead = Ahead()  # the next history bucket, compiled ahead
     self.compile_ahead = (jax.default_backend() != 'cpu'
                           if compile_ahead is None else compile_ahead)
-    self._ask_size = 1        # candidates per ask (how fast the history grows)
+    self._ask_size = 1  # candidates per ask (how fast the history grows)
     self.last_fit: dict[str, Any] = {}
     self._feats: dict[Arch, np.ndarray] = {}
 
@@ -126,8 +137,8 @@ class ESNACSearcher(Searcher):
     pools featurise themselves, `Candidates.features`)."""
     missing = [a for a in dict.fromkeys(archs) if a not in self._feats]
     if missing:
-      for a, f in zip(missing, batch_features(missing, self.teacher,
-                                              self.config.features)):
+      for a, f in zip(
+          missing, batch_features(missing, self.teacher, self.config.features)):
         self._feats[a] = f
     return np.stack([self._feats[a] for a in archs])
 
@@ -163,10 +174,16 @@ class ESNACSearcher(Searcher):
     seen_keys = self.keys(seen)
     parents = [r.arch for r in self.best(cfg.parents)]
     # A pool is best effort: a small search space gives a smaller one.
-    pools = [self.candidates(rng, cfg.pool_size, parents, cfg.mutate_frac,
-                             seen_keys, distinct=not cfg.pool_per_kernel,
-                             at_least=1)
-             for _ in range(n if cfg.pool_per_kernel else 1)]
+    pools = [
+        self.candidates(rng,
+                        cfg.pool_size,
+                        parents,
+                        cfg.mutate_frac,
+                        seen_keys,
+                        distinct=not cfg.pool_per_kernel,
+                        at_least=1)
+        for _ in range(n if cfg.pool_per_kernel else 1)
+    ]
 
     if not hist:  # no anchor, nothing evaluated: nothing to fit
       return self.draw(rng, n, exclude=seen)
@@ -185,7 +202,12 @@ class ESNACSearcher(Searcher):
       params = self.params if warm else K.init_shared(k_init, scfg, fdim, n)
       if self.embedding is not None and not warm:
         params['lstm'] = jax.tree_util.tree_map(jnp.asarray, self.embedding)
-      params, info = K.fit_shared(params, scfg, pf, pm, py, ymask_k,
+      params, info = K.fit_shared(params,
+                                  scfg,
+                                  pf,
+                                  pm,
+                                  py,
+                                  ymask_k,
                                   ahead=self._ahead)
     else:
       params = self.params if warm else K.init(k_init, scfg, fdim, n)
@@ -193,11 +215,16 @@ class ESNACSearcher(Searcher):
         params['lstm'] = jax.tree_util.tree_map(
             lambda a: jnp.broadcast_to(a, (n,) + a.shape), self.embedding)
       sub = K.gather_subsets(feats, fmask, y, subsets)
-      params, info = K.fit_many(params, scfg, *sub, per_kernel=True,
+      params, info = K.fit_many(params,
+                                scfg,
+                                *sub,
+                                per_kernel=True,
                                 ahead=self._ahead)
     self.params = jax.device_get(params)
-    self.last_fit = {'steps': np.asarray(info.steps).tolist(),
-                     'objective': np.asarray(info.ll).tolist()}
+    self.last_fit = {
+        'steps': np.asarray(info.steps).tolist(),
+        'objective': np.asarray(info.ll).tolist()
+    }
 
     kind = cfg.features
     if cfg.pool_per_kernel:
@@ -206,9 +233,17 @@ class ESNACSearcher(Searcher):
     else:
       new = pools[0].features(self.teacher, kind)
       ids = pools[0].keys
-    scores = K.score(params, scfg, pf, pm, py, ymask_k, new,
-                     np.ones(new.shape[:-1], bool), kind=cfg.acquisition,
-                     key=k_score, per_kernel=cfg.pool_per_kernel,
+    scores = K.score(params,
+                     scfg,
+                     pf,
+                     pm,
+                     py,
+                     ymask_k,
+                     new,
+                     np.ones(new.shape[:-1], bool),
+                     kind=cfg.acquisition,
+                     key=k_score,
+                     per_kernel=cfg.pool_per_kernel,
                      ahead=self._ahead)
     picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
     self._compile_next(params, len(hist), size, pf, ymask_k, new, k_score,
@@ -228,29 +263,40 @@ class ESNACSearcher(Searcher):
     f32, b = np.float32, np.bool_
     grown = n + self._ask_size
     nxt = K.bucket_size(grown)
-    hist = (np.zeros((nxt,) + pf.shape[1:], f32),
-            np.zeros((nxt,) + pf.shape[1:2], b), np.zeros(nxt, f32),
-            np.zeros((ymask_k.shape[0], nxt), b))
+    hist = (np.zeros((nxt,) + pf.shape[1:],
+                     f32), np.zeros((nxt,) + pf.shape[1:2], b),
+            np.zeros(nxt, f32), np.zeros((ymask_k.shape[0], nxt), b))
     if faithful is not None:
       (sub_feats, sub_fmask, _, _), subsets = faithful
       k, s_now = sub_feats.shape[:2]
       # The largest subset grows by about half of what the history gains.
-      s_next = K.bucket_size(int(subsets.sum(1).max()) +
-                             -(-self._ask_size // 2))
+      s_next = K.bucket_size(
+          int(subsets.sum(1).max()) + -(-self._ask_size // 2))
       if s_next > s_now:
-        self._ahead.warm(
-            K._fit_many_jit, K.FIT_MANY_STATIC, params, scfg,
-            np.zeros((k, s_next) + sub_feats.shape[2:], f32),
-            np.zeros((k, s_next) + sub_fmask.shape[2:], b),
-            np.zeros((k, s_next), f32), np.zeros((k, s_next), b),
-            per_kernel=True)
+        self._ahead.warm(K._fit_many_jit,
+                         K.FIT_MANY_STATIC,
+                         params,
+                         scfg,
+                         np.zeros((k, s_next) + sub_feats.shape[2:], f32),
+                         np.zeros((k, s_next) + sub_fmask.shape[2:], b),
+                         np.zeros((k, s_next), f32),
+                         np.zeros((k, s_next), b),
+                         per_kernel=True)
     if nxt == size:
       return
     if faithful is None:
       self._ahead.warm(K._fit_shared_jit, K.FIT_STATIC, params, scfg, *hist)
-    self._ahead.warm(K._score_jit, K.SCORE_STATIC, params, scfg, *hist,
-                     new, np.ones(new.shape[:-1], b), kind=cfg.acquisition,
-                     key=key, beta=2.0, per_kernel=cfg.pool_per_kernel)
+    self._ahead.warm(K._score_jit,
+                     K.SCORE_STATIC,
+                     params,
+                     scfg,
+                     *hist,
+                     new,
+                     np.ones(new.shape[:-1], b),
+                     kind=cfg.acquisition,
+                     key=key,
+                     beta=2.0,
+                     per_kernel=cfg.pool_per_kernel)
 
   def fitted_embedding(self) -> Any:
     """The last fitted LSTM parameters (with independent kernels, the one

@@ -18,9 +18,13 @@ from esnac_jax.search.reward import Constraints
 class EvolutionSearcher(Searcher):
   name = 'evolution'
 
-  def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
+  def __init__(self,
+               teacher: Arch,
+               sampler: SamplerConfig,
+               seed: int,
                constraints: Constraints = Constraints(),
-               population: int = 24, tournament: int = 6):
+               population: int = 24,
+               tournament: int = 6):
     super().__init__(teacher, sampler, seed, constraints)
     if population < 2 or not 1 <= tournament <= population:
       raise ValueError(f'evolution needs population >= 2 and 1 <= tournament '

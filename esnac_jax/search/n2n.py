@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from esnac_jax.arch import (Arch, SamplerConfig, features,
-                            remove_layers, removable_layers, shrink,
-                            shrunk_width, width_groups)
+from esnac_jax.arch import (Arch, SamplerConfig, features, remove_layers,
+                            removable_layers, shrink, shrunk_width,
+                            width_groups)
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.record import Record
 from esnac_jax.search.reward import Constraints
@@ -39,7 +39,7 @@ LOOKUP = (0.25, 0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 @dataclasses.dataclass(frozen=True)
 class N2NConfig:
-  stage1_asks: int = 10      # asks (search steps) spent on removal
+  stage1_asks: int = 10  # asks (search steps) spent on removal
   hidden: int = 30
   num_layers: int = 2
   removal_lr: float = 0.003
@@ -71,19 +71,21 @@ class ShrinkPolicy(nn.Module):
   num_layers: int
 
   def setup(self):
-    self.cells = [nn.OptimizedLSTMCell(self.hidden, name=f'cell{i}')
-                  for i in range(self.num_layers)]
+    self.cells = [
+        nn.OptimizedLSTMCell(self.hidden, name=f'cell{i}')
+        for i in range(self.num_layers)
+    ]
     self.head = nn.Dense(len(LOOKUP))
 
   def __call__(self, x, key=None, actions=None):
     """Samples (key) or scores given actions; returns (actions, log-prob)."""
     n = x.shape[0]
-    carry = [c.initialize_carry(jax.random.key(0), (1, x.shape[-1] +
-                                                    len(LOOKUP)))
-             for c in self.cells]
+    carry = [
+        c.initialize_carry(jax.random.key(0), (1, x.shape[-1] + len(LOOKUP)))
+        for c in self.cells
+    ]
     prev = jnp.zeros(len(LOOKUP))
-    keys = (jax.random.split(key, n) if key is not None else
-            [None] * n)
+    keys = (jax.random.split(key, n) if key is not None else [None] * n)
     out, logp = [], 0.0
     for g in range(n):  # a handful of groups: unrolled
       h = jnp.concatenate([x[g], prev])[None]
@@ -93,8 +95,8 @@ class ShrinkPolicy(nn.Module):
         new.append(st)
       carry = new
       logits = jax.nn.log_softmax(self.head(h)[0])
-      a = (jax.random.categorical(keys[g], logits) if actions is None
-           else actions[g])
+      a = (jax.random.categorical(keys[g], logits)
+           if actions is None else actions[g])
       logp = logp + logits[a]
       out.append(a)
       prev = jax.nn.one_hot(a, len(LOOKUP))
@@ -104,7 +106,10 @@ class ShrinkPolicy(nn.Module):
 class N2NSearcher(Searcher):
   name = 'n2n'
 
-  def __init__(self, teacher: Arch, sampler: SamplerConfig, seed: int,
+  def __init__(self,
+               teacher: Arch,
+               sampler: SamplerConfig,
+               seed: int,
                constraints: Constraints = Constraints(),
                config: N2NConfig = N2NConfig()):
     super().__init__(teacher, sampler, seed, constraints)
@@ -118,15 +123,17 @@ class N2NSearcher(Searcher):
     self._shr_tx = optax.adam(config.shrink_lr)
     rem_params = self._rem.init(key, self._feats)
     self.policy: dict[str, Any] = {
-        'removal': rem_params, 'removal_opt': self._rem_tx.init(rem_params),
-        'shrink': None, 'shrink_opt': None,
-        'baseline': np.zeros(2, np.float64),   # per stage: sum of batch means
-        'batches': np.zeros(2, np.int64)}      # per stage: batches seen
+        'removal': rem_params,
+        'removal_opt': self._rem_tx.init(rem_params),
+        'shrink': None,
+        'shrink_opt': None,
+        'baseline': np.zeros(2, np.float64),  # per stage: sum of batch means
+        'batches': np.zeros(2, np.int64)
+    }  # per stage: batches seen
     self._pending: dict[Arch, tuple[int, np.ndarray]] = {}
     self._base: Arch | None = None
     self._rem_grad = jax.jit(jax.grad(self._removal_objective))
-    self._shr_sample = jax.jit(
-        lambda p, x, k: self._shr.apply(p, x, key=k))
+    self._shr_sample = jax.jit(lambda p, x, k: self._shr.apply(p, x, key=k))
     self._shr_grad = jax.jit(jax.grad(self._shrink_objective))
 
   # ---- stage 1 -------------------------------------------------------------
@@ -135,7 +142,8 @@ class N2NSearcher(Searcher):
     """-sum_i adv_i log pi(acts_i) over removable layers."""
     logit = self._rem.apply(params, self._feats)[self._removable]
     logp = jnp.sum(jnp.where(acts, jax.nn.log_sigmoid(logit),
-                             jax.nn.log_sigmoid(-logit)), axis=-1)
+                             jax.nn.log_sigmoid(-logit)),
+                   axis=-1)
     return -jnp.mean(adv * logp)
 
   def _removal_arch(self, keep: np.ndarray) -> Arch:
@@ -147,9 +155,9 @@ class N2NSearcher(Searcher):
   def _group_features(self, arch: Arch) -> jnp.ndarray:
     groups = width_groups(arch, self.teacher, self.sampler.group_mode)
     n = len(groups)
-    return jnp.asarray([[np.log2(g.teacher_width) / 10, i / max(n - 1, 1),
-                         float(i == 0)] for i, g in enumerate(groups)],
-                       jnp.float32)
+    return jnp.asarray(
+        [[np.log2(g.teacher_width) / 10, i / max(n - 1, 1),
+          float(i == 0)] for i, g in enumerate(groups)], jnp.float32)
 
   def _shrink_objective(self, params, x, acts, adv):
     logp = jax.vmap(lambda a: self._shr.apply(params, x, actions=a)[1])(acts)
@@ -222,8 +230,7 @@ class N2NSearcher(Searcher):
       g = self._rem_grad(self.policy['removal'], jnp.asarray(acts), adv)
       upd, self.policy['removal_opt'] = self._rem_tx.update(
           g, self.policy['removal_opt'])
-      self.policy['removal'] = optax.apply_updates(self.policy['removal'],
-                                                   upd)
+      self.policy['removal'] = optax.apply_updates(self.policy['removal'], upd)
     else:
       x = self._group_features(self._base)
       g = self._shr_grad(self.policy['shrink'], x, jnp.asarray(acts), adv)
@@ -243,8 +250,12 @@ class N2NSearcher(Searcher):
     if p['shrink'] is None:
       p = {k: v for k, v in p.items() if k not in ('shrink', 'shrink_opt')}
     leaves = jax.tree_util.tree_leaves(jax.device_get(p))
-    return {'has_shrink': np.asarray(self.policy['shrink'] is not None),
-            'leaves': {str(i): np.asarray(v) for i, v in enumerate(leaves)}}
+    return {
+        'has_shrink': np.asarray(self.policy['shrink'] is not None),
+        'leaves': {
+            str(i): np.asarray(v) for i, v in enumerate(leaves)
+        }
+    }
 
   def _load_arrays(self, arrays: Any) -> None:
     if not arrays:
@@ -255,15 +266,18 @@ class N2NSearcher(Searcher):
       p = self._shr.init(jax.random.key(0), x, key=jax.random.key(0))
       template['shrink'], template['shrink_opt'] = p, self._shr_tx.init(p)
     else:
-      template = {k: v for k, v in template.items()
-                  if k not in ('shrink', 'shrink_opt')}
+      template = {
+          k: v for k, v in template.items() if k not in ('shrink', 'shrink_opt')
+      }
     leaves, treedef = jax.tree_util.tree_flatten(template)
     saved = arrays['leaves']
     if len(saved) != len(leaves):
       raise ValueError(f'the saved N2N state has {len(saved)} arrays, this '
                        f'searcher {len(leaves)}: another N2N configuration?')
-    new = [np.asarray(saved[str(i)]).astype(np.asarray(t).dtype).reshape(
-        np.shape(t)) for i, t in enumerate(leaves)]
+    new = [
+        np.asarray(saved[str(i)]).astype(np.asarray(t).dtype).reshape(
+            np.shape(t)) for i, t in enumerate(leaves)
+    ]
     policy = jax.tree_util.tree_unflatten(treedef, new)
     policy.setdefault('shrink', None)
     policy.setdefault('shrink_opt', None)

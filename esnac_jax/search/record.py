@@ -13,9 +13,9 @@ class Record:
   arch: Arch
   params: int
   flops: int
-  val_acc: float       # best distillation epoch's validation accuracy
+  val_acc: float  # best distillation epoch's validation accuracy
   reward: float
-  step: int            # search step that proposed and evaluated it
+  step: int  # search step that proposed and evaluated it
   best_epoch: int = 0
   seconds: float = 0.0  # training time of its batch (shared by the batch)
 

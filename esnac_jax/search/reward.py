@@ -42,8 +42,8 @@ class Constraints:
                        f'{self.min_acc}')
 
   def admits(self, arch: Arch) -> bool:
-    return ((self.max_params is None or arch.num_params <= self.max_params)
-            and (self.max_flops is None or arch.flops <= self.max_flops))
+    return ((self.max_params is None or arch.num_params <= self.max_params) and
+            (self.max_flops is None or arch.flops <= self.max_flops))
 
   def reward(self, acc: float, teacher_acc: float, params: int,
              teacher_params: int) -> float:

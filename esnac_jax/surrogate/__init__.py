@@ -5,20 +5,35 @@ sequences with masks work.
 """
 
 from esnac_jax.surrogate.acquisition import (KINDS as ACQUISITIONS,
-                                             expected_improvement,
-                                             select_batch, thompson,
-                                             upper_confidence_bound)
+                                             expected_improvement, select_batch,
+                                             thompson, upper_confidence_bound)
 from esnac_jax.surrogate.gp import Hypers
-from esnac_jax.surrogate.kernel import (FitInfo, SurrogateConfig,
-                                        bucket_size, embed, fit, fit_many,
-                                        fit_shared, gather_subsets, hypers,
-                                        init, init_shared, objective,
-                                        pad_history, posterior, score)
+from esnac_jax.surrogate.kernel import (FitInfo, SurrogateConfig, bucket_size,
+                                        embed, fit, fit_many, fit_shared,
+                                        gather_subsets, hypers, init,
+                                        init_shared, objective, pad_history,
+                                        posterior, score)
 
 __all__ = [
-    'ACQUISITIONS', 'expected_improvement', 'select_batch', 'thompson',
-    'upper_confidence_bound', 'Hypers', 'FitInfo', 'SurrogateConfig',
-    'bucket_size', 'embed', 'fit', 'fit_many', 'fit_shared',
-    'gather_subsets', 'hypers', 'init', 'init_shared', 'objective',
-    'pad_history', 'posterior', 'score',
+    'ACQUISITIONS',
+    'expected_improvement',
+    'select_batch',
+    'thompson',
+    'upper_confidence_bound',
+    'Hypers',
+    'FitInfo',
+    'SurrogateConfig',
+    'bucket_size',
+    'embed',
+    'fit',
+    'fit_many',
+    'fit_shared',
+    'gather_subsets',
+    'hypers',
+    'init',
+    'init_shared',
+    'objective',
+    'pad_history',
+    'posterior',
+    'score',
 ]

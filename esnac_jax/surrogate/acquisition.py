@@ -16,11 +16,13 @@ def expected_improvement(mean: jax.Array, std: jax.Array,
   """E[max(f - best, 0)] (the original, no exploration offset)."""
   std = jnp.maximum(std, 1e-12)
   z = (mean - best) / std
-  ei = (mean - best) * jax.scipy.stats.norm.cdf(z) + std * jax.scipy.stats.norm.pdf(z)
+  ei = (mean -
+        best) * jax.scipy.stats.norm.cdf(z) + std * jax.scipy.stats.norm.pdf(z)
   return jnp.maximum(ei, 0.0)
 
 
-def upper_confidence_bound(mean: jax.Array, std: jax.Array,
+def upper_confidence_bound(mean: jax.Array,
+                           std: jax.Array,
                            beta: float = 2.0) -> jax.Array:
   return mean + beta * std
 
@@ -42,8 +44,11 @@ def acquire(kind: str, mean, std, best, key, beta: float = 2.0) -> jax.Array:
   raise ValueError(f'unknown acquisition {kind!r}; use one of {KINDS}')
 
 
-def select_batch(scores: np.ndarray, ids: Sequence[Hashable] | Sequence[
-    Sequence[Hashable]], exclude: Iterable[Hashable] = ()) -> list[tuple[int, int]]:
+def select_batch(
+    scores: np.ndarray,
+    ids: Sequence[Hashable] | Sequence[Sequence[Hashable]],
+    exclude: Iterable[Hashable] = ()
+) -> list[tuple[int, int]]:
   """One candidate per kernel, all distinct and none in `exclude`.
 
   scores: [K, M]. ids: M hashable candidate keys shared by all kernels, or
@@ -56,9 +61,9 @@ def select_batch(scores: np.ndarray, ids: Sequence[Hashable] | Sequence[
   if scores.ndim != 2:
     raise ValueError(f'scores must be [K, M], got shape {scores.shape}')
   k_n, m_n = scores.shape
-  shared = len(ids) == m_n and not (
-      k_n == m_n and isinstance(ids[0], (list, tuple)) and
-      len(ids[0]) == m_n and not isinstance(ids[0], str))
+  shared = len(ids) == m_n and not (k_n == m_n and isinstance(
+      ids[0],
+      (list, tuple)) and len(ids[0]) == m_n and not isinstance(ids[0], str))
   if not shared and (len(ids) != k_n or any(len(r) != m_n for r in ids)):
     raise ValueError(f'ids must hold M={m_n} keys, or K={k_n} rows of M '
                      f'keys, for scores of shape {scores.shape}; got '

@@ -54,7 +54,7 @@ class Ahead:
     self._threads: dict[Any, threading.Thread] = {}
     self._lock = threading.Lock()
     self.compiled = 0  # programs compiled ahead
-    self.hits = 0      # calls that ran one of them
+    self.hits = 0  # calls that ran one of them
 
   @staticmethod
   def _key(fn: Callable, dyn: tuple, stat: tuple) -> Any:
@@ -73,8 +73,8 @@ class Ahead:
         return
       spec = lambda t: jax.tree_util.tree_map(  # noqa: E731
           _spec, t, is_leaf=lambda x: x is None)
-      s_args = tuple(a if n in static else spec(a) for n, a in zip(
-          inspect.signature(fn).parameters, args))
+      s_args = tuple(a if n in static else spec(a)
+                     for n, a in zip(inspect.signature(fn).parameters, args))
       s_kw = {k: v if k in static else spec(v) for k, v in kwargs.items()}
 
       def compile_it():
@@ -86,13 +86,13 @@ class Ahead:
           self._exe[key] = exe
           self.compiled += 1
 
-      thread = threading.Thread(target=compile_it, daemon=True,
+      thread = threading.Thread(target=compile_it,
+                                daemon=True,
                                 name='esnac-compile-ahead')
       self._threads[key] = thread
     thread.start()
 
-  def call(self, fn: Callable, static: tuple[str, ...], *args,
-           **kwargs) -> Any:
+  def call(self, fn: Callable, static: tuple[str, ...], *args, **kwargs) -> Any:
     """`fn(*args, **kwargs)`, through an executable compiled ahead when one
     exists for these shapes (waiting for it if it is still compiling)."""
     dyn_args, dyn_kw, stat = _split(fn, static, args, kwargs)

@@ -26,13 +26,14 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-
 IMPLS = ('custom', 'flax')
 
 
 def _uniform(scale: float):
+
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -scale, scale)
+
   return init
 
 
@@ -70,14 +71,15 @@ def _forward(x, m, w_hh, residuals: bool = False):
     y = lax.dynamic_update_slice(y, hn[1][None], (length - 1 - t, 0, h))
     if residuals:
       cs = lax.dynamic_update_index_in_dim(cs, c, t, 0)
-      acts = lax.dynamic_update_index_in_dim(
-          acts, jnp.concatenate([i, f, g, o], -1), t, 0)
+      acts = lax.dynamic_update_index_in_dim(acts,
+                                             jnp.concatenate([i, f, g, o], -1),
+                                             t, 0)
     return hn, c, y, cs, acts
 
   zero = jnp.zeros((2, batch, h), x.dtype)
   kept = length if residuals else 0
-  state = (zero, zero, jnp.zeros((length, batch, 2 * h), x.dtype),
-           jnp.zeros((kept, 2, batch, h), x.dtype),
+  state = (zero, zero, jnp.zeros(
+      (length, batch, 2 * h), x.dtype), jnp.zeros((kept, 2, batch, h), x.dtype),
            jnp.zeros((kept, 2, batch, 4 * h), x.dtype))
   return lax.fori_loop(0, length, step, state, unroll=2)[2:]
 
@@ -112,27 +114,33 @@ def _recurrence_bwd(res, dy):
     tc = jnp.tanh(c)
     dct = dc + dh * o * (1 - tc * tc)
     keep = _both(mm, t, 1) > 0
-    dpre = jnp.where(keep, jnp.concatenate(
-        [dct * g * i * (1 - i), dct * cp * f * (1 - f),
-         dct * i * (1 - g * g), dh * tc * o * (1 - o)], -1), 0)
+    dpre = jnp.where(
+        keep,
+        jnp.concatenate([
+            dct * g * i * (1 - i), dct * cp * f * (1 - f), dct * i *
+            (1 - g * g), dh * tc * o * (1 - o)
+        ], -1), 0)
     dh = jnp.where(keep, jnp.einsum('dbk,dkh->dbh', dpre, w_t), dh)
     dc = jnp.where(keep, dct * f, dc)
     dx = lax.dynamic_update_slice(dx, dpre[0][None], (t, 0, 0))
-    dx = lax.dynamic_update_slice(dx, dpre[1][None], (length - 1 - t, 0,
-                                                       4 * h))
+    dx = lax.dynamic_update_slice(dx, dpre[1][None], (length - 1 - t, 0, 4 * h))
     return dh, dc, dx
 
   zero = jnp.zeros((2, batch, h), cs.dtype)
-  dx = lax.fori_loop(0, length, step,
-                     (zero, zero, jnp.zeros((length, batch, 8 * h),
-                                            cs.dtype)), unroll=2)[2]
+  dx = lax.fori_loop(0,
+                     length,
+                     step,
+                     (zero, zero, jnp.zeros((length, batch, 8 * h), cs.dtype)),
+                     unroll=2)[2]
   # The state each step started from, in time order: the forward direction
   # comes from t-1, the backward from t+1 (zero at the ends).
   z = jnp.zeros_like(y[:1, :, :h])
   h_fwd = jnp.concatenate([z, y[:-1, :, :h]])
   h_bwd = jnp.concatenate([y[1:, :, h:], z])
-  dw = jnp.stack([jnp.einsum('tbh,tbk->hk', h_fwd, dx[..., :4 * h]),
-                  jnp.einsum('tbh,tbk->hk', h_bwd, dx[..., 4 * h:])])
+  dw = jnp.stack([
+      jnp.einsum('tbh,tbk->hk', h_fwd, dx[..., :4 * h]),
+      jnp.einsum('tbh,tbk->hk', h_bwd, dx[..., 4 * h:])
+  ])
   return dx, jnp.zeros_like(m), dw
 
 
@@ -165,21 +173,21 @@ class BiLSTMEmbedding(nn.Module):
     init = _uniform(1.0 / math.sqrt(self.hidden))
     if self.impl == 'flax':
       return self._flax(x, mask, init)
-    h = jnp.swapaxes(x, 0, 1)                                  # [L, B, F]
-    m = jnp.swapaxes(mask, 0, 1).astype(x.dtype)[..., None]    # [L, B, 1]
+    h = jnp.swapaxes(x, 0, 1)  # [L, B, F]
+    m = jnp.swapaxes(mask, 0, 1).astype(x.dtype)[..., None]  # [L, B, 1]
     for layer in range(self.num_layers):
       params = {}
       for d in ('fwd', 'bwd'):
         p = f'l{layer}_{d}_'
         dim = h.shape[-1]
-        params[d] = (
-            self.param(p + 'w_ih', init, (dim, 4 * self.hidden), x.dtype),
-            self.param(p + 'w_hh', init, (self.hidden, 4 * self.hidden),
-                       x.dtype),
-            self.param(p + 'b_ih', init, (4 * self.hidden,), x.dtype),
-            self.param(p + 'b_hh', init, (4 * self.hidden,), x.dtype))
+        params[d] = (self.param(p + 'w_ih', init, (dim, 4 * self.hidden),
+                                x.dtype),
+                     self.param(p + 'w_hh', init,
+                                (self.hidden, 4 * self.hidden), x.dtype),
+                     self.param(p + 'b_ih', init, (4 * self.hidden,), x.dtype),
+                     self.param(p + 'b_hh', init, (4 * self.hidden,), x.dtype))
       f, b = params['fwd'], params['bwd']
-      w_ih = jnp.concatenate([f[0], b[0]], -1)                 # [F, 8H]
+      w_ih = jnp.concatenate([f[0], b[0]], -1)  # [F, 8H]
       bias = jnp.concatenate([f[2] + f[3], b[2] + b[3]])
       h = _recurrence(h @ w_ih + bias, m, jnp.stack([f[1], b[1]]))
     return self._out(jnp.swapaxes(h, 0, 1), mask)
@@ -203,15 +211,18 @@ class BiLSTMEmbedding(nn.Module):
               jax.random.uniform(b, shape, dtype, -scale, scale))
 
     def rnn(name):
-      return nn.RNN(nn.OptimizedLSTMCell(
-          self.hidden, kernel_init=init, recurrent_kernel_init=init,
-          bias_init=bias_init, name=name))
+      return nn.RNN(
+          nn.OptimizedLSTMCell(self.hidden,
+                               kernel_init=init,
+                               recurrent_kernel_init=init,
+                               bias_init=bias_init,
+                               name=name))
 
     lengths = mask.sum(-1).astype(jnp.int32)
     h = x
     for layer in range(self.num_layers):
-      h = nn.Bidirectional(rnn(f'l{layer}_fwd'), rnn(f'l{layer}_bwd'))(
-          h, seq_lengths=lengths)
+      h = nn.Bidirectional(rnn(f'l{layer}_fwd'),
+                           rnn(f'l{layer}_bwd'))(h, seq_lengths=lengths)
     return self._out(h, mask)
 
 

@@ -22,10 +22,10 @@ JITTERS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 class Hypers(NamedTuple):
   """GP hyperparameters (positive values, not logs)."""
-  ls2: jax.Array      # squared lengthscale (the original's alpha)
-  noise: jax.Array    # observation noise variance (the original's beta)
-  signal: jax.Array   # signal variance (1 in the original)
-  mean: jax.Array     # constant prior mean (0 in the original)
+  ls2: jax.Array  # squared lengthscale (the original's alpha)
+  noise: jax.Array  # observation noise variance (the original's beta)
+  signal: jax.Array  # signal variance (1 in the original)
+  mean: jax.Array  # constant prior mean (0 in the original)
 
 
 def rbf(a: jax.Array, b: jax.Array, ls2, signal) -> jax.Array:
@@ -97,8 +97,12 @@ def loo_log_likelihood(e: jax.Array, y: jax.Array, mask: jax.Array,
   return jnp.sum(ll * m) / jnp.maximum(jnp.sum(m), 1.0)
 
 
-def posterior(e: jax.Array, y: jax.Array, mask: jax.Array, h: Hypers,
-              e_new: jax.Array, include_noise: bool = True):
+def posterior(e: jax.Array,
+              y: jax.Array,
+              mask: jax.Array,
+              h: Hypers,
+              e_new: jax.Array,
+              include_noise: bool = True):
   """Predictive mean and variance at e_new [M, D].
 
   include_noise adds the noise variance, as the original does (the variance

@@ -28,8 +28,8 @@ import optax
 from esnac_jax.surrogate import acquisition as acq
 from esnac_jax.surrogate import gp
 from esnac_jax.surrogate.ahead import Ahead
-from esnac_jax.surrogate.embedding import (IMPLS, BiLSTMEmbedding,
-                                           input_kernel, recurrent_kernel)
+from esnac_jax.surrogate.embedding import (IMPLS, BiLSTMEmbedding, input_kernel,
+                                           recurrent_kernel)
 
 OBJECTIVES = ('mll', 'loo')
 Params = Any
@@ -90,34 +90,44 @@ class SurrogateConfig:
   def faithful(cls, **overrides) -> SurrogateConfig:
     """The original ESNAC kernel: 64 x 4 LSTM, LOO objective, fixed
     alpha/beta, raw y."""
-    base = dict(hidden=64, num_layers=4, objective='loo',
-                learn_hypers=False, normalize_y=False, ls2=0.01, noise=0.05,
-                signal=1.0, mean=0.0)
+    base = dict(hidden=64,
+                num_layers=4,
+                objective='loo',
+                learn_hypers=False,
+                normalize_y=False,
+                ls2=0.01,
+                noise=0.05,
+                signal=1.0,
+                mean=0.0)
     base.update(overrides)
     return cls(**base)
 
 
 class FitInfo(NamedTuple):
-  steps: jax.Array   # optimiser steps taken
-  ll: jax.Array      # objective at the last evaluated step
+  steps: jax.Array  # optimiser steps taken
+  ll: jax.Array  # objective at the last evaluated step
 
 
 def _module(cfg: SurrogateConfig) -> BiLSTMEmbedding:
   return BiLSTMEmbedding(cfg.hidden, cfg.num_layers, cfg.lstm_impl)
 
 
-def init(key: jax.Array, cfg: SurrogateConfig, feature_dim: int,
+def init(key: jax.Array,
+         cfg: SurrogateConfig,
+         feature_dim: int,
          num_kernels: int | None = None) -> Params:
   """Fresh parameters; with num_kernels, K independent sets stacked on axis 0."""
   if num_kernels is not None:
-    return jax.vmap(lambda k: init(k, cfg, feature_dim))(
-        jax.random.split(key, num_kernels))
+    return jax.vmap(lambda k: init(k, cfg, feature_dim))(jax.random.split(
+        key, num_kernels))
   x = jnp.zeros((1, 2, feature_dim), jnp.float32)
   lstm = _module(cfg).init(key, x, jnp.ones((1, 2), bool))['params']
-  gp_params = {'log_ls2': jnp.log(jnp.float32(cfg.ls2)),
-               'log_noise': jnp.log(jnp.float32(cfg.noise)),
-               'log_signal': jnp.log(jnp.float32(cfg.signal)),
-               'mean': jnp.float32(cfg.mean)}
+  gp_params = {
+      'log_ls2': jnp.log(jnp.float32(cfg.ls2)),
+      'log_noise': jnp.log(jnp.float32(cfg.noise)),
+      'log_signal': jnp.log(jnp.float32(cfg.signal)),
+      'mean': jnp.float32(cfg.mean)
+  }
   return {'lstm': lstm, 'gp': gp_params}
 
 
@@ -126,8 +136,9 @@ def hypers(params: Params, cfg: SurrogateConfig) -> gp.Hypers:
     f = jnp.float32
     return gp.Hypers(f(cfg.ls2), f(cfg.noise), f(cfg.signal), f(cfg.mean))
   g = params['gp']
-  return gp.Hypers(jnp.exp(g['log_ls2']), jnp.exp(g['log_noise']) + 1e-6,
-                   jnp.exp(g['log_signal']), g['mean'])
+  return gp.Hypers(jnp.exp(g['log_ls2']),
+                   jnp.exp(g['log_noise']) + 1e-6, jnp.exp(g['log_signal']),
+                   g['mean'])
 
 
 def embed(params: Params, cfg: SurrogateConfig, feats: jax.Array,
@@ -171,11 +182,21 @@ def optimizer(cfg: SurrogateConfig) -> optax.GradientTransformation:
   lstm = optax.chain(optax.add_decayed_weights(cfg.weight_decay),
                      optax.adam(cfg.lr)) if cfg.train_embedding else \
       optax.set_to_zero()
-  return optax.multi_transform({'lstm': lstm, 'gp': optax.adam(cfg.hyper_lr)},
-                               {'lstm': 'lstm', 'gp': 'gp'})
+  return optax.multi_transform({
+      'lstm': lstm,
+      'gp': optax.adam(cfg.hyper_lr)
+  }, {
+      'lstm': 'lstm',
+      'gp': 'gp'
+  })
 
 
-def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask,
+def _fit(params,
+         cfg: SurrogateConfig,
+         feats,
+         fmask,
+         y,
+         ymask,
          objective_fn=None):
   tx = optimizer(cfg)
   grad_fn = jax.value_and_grad(objective_fn or objective)
@@ -197,26 +218,30 @@ def _fit(params, cfg: SurrogateConfig, feats, fmask, y, ymask,
   zero = jnp.zeros((), jnp.float32)
   # Fewer than two points: nothing to learn (the original skips training).
   done0 = jnp.max(ymask.sum(-1)) < 2
-  state = (jnp.zeros((), jnp.int32), params, tx.init(params), zero, zero,
-           done0)
+  state = (jnp.zeros((), jnp.int32), params, tx.init(params), zero, zero, done0)
   step, params, _, _, ll, _ = jax.lax.while_loop(cond, body, state)
   return params, FitInfo(step, ll)
 
 
 @functools.partial(jax.jit, static_argnames='cfg')
 def _fit_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
-        ymask) -> tuple[Params, FitInfo]:
+             ymask) -> tuple[Params, FitInfo]:
   """The jitted program behind `fit`."""
   return _fit(params, cfg, feats, fmask, y, ymask)
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'per_kernel'))
-def _fit_many_jit(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
-             ymask_k, per_kernel: bool = False) -> tuple[Params, FitInfo]:
+def _fit_many_jit(params_k: Params,
+                  cfg: SurrogateConfig,
+                  feats,
+                  fmask,
+                  y,
+                  ymask_k,
+                  per_kernel: bool = False) -> tuple[Params, FitInfo]:
   """The jitted program behind `fit_many`."""
   ax = 0 if per_kernel else None
-  return jax.vmap(_fit, in_axes=(0, None, ax, ax, ax, 0))(
-      params_k, cfg, feats, fmask, y, ymask_k)
+  return jax.vmap(_fit, in_axes=(0, None, ax, ax, ax, 0))(params_k, cfg, feats,
+                                                          fmask, y, ymask_k)
 
 
 def gather_subsets(feats, fmask, y, ymask_k, size: int | None = None):
@@ -228,8 +253,10 @@ def gather_subsets(feats, fmask, y, ymask_k, size: int | None = None):
   ymask_k = np.asarray(ymask_k, bool)
   biggest = int(ymask_k.sum(1).max()) if len(ymask_k) else 0
   size = size or bucket_size(biggest)
-  out = [pad_history(feats[m], fmask[m], np.asarray(y)[m], size)
-         for m in ymask_k]
+  out = [
+      pad_history(feats[m], fmask[m],
+                  np.asarray(y)[m], size) for m in ymask_k
+  ]
   return tuple(np.stack(z) for z in zip(*out))
 
 
@@ -248,7 +275,7 @@ def _shared_objective(params, cfg, feats, fmask, y, ymask_k):
 
 @functools.partial(jax.jit, static_argnames='cfg')
 def _fit_shared_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
-               ymask_k) -> tuple[Params, FitInfo]:
+                    ymask_k) -> tuple[Params, FitInfo]:
   """The jitted program behind `fit_shared`."""
   return _fit(params, cfg, feats, fmask, y, ymask_k, _shared_objective)
 
@@ -276,15 +303,24 @@ def _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask):
 
 @functools.partial(jax.jit, static_argnames='cfg')
 def _posterior_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
-              new_feats, new_fmask) -> tuple[jax.Array, jax.Array]:
+                   new_feats, new_fmask) -> tuple[jax.Array, jax.Array]:
   """The jitted program behind `posterior`."""
   return _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'kind', 'per_kernel'))
-def _score_jit(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
-          new_feats, new_fmask, kind: str = 'ei', key: jax.Array | None = None,
-          beta: float = 2.0, per_kernel: bool = False) -> jax.Array:
+def _score_jit(params_k: Params,
+               cfg: SurrogateConfig,
+               feats,
+               fmask,
+               y,
+               ymask_k,
+               new_feats,
+               new_fmask,
+               kind: str = 'ei',
+               key: jax.Array | None = None,
+               beta: float = 2.0,
+               per_kernel: bool = False) -> jax.Array:
   """The jitted program behind `score`."""
   shared = _is_shared(params_k)
   k = jax.tree_util.tree_leaves(params_k['gp'])[0].shape[0]
@@ -306,15 +342,14 @@ def _score_jit(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
     e = embed(lstm, cfg, feats, fmask)
     if per_kernel:
       e_new = jax.vmap(lambda nf, nm: embed(lstm, cfg, nf, nm))(new_feats,
-                                                                 new_fmask)
+                                                                new_fmask)
     else:
       e_new = embed(lstm, cfg, new_feats, new_fmask)
-    return jax.vmap(lambda g, ym, en, kk: one({'gp': g}, ym, None, None, kk,
-                                              e, en),
-                    in_axes=(0, 0, ax, 0))(params_k['gp'], ymask_k, e_new,
-                                           keys)
-  return jax.vmap(one, in_axes=(0, 0, ax, ax, 0))(params_k, ymask_k,
-                                                  new_feats, new_fmask, keys)
+    return jax.vmap(
+        lambda g, ym, en, kk: one({'gp': g}, ym, None, None, kk, e, en),
+        in_axes=(0, 0, ax, 0))(params_k['gp'], ymask_k, e_new, keys)
+  return jax.vmap(one, in_axes=(0, 0, ax, ax, 0))(params_k, ymask_k, new_feats,
+                                                  new_fmask, keys)
 
 
 def mu_prior(params: Params, cfg: SurrogateConfig, y, ymask) -> jax.Array:
@@ -342,6 +377,7 @@ class _Now:
 
 _NOW = _Now()
 
+
 def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
         ymask) -> tuple[Params, FitInfo]:
   """Fits one kernel (LSTM and, if learned, hyperparameters) in one program."""
@@ -349,8 +385,13 @@ def fit(params: Params, cfg: SurrogateConfig, feats, fmask, y,
   return _fit_jit(params, cfg, feats, fmask, y, ymask)
 
 
-def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
-             ymask_k, per_kernel: bool = False,
+def fit_many(params_k: Params,
+             cfg: SurrogateConfig,
+             feats,
+             fmask,
+             y,
+             ymask_k,
+             per_kernel: bool = False,
              ahead: Ahead | None = None) -> tuple[Params, FitInfo]:
   """K kernels, vmapped in one program.
 
@@ -360,14 +401,32 @@ def fit_many(params_k: Params, cfg: SurrogateConfig, feats, fmask, y,
   points a kernel uses: half the work of masking with Bernoulli(0.5) subsets.
   `ahead`: executables compiled ahead of time (surrogate.ahead) to use.
   """
-  check_inputs(params_k, cfg, feats, fmask, y, ymask_k, kernels=True,
+  check_inputs(params_k,
+               cfg,
+               feats,
+               fmask,
+               y,
+               ymask_k,
+               kernels=True,
                per_kernel=per_kernel)
-  return (ahead or _NOW).call(_fit_many_jit, FIT_MANY_STATIC, params_k, cfg,
-                              feats, fmask, y, ymask_k, per_kernel=per_kernel)
+  return (ahead or _NOW).call(_fit_many_jit,
+                              FIT_MANY_STATIC,
+                              params_k,
+                              cfg,
+                              feats,
+                              fmask,
+                              y,
+                              ymask_k,
+                              per_kernel=per_kernel)
 
 
-def fit_shared(params: Params, cfg: SurrogateConfig, feats, fmask, y,
-               ymask_k, ahead: Ahead | None = None) -> tuple[Params, FitInfo]:
+def fit_shared(params: Params,
+               cfg: SurrogateConfig,
+               feats,
+               fmask,
+               y,
+               ymask_k,
+               ahead: Ahead | None = None) -> tuple[Params, FitInfo]:
   """One embedding shared by K GP heads, each on its own subset [K, N].
 
   params: one LSTM and K stacked GP hyperparameter sets (`init_shared`).
@@ -386,9 +445,18 @@ def posterior(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
                         new_fmask)
 
 
-def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
-          new_feats, new_fmask, kind: str = 'ei', key: jax.Array | None = None,
-          beta: float = 2.0, per_kernel: bool = False,
+def score(params_k: Params,
+          cfg: SurrogateConfig,
+          feats,
+          fmask,
+          y,
+          ymask_k,
+          new_feats,
+          new_fmask,
+          kind: str = 'ei',
+          key: jax.Array | None = None,
+          beta: float = 2.0,
+          per_kernel: bool = False,
           ahead: Ahead | None = None) -> jax.Array:
   """Acquisition values [K, M] of M candidates under each of K kernels.
 
@@ -402,11 +470,30 @@ def score(params_k: Params, cfg: SurrogateConfig, feats, fmask, y, ymask_k,
   if kind not in acq.KINDS:
     raise ValueError(f'unknown acquisition {kind!r}; use one of '
                      f'{acq.KINDS}')
-  check_inputs(params_k, cfg, feats, fmask, y, ymask_k, new_feats, new_fmask,
-               kernels=True, per_kernel=per_kernel, per_kernel_history=False)
-  return (ahead or _NOW).call(_score_jit, SCORE_STATIC, params_k, cfg, feats,
-                              fmask, y, ymask_k, new_feats, new_fmask,
-                              kind=kind, key=key, beta=beta,
+  check_inputs(params_k,
+               cfg,
+               feats,
+               fmask,
+               y,
+               ymask_k,
+               new_feats,
+               new_fmask,
+               kernels=True,
+               per_kernel=per_kernel,
+               per_kernel_history=False)
+  return (ahead or _NOW).call(_score_jit,
+                              SCORE_STATIC,
+                              params_k,
+                              cfg,
+                              feats,
+                              fmask,
+                              y,
+                              ymask_k,
+                              new_feats,
+                              new_fmask,
+                              kind=kind,
+                              key=key,
+                              beta=beta,
                               per_kernel=per_kernel)
 
 
@@ -418,9 +505,17 @@ def _concrete(x) -> np.ndarray | None:
     return None
 
 
-def check_inputs(params: Params, cfg: SurrogateConfig, feats, fmask, y,
-                 ymask, new_feats=None, new_fmask=None, *,
-                 kernels: bool = False, per_kernel: bool = False,
+def check_inputs(params: Params,
+                 cfg: SurrogateConfig,
+                 feats,
+                 fmask,
+                 y,
+                 ymask,
+                 new_feats=None,
+                 new_fmask=None,
+                 *,
+                 kernels: bool = False,
+                 per_kernel: bool = False,
                  per_kernel_history: bool | None = None) -> None:
   """Raises ValueError naming the argument for shapes that do not match,
   non-finite rewards, and rewards a fixed-scale GP cannot represent.
@@ -472,10 +567,11 @@ def check_inputs(params: Params, cfg: SurrogateConfig, feats, fmask, y,
   yv, mv = _concrete(y), _concrete(ymask)
   if yv is None or mv is None:
     return
-  valid = np.broadcast_to(mv.astype(bool), np.broadcast_shapes(
-      mv.shape, yv.shape)) if yv.shape != mv.shape else mv.astype(bool)
-  vals = (np.broadcast_to(yv, valid.shape) if yv.shape != valid.shape
-          else yv)[valid]
+  valid = np.broadcast_to(
+      mv.astype(bool), np.broadcast_shapes(
+          mv.shape, yv.shape)) if yv.shape != mv.shape else mv.astype(bool)
+  vals = (np.broadcast_to(yv, valid.shape)
+          if yv.shape != valid.shape else yv)[valid]
   if vals.size and not np.all(np.isfinite(vals)):
     raise ValueError('y holds NaN or infinite rewards at valid (ymask) '
                      'positions')
@@ -507,8 +603,8 @@ def pad_history(feats, fmask, y, size: int):
   if n > size:
     raise ValueError(f'history of {n} points does not fit {size}')
   pad = size - n
-  feats = np.concatenate([feats, np.zeros((pad,) + feats.shape[1:],
-                                          feats.dtype)])
+  feats = np.concatenate(
+      [feats, np.zeros((pad,) + feats.shape[1:], feats.dtype)])
   fmask = np.concatenate([fmask, np.zeros((pad,) + fmask.shape[1:], bool)])
   # Padding rows get one valid layer so their (unused) embedding is finite.
   fmask[n:, 0] = True

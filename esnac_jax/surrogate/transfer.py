@@ -66,8 +66,8 @@ def load_embedding(path: str, cfg: SurrogateConfig,
       _check(meta, cfg, features, path)
       shapes = jax.eval_shape(
           lambda: init(jax.random.key(0), cfg, meta['feature_dim'])['lstm'])
-      target = jax.tree_util.tree_map(
-          lambda s: np.zeros(s.shape, s.dtype), shapes)
+      target = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
+                                      shapes)
       lstm = checkpoints.restore_tree(mngr, step, 'lstm', target)
   except EmbeddingError:
     raise
@@ -77,18 +77,21 @@ def load_embedding(path: str, cfg: SurrogateConfig,
   return lstm, meta
 
 
-def _check(meta: dict, cfg: SurrogateConfig, features: str,
-           path: str) -> None:
+def _check(meta: dict, cfg: SurrogateConfig, features: str, path: str) -> None:
   if meta.get('format') != FORMAT:
     raise EmbeddingError(f'{path} is not an esnac_jax embedding (format '
                          f'{meta.get("format")!r})')
-  want = {'hidden': cfg.hidden, 'num_layers': cfg.num_layers,
-          'features': features, 'lstm_impl': cfg.lstm_impl}
+  want = {
+      'hidden': cfg.hidden,
+      'num_layers': cfg.num_layers,
+      'features': features,
+      'lstm_impl': cfg.lstm_impl
+  }
   # Embeddings saved before lstm_impl existed are the custom layout.
   saved = dict(meta, lstm_impl=meta.get('lstm_impl', 'custom'))
   diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
   if diff:
-    shown = ', '.join(f'{k}: saved {a!r}, config {b!r}'
-                      for k, (a, b) in diff.items())
+    shown = ', '.join(
+        f'{k}: saved {a!r}, config {b!r}' for k, (a, b) in diff.items())
     raise EmbeddingError(f'the embedding at {path} does not fit this search '
                          f'({shown}); set the config to the saved values')

@@ -7,7 +7,9 @@ from esnac_jax.train.optim import OptimConfig, make_optimizer
 from esnac_jax.train.teacher import (CheckpointError, get_teacher_variables,
                                      restore_teacher, save_teacher)
 
-__all__ = ['distill_candidates', 'final_train', 'LossConfig', 'loss_fn',
-           'TrainConfig', 'Trained', 'check_classes', 'accuracy_on_test',
-           'train_many', 'OptimConfig', 'make_optimizer', 'CheckpointError',
-           'get_teacher_variables', 'restore_teacher', 'save_teacher']
+__all__ = [
+    'distill_candidates', 'final_train', 'LossConfig', 'loss_fn', 'TrainConfig',
+    'Trained', 'check_classes', 'accuracy_on_test', 'train_many', 'OptimConfig',
+    'make_optimizer', 'CheckpointError', 'get_teacher_variables',
+    'restore_teacher', 'save_teacher'
+]

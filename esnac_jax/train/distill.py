@@ -18,22 +18,36 @@ from esnac_jax.train.loop import TrainConfig, Trained, train_many
 from esnac_jax.train.progress import EpochProgress
 
 
-def distill_candidates(teacher: Arch, teacher_vars: dict,
-                       children: list[Arch], ds: Dataset, cfg: TrainConfig,
-                       seed: int, select: str = 'first',
-                       bn_stats: str = 'reset',
-                       log: Callable[[str], None] | None = None
-                       ) -> list[Trained]:
+def distill_candidates(
+    teacher: Arch,
+    teacher_vars: dict,
+    children: list[Arch],
+    ds: Dataset,
+    cfg: TrainConfig,
+    seed: int,
+    select: str = 'first',
+    bn_stats: str = 'reset',
+    log: Callable[[str], None] | None = None) -> list[Trained]:
   """Distils each child from the teacher; returns best-epoch results."""
-  inits = [inherit(teacher, c, teacher_vars, select, bn_stats)
-           for c in children]
-  return train_many(children, inits, ds, cfg, seed,
-                    teacher=(teacher, teacher_vars), log=log,
+  inits = [
+      inherit(teacher, c, teacher_vars, select, bn_stats) for c in children
+  ]
+  return train_many(children,
+                    inits,
+                    ds,
+                    cfg,
+                    seed,
+                    teacher=(teacher, teacher_vars),
+                    log=log,
                     label=f'distil x{len(children)}')
 
 
-def final_train(arch: Arch, variables: dict, ds: Dataset, cfg: TrainConfig,
-                seed: int, teacher: tuple[Arch, dict] | None = None,
+def final_train(arch: Arch,
+                variables: dict,
+                ds: Dataset,
+                cfg: TrainConfig,
+                seed: int,
+                teacher: tuple[Arch, dict] | None = None,
                 log: Callable[[str], None] | None = None,
                 progress: EpochProgress | None = None) -> Trained:
   """Full training of a chosen child at real size, continuing from
@@ -43,6 +57,12 @@ def final_train(arch: Arch, variables: dict, ds: Dataset, cfg: TrainConfig,
   if cfg.loss.kind != 'ce' and teacher is None:
     raise ValueError(f'final training with loss {cfg.loss.kind!r} needs the '
                      'teacher')
-  [out] = train_many([arch], [variables], ds, cfg, seed, teacher=teacher,
-                     log=log, label='final', progress=progress)
+  [out] = train_many([arch], [variables],
+                     ds,
+                     cfg,
+                     seed,
+                     teacher=teacher,
+                     log=log,
+                     label='final',
+                     progress=progress)
   return out

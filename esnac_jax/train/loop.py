@@ -25,7 +25,7 @@ class TrainConfig:
   optim: OptimConfig
   loss: LossConfig = LossConfig('ce')
   eval_batch_size: int = 256
-  dtype: str = 'float32'   # activations: 'float32' or 'bfloat16'
+  dtype: str = 'float32'  # activations: 'float32' or 'bfloat16'
   # Long trainings (teacher, finalists) save their progress this often, so
   # a killed run resumes at the next epoch; 0 saves after every epoch.
   checkpoint_every_s: float = 60.0
@@ -67,8 +67,11 @@ def check_classes(arch: Arch, ds: Dataset) -> None:
                      f'{ds.image_shape}')
 
 
-def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
-               cfg: TrainConfig, seed: int,
+def train_many(archs: list[Arch],
+               init_vars: list[dict],
+               ds: Dataset,
+               cfg: TrainConfig,
+               seed: int,
                teacher: tuple[Arch, dict] | None = None,
                log: Callable[[str], None] | None = None,
                label: str = 'train',
@@ -96,9 +99,10 @@ def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
       states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
 
   def validate() -> list[float]:
-    return [accuracy(a, s.variables, eval_batches(ds, ds.val,
-                                                  cfg.eval_batch_size), dtype)
-            for a, s in zip(archs, states)]
+    return [
+        accuracy(a, s.variables, eval_batches(ds, ds.val, cfg.eval_batch_size),
+                 dtype) for a, s in zip(archs, states)
+    ]
 
   def weights(improved: list[int]) -> dict[int, dict]:
     return {i: jax.device_get(states[i].variables) for i in improved}
@@ -112,15 +116,17 @@ def train_many(archs: list[Arch], init_vars: list[dict], ds: Dataset,
                           (lambda: states, set_states))
 
 
-def keep_best_epochs(epochs: int, count: int,
-                     train_epoch: Callable[[int], None],
-                     validate: Callable[[], Sequence[float]],
-                     weights: Callable[[list[int]], dict[int, Any]],
-                     log: Callable[[str], None] | None = None,
-                     label: str = 'train',
-                     progress: EpochProgress | None = None,
-                     live: tuple[Callable[[], Any], Callable[[Any], None]]
-                     | None = None) -> list[Trained]:
+def keep_best_epochs(
+    epochs: int,
+    count: int,
+    train_epoch: Callable[[int], None],
+    validate: Callable[[], Sequence[float]],
+    weights: Callable[[list[int]], dict[int, Any]],
+    log: Callable[[str], None] | None = None,
+    label: str = 'train',
+    progress: EpochProgress | None = None,
+    live: tuple[Callable[[], Any], Callable[[Any], None]] | None = None
+) -> list[Trained]:
   """The epoch loop of every training path: `count` networks trained
   together, each keeping its best-validation-epoch weights.
 
@@ -134,14 +140,18 @@ def keep_best_epochs(epochs: int, count: int,
   history: list[list[float]] = [[] for _ in range(count)]
   start, earlier_s = 0, 0.0
   if progress is not None:
-    template = {'live': live[0](), 'best': list(weights(list(range(count)))
-                                                .values())}
+    template = {
+        'live': live[0](),
+        'best': list(weights(list(range(count))).values())
+    }
     restored = progress.restore(template)
     if restored is not None:
       meta, arrays = restored
       live[1](arrays['live'])
-      best = [None if b is None else (b[0], b[1], w)
-              for b, w in zip(meta['best'], arrays['best'])]
+      best = [
+          None if b is None else (b[0], b[1], w)
+          for b, w in zip(meta['best'], arrays['best'])
+      ]
       history, start, earlier_s = (meta['history'], meta['epoch'] + 1,
                                    meta['seconds'])
       if log:
@@ -161,12 +171,19 @@ def keep_best_epochs(epochs: int, count: int,
       for i in improved:
         best[i] = (accs[i], epoch, copies[i])
     if progress is not None and progress.due(epoch, epochs):
-      progress.save(epoch, {
-          'best': [None if b is None else [b[0], b[1]] for b in best],
-          'history': history, 'seconds': time.perf_counter() - t0},
-          {'live': jax.device_get(live[0]()),
-           'best': [template['best'][i] if b is None else b[2]
-                    for i, b in enumerate(best)]})
+      progress.save(
+          epoch, {
+              'best': [None if b is None else [b[0], b[1]] for b in best],
+              'history': history,
+              'seconds': time.perf_counter() - t0
+          }, {
+              'live':
+                  jax.device_get(live[0]()),
+              'best': [
+                  template['best'][i] if b is None else b[2]
+                  for i, b in enumerate(best)
+              ]
+          })
     if log:
       done = time.perf_counter() - t0
       eta = done / (epoch + 1 - start) * (epochs - epoch - 1) if \
@@ -175,17 +192,15 @@ def keep_best_epochs(epochs: int, count: int,
       log(f'{label} epoch {epoch + 1}/{epochs}: val acc {shown}'
           f'{" ..." if count > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')
   seconds = time.perf_counter() - t0
-  return [Trained(b[2], b[0], b[1], h, seconds)
-          for b, h in zip(best, history)]
+  return [Trained(b[2], b[0], b[1], h, seconds) for b, h in zip(best, history)]
 
 
 def accuracy_on_split(arch: Arch, variables: dict, ds: Dataset, split: Any,
                       cfg: TrainConfig) -> float:
-  return accuracy(arch, variables, eval_batches(ds, split,
-                                                cfg.eval_batch_size),
+  return accuracy(arch, variables, eval_batches(ds, split, cfg.eval_batch_size),
                   cfg.jnp_dtype)
 
 
 def accuracy_on_test(arch: Arch, variables: dict, ds: Dataset,
-                  cfg: TrainConfig) -> float:
+                     cfg: TrainConfig) -> float:
   return accuracy_on_split(arch, variables, ds, ds.test, cfg)

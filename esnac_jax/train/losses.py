@@ -34,7 +34,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
       logits.astype(jnp.float32), labels).mean()
 
 
-def loss_fn(cfg: LossConfig, logits: jax.Array, labels: jax.Array,
+def loss_fn(cfg: LossConfig,
+            logits: jax.Array,
+            labels: jax.Array,
             teacher_logits: jax.Array | None = None) -> jax.Array:
   logits = logits.astype(jnp.float32)
   if cfg.kind == 'ce':
@@ -47,9 +49,11 @@ def loss_fn(cfg: LossConfig, logits: jax.Array, labels: jax.Array,
   else:
     temp = cfg.temperature
     p_t = jax.nn.softmax(t / temp)
-    loss = jnp.mean(jnp.sum(
-        p_t * (jax.nn.log_softmax(t / temp) - jax.nn.log_softmax(
-            logits / temp)), -1)) * temp**2
+    loss = jnp.mean(
+        jnp.sum(
+            p_t *
+            (jax.nn.log_softmax(t / temp) - jax.nn.log_softmax(logits / temp)),
+            -1)) * temp**2
   if cfg.label_weight > 0:
     loss = loss + cfg.label_weight * cross_entropy(logits, labels)
   return loss

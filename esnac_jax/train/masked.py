@@ -35,16 +35,17 @@ from esnac_jax.train.steps import (TrainState, create_state, distill_update,
 
 
 @functools.lru_cache(maxsize=32)
-def masked_train_step_fn(teacher: Arch, tx: optax.GradientTransformation,
-                         loss: LossConfig, dtype: Any = jnp.float32,
+def masked_train_step_fn(teacher: Arch,
+                         tx: optax.GradientTransformation,
+                         loss: LossConfig,
+                         dtype: Any = jnp.float32,
                          vmapped: bool = False):
   """(state, masks, x, y, teacher_logits) -> (state, loss), jitted; with
   `vmapped`, state and masks carry a leading candidate axis."""
   model = make_masked_model(teacher, dtype)
 
   def step(state: TrainState, masks, x, y, t_logits):
-    return distill_update(model.apply, tx, loss, state, x, y, t_logits,
-                          masks)
+    return distill_update(model.apply, tx, loss, state, x, y, t_logits, masks)
 
   if vmapped:
     step = jax.vmap(step, in_axes=(0, 0, None, None, None))
@@ -52,7 +53,8 @@ def masked_train_step_fn(teacher: Arch, tx: optax.GradientTransformation,
 
 
 @functools.lru_cache(maxsize=32)
-def masked_correct_fn(teacher: Arch, dtype: Any = jnp.float32,
+def masked_correct_fn(teacher: Arch,
+                      dtype: Any = jnp.float32,
                       vmapped: bool = False):
   """(variables, masks, x, y, valid) -> correct predictions, jitted."""
   model = make_masked_model(teacher, dtype)
@@ -75,8 +77,8 @@ def candidate_mesh(devices: list | None = None) -> Mesh:
   if devices is not None:
     return Mesh(np.array(devices).reshape(1, -1), ('data', 'candidates'))
   devs = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
-  return Mesh(np.array(devs).reshape(jax.process_count(), -1),
-              ('data', 'candidates'))
+  return Mesh(
+      np.array(devs).reshape(jax.process_count(), -1), ('data', 'candidates'))
 
 
 def _as_is(a: np.ndarray) -> np.ndarray:
@@ -111,9 +113,14 @@ def host_value(a: jax.Array) -> np.ndarray:
   return out
 
 
-def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
-                   ds: Dataset, cfg: TrainConfig, seed: int,
-                   vmap: bool = False, bn_stats: str = 'reset',
+def distill_masked(teacher: Arch,
+                   teacher_vars: dict,
+                   children: list[Arch],
+                   ds: Dataset,
+                   cfg: TrainConfig,
+                   seed: int,
+                   vmap: bool = False,
+                   bn_stats: str = 'reset',
                    log: Callable[[str], None] | None = None,
                    label: str = 'distil (masked)',
                    mesh: Mesh | None = None) -> list[Trained]:
@@ -183,18 +190,24 @@ def distill_masked(teacher: Arch, teacher_vars: dict, children: list[Arch],
         x, y, valid = feed_eval(x), feed_eval(y), feed_eval(valid)
         counts += host_value(correct(states.variables, masks_in, x, y, valid))
       else:
-        counts += [int(correct(s.variables, m, x, y, valid))
-                   for s, m in zip(states, masks)]
+        counts += [
+            int(correct(s.variables, m, x, y, valid))
+            for s, m in zip(states, masks)
+        ]
     return [float(c / max(total, 1)) for c in counts]
 
   def weights(improved: list[int]) -> dict[int, Any]:
     if not vmap:
       return {i: jax.device_get(states[i].variables) for i in improved}
     on_host = jax.tree_util.tree_map(host_value, states.variables)
-    return {i: jax.tree_util.tree_map(lambda a, i=i: np.array(a[i]), on_host)
-            for i in improved}
+    return {
+        i: jax.tree_util.tree_map(lambda a, i=i: np.array(a[i]), on_host)
+        for i in improved
+    }
 
-  trained = keep_best_epochs(cfg.epochs, k, train_epoch, validate, weights,
-                             log, label)
-  return [dataclasses.replace(t, variables=extract(teacher, c, t.variables))
-          for c, t in zip(children, trained)][:real]
+  trained = keep_best_epochs(cfg.epochs, k, train_epoch, validate, weights, log,
+                             label)
+  return [
+      dataclasses.replace(t, variables=extract(teacher, c, t.variables))
+      for c, t in zip(children, trained)
+  ][:real]

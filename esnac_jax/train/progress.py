@@ -58,7 +58,9 @@ class EpochProgress:
 
   def save(self, epoch: int, meta: dict[str, Any], arrays: Any) -> None:
     with checkpoints.manager(self.directory, max_to_keep=1) as mngr:
-      checkpoints.save(mngr, epoch, dict(meta, format=FORMAT, epoch=epoch),
+      checkpoints.save(mngr,
+                       epoch,
+                       dict(meta, format=FORMAT, epoch=epoch),
                        arrays=arrays)
     self._last = time.monotonic()
 

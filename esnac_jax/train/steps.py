@@ -40,34 +40,42 @@ class TrainState:
     return {'params': self.params, 'batch_stats': self.batch_stats}
 
 
-def create_state(variables: dict, tx: optax.GradientTransformation
-                 ) -> TrainState:
+def create_state(variables: dict,
+                 tx: optax.GradientTransformation) -> TrainState:
   params = variables['params']
   return TrainState(jnp.zeros((), jnp.int32), params,
                     variables.get('batch_stats', {}), tx.init(params))
 
 
-def distill_update(apply_fn, tx: optax.GradientTransformation,
-                   loss: LossConfig, state: TrainState, x, y, t_logits,
+def distill_update(apply_fn, tx: optax.GradientTransformation, loss: LossConfig,
+                   state: TrainState, x, y, t_logits,
                    *extra) -> tuple[TrainState, jax.Array]:
   """One optimiser step on the distillation loss; `apply_fn` is a Flax
   module's apply, called as apply_fn(variables, x, *extra, train=True)."""
+
   def objective(params):
-    logits, upd = apply_fn(
-        {'params': params, 'batch_stats': state.batch_stats}, x, *extra,
-        train=True, mutable=['batch_stats'])
+    logits, upd = apply_fn({
+        'params': params,
+        'batch_stats': state.batch_stats
+    },
+                           x,
+                           *extra,
+                           train=True,
+                           mutable=['batch_stats'])
     return loss_fn(loss, logits, y, t_logits), upd['batch_stats']
 
-  (value, stats), grads = jax.value_and_grad(objective, has_aux=True)(
-      state.params)
+  (value, stats), grads = jax.value_and_grad(objective,
+                                             has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return TrainState(state.step + 1, params, stats, opt_state), value
 
 
 @functools.lru_cache(maxsize=PROGRAMS_KEPT)
-def train_step_fn(arch: Arch, tx: optax.GradientTransformation,
-                  loss: LossConfig, dtype: Any = jnp.float32):
+def train_step_fn(arch: Arch,
+                  tx: optax.GradientTransformation,
+                  loss: LossConfig,
+                  dtype: Any = jnp.float32):
   """(state, x, y, teacher_logits) -> (state, loss), jitted, for `arch`."""
   model = make_model(arch, dtype)
 

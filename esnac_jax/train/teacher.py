@@ -16,8 +16,7 @@ from esnac_jax.models import init_variables
 from esnac_jax.models.weights import restore_target
 from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train.loop import (TrainConfig, accuracy_on_split,
-                                  accuracy_on_test, check_classes,
-                                  train_many)
+                                  accuracy_on_test, check_classes, train_many)
 
 
 class CheckpointError(RuntimeError):
@@ -56,13 +55,17 @@ def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
   except CheckpointError:
     raise
   except Exception as e:  # orbax raises many kinds for damaged files
-    raise CheckpointError(f'the teacher checkpoint at {path} is unreadable '
-                          f'({type(e).__name__}: {str(e)[:200]}); {hint}') from e
+    raise CheckpointError(
+        f'the teacher checkpoint at {path} is unreadable '
+        f'({type(e).__name__}: {str(e)[:200]}); {hint}') from e
   return variables, meta['metrics']
 
 
-def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
-                          workdir: str, seed: int,
+def get_teacher_variables(arch: Arch,
+                          ds: Dataset,
+                          cfg: TrainConfig,
+                          workdir: str,
+                          seed: int,
                           log: Callable[[str], None] = print,
                           weights: dict | None = None,
                           weights_from: str = '') -> tuple[dict, dict]:
@@ -90,10 +93,14 @@ def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
     return variables, metrics
   if weights is not None:
     t0 = time.perf_counter()
-    metrics = {'val_acc': accuracy_on_split(arch, weights, ds, ds.val, cfg),
-               'test_acc': accuracy_on_test(arch, weights, ds, cfg),
-               'best_epoch': -1, 'epochs': 0, 'val_history': [],
-               'weights_from': weights_from}
+    metrics = {
+        'val_acc': accuracy_on_split(arch, weights, ds, ds.val, cfg),
+        'test_acc': accuracy_on_test(arch, weights, ds, cfg),
+        'best_epoch': -1,
+        'epochs': 0,
+        'val_history': [],
+        'weights_from': weights_from
+    }
     metrics['seconds'] = time.perf_counter() - t0
     save_teacher(path, arch, weights, metrics)
     log(f'teacher weights from {weights_from}: val acc '
@@ -101,12 +108,21 @@ def get_teacher_variables(arch: Arch, ds: Dataset, cfg: TrainConfig,
         f'(not trained); saved to {path}')
     return weights, metrics
   init = init_variables(arch, jax.random.key(seed))
-  [trained] = train_many([arch], [init], ds, cfg, seed, log=log,
-                         label='teacher', progress=progress)
-  metrics = {'val_acc': trained.val_acc,
-             'test_acc': accuracy_on_test(arch, trained.variables, ds, cfg),
-             'best_epoch': trained.best_epoch, 'epochs': cfg.epochs,
-             'seconds': trained.seconds, 'val_history': trained.history}
+  [trained] = train_many([arch], [init],
+                         ds,
+                         cfg,
+                         seed,
+                         log=log,
+                         label='teacher',
+                         progress=progress)
+  metrics = {
+      'val_acc': trained.val_acc,
+      'test_acc': accuracy_on_test(arch, trained.variables, ds, cfg),
+      'best_epoch': trained.best_epoch,
+      'epochs': cfg.epochs,
+      'seconds': trained.seconds,
+      'val_history': trained.history
+  }
   save_teacher(path, arch, trained.variables, metrics)
   progress.discard()
   log(f'teacher trained in {trained.seconds:.0f}s: val acc '
