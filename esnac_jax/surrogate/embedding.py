@@ -190,15 +190,16 @@ class BiLSTMEmbedding(nn.Module):
       w_ih = jnp.concatenate([f[0], b[0]], -1)  # [F, 8H]
       bias = jnp.concatenate([f[2] + f[3], b[2] + b[3]])
       h = _recurrence(h @ w_ih + bias, m, jnp.stack([f[1], b[1]]))
-    return self._out(jnp.swapaxes(h, 0, 1), mask)
+    return self._out(h, m)
 
-  def _out(self, h: jax.Array, mask: jax.Array) -> jax.Array:
-    """[B, L, 2H] states -> the module's output (pooled unit vectors or the
-    states themselves)."""
+  def _out(self, h: jax.Array, m: jax.Array) -> jax.Array:
+    """Time-major states [L, B, 2H] and mask [L, B, 1] -> the module's
+    output: pooled unit vectors [B, 2H], or the states [B, L, 2H]."""
     if not self.pool:
-      return h
-    m = mask.astype(h.dtype)[..., None]
-    pooled = (h * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+      return jnp.swapaxes(h, 0, 1)
+    # Reduced over the time axis in time-major layout, as since the first
+    # release: another layout rounds differently and changes searches.
+    pooled = (h * m).sum(0) / jnp.maximum(m.sum(0), 1.0)
     norm = jnp.sqrt(jnp.sum(pooled * pooled, -1, keepdims=True) + 1e-12)
     return pooled / norm
 
@@ -223,7 +224,8 @@ class BiLSTMEmbedding(nn.Module):
     for layer in range(self.num_layers):
       h = nn.Bidirectional(rnn(f'l{layer}_fwd'),
                            rnn(f'l{layer}_bwd'))(h, seq_lengths=lengths)
-    return self._out(h, mask)
+    return self._out(jnp.swapaxes(h, 0, 1),
+                     jnp.swapaxes(mask, 0, 1).astype(x.dtype)[..., None])
 
 
 def input_kernel(params: dict) -> jax.Array:
