@@ -130,6 +130,7 @@ def _to_flax(params, hidden, layers):
   return out
 
 
+@pytest.mark.slow
 def test_flax_impl_computes_the_same_function():
   """impl='flax' (flax.linen.RNN over OptimizedLSTMCell) given the same
   weights: equal embeddings, states and gradients, sequences of several

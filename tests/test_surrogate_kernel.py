@@ -127,8 +127,10 @@ def test_score_shapes_and_acquisitions():
     S.score(p, cfg, x, m, y, sub, cx, cm, kind='pi')
 
 
-@pytest.mark.parametrize('case',
-                         ['one_point', 'duplicates', 'constant', 'zeros'])
+@pytest.mark.parametrize('case', [
+    pytest.param('one_point', marks=pytest.mark.slow), 'duplicates', 'constant',
+    'zeros'
+])
 def test_degenerate_histories(case):
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10)
   faithful = S.SurrogateConfig.faithful(hidden=8, num_layers=1, max_steps=10)

@@ -42,6 +42,7 @@ def teacher(digits, tmp_path_factory):
   return arch, variables, metrics, workdir, logs
 
 
+@pytest.mark.slow
 def test_teacher_trains_and_reports(teacher, digits):
   arch, variables, metrics, _, logs = teacher
   assert metrics['val_acc'] > 0.3  # 2 epochs of a tiny net; chance is 0.1
@@ -53,6 +54,7 @@ def test_teacher_trains_and_reports(teacher, digits):
   assert any('ETA' in line for line in logs)
 
 
+@pytest.mark.slow
 def test_teacher_restores_from_workdir(teacher, digits):
   arch, variables, metrics, workdir, _ = teacher
   logs = []
@@ -68,6 +70,7 @@ def test_teacher_restores_from_workdir(teacher, digits):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_teacher_is_refused(teacher):
   _, _, _, workdir, _ = teacher
   other = get_teacher('resnet18', 10, 1, 0.25, 8)
@@ -75,6 +78,7 @@ def test_checkpoint_of_another_teacher_is_refused(teacher):
     restore_teacher(os.path.join(workdir, 'teacher'), other)
 
 
+@pytest.mark.slow
 def test_corrupt_and_missing_checkpoints(teacher, tmp_path):
   import shutil
   arch, _, _, workdir, _ = teacher
