@@ -18,18 +18,20 @@ from typing import Any, Iterator
 
 import orbax.checkpoint as ocp
 
+from esnac_jax import paths
 
-def manager(path: str,
+
+def manager(path: paths.PathLike,
             max_to_keep: int | None = None,
             create: bool = True) -> ocp.CheckpointManager:
   """The manager of the checkpoint directory `path` (created if absent,
   unless `create` is False)."""
-  return ocp.CheckpointManager(os.path.abspath(path),
+  return ocp.CheckpointManager(paths.path(path),
                                options=ocp.CheckpointManagerOptions(
                                    max_to_keep=max_to_keep, create=create))
 
 
-def latest_step(path: str) -> int | None:
+def latest_step(path: paths.PathLike) -> int | None:
   """The newest finished step under `path` (unfinished, temporary saves of
   a killed write do not count), or None."""
   with manager(path) as mngr:

@@ -17,12 +17,12 @@ checkpoint of `make_model(arch)`'s variables).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 import numpy as np
 
+from esnac_jax import paths
 from esnac_jax.arch import Arch
 from esnac_jax.models.network import BN_EPSILON, layer_name
 
@@ -171,32 +171,29 @@ def save_onnx(path: str,
               std: Any = None) -> None:
   """Writes `to_onnx(...)` to `path` (atomically)."""
   model = to_onnx(arch, variables, mean, std)
-  tmp = f'{path}.tmp'
-  with open(tmp, 'wb') as f:
-    f.write(model.SerializeToString())
-  os.replace(tmp, path)
+  paths.write_bytes(path, model.SerializeToString())
 
 
 def save_orbax(path: str, arch: Arch, variables: dict, mean: Any,
                std: Any) -> None:
   """A self-contained folder: arch.json, preprocessing.json, variables/."""
   import orbax.checkpoint as ocp
-  if os.path.exists(path):
+  folder = paths.path(path)
+  if folder.exists():
     raise ValueError(f'{path} exists; give a new folder for the export')
-  os.makedirs(path)
-  with open(os.path.join(path, 'arch.json'), 'w') as f:
-    f.write(arch.to_json(indent=1))
-  with open(os.path.join(path, 'preprocessing.json'), 'w') as f:
-    json.dump(
-        {
-            'mean': [float(v) for v in np.ravel(mean)],
-            'std': [float(v) for v in np.ravel(std)],
-            'layout': 'NHWC'
-        },
-        f,
-        indent=1)
+  folder.mkdir(parents=True)
+  paths.write_text(folder / 'arch.json', arch.to_json(indent=1))
+  paths.write_text(
+      folder / 'preprocessing.json',
+      json.dumps(
+          {
+              'mean': [float(v) for v in np.ravel(mean)],
+              'std': [float(v) for v in np.ravel(std)],
+              'layout': 'NHWC'
+          },
+          indent=1))
   with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(os.path.abspath(os.path.join(path, 'variables')), variables)
+    ckptr.save(folder / 'variables', variables)
 
 
 def main(argv: list[str]) -> None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from esnac_jax import checkpoints
+from esnac_jax import checkpoints, paths
 from esnac_jax.arch import Arch
 from esnac_jax.models import make_model
 from esnac_jax.models.weights import restore_target
@@ -66,10 +65,9 @@ class Student:
 def load_student(workdir: str, rank: int | None = None) -> Student:
   """The finalist of `workdir` chosen on validation, or the one at `rank`
   of the final stage (0 = the best search reward)."""
-  path = os.path.join(workdir, 'results.json')
+  path = paths.join(workdir, 'results.json')
   try:
-    with open(path) as f:
-      doc = json.load(f)
+    doc = json.loads(paths.path(path).read_text())
   except FileNotFoundError:
     raise FileNotFoundError(f'no results.json in {workdir}: not a finished '
                             'esnac_jax workdir') from None
@@ -91,7 +89,7 @@ def load_student(workdir: str, rank: int | None = None) -> Student:
                      f'{sorted(entries)}')
   entry = entries[rank]
   arch = Arch.from_dict(doc['candidates'][entry['index']]['arch'])
-  directory = os.path.join(workdir, f'final-step{doc["steps_done"]}')
+  directory = paths.join(workdir, f'final-step{doc["steps_done"]}')
   target = restore_target(arch)
   try:
     with checkpoints.manager(directory, create=False) as mngr:

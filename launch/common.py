@@ -51,49 +51,121 @@ def install_script(jax_extra: str) -> str:
   ])
 
 
+def is_bucket(path: str) -> bool:
+  return path.startswith(('gs://', 's3://'))
+
+
+def log_path(workdir: str) -> str:
+  """The job's log on the machine: WORKDIR.log beside a local workdir,
+  logs/BUCKET_PATH.log (under the project) for a workdir on a bucket."""
+  w = workdir.rstrip('/')
+  if is_bucket(w):
+    return 'logs/' + re.sub(r'[^A-Za-z0-9._-]+', '_', w.split('://', 1)[1]) \
+        + '.log'
+  return w + '.log'
+
+
+SYNC_EVERY_S = 120
+RESULT_FILES = ('results.json', 'pareto.png', 'reward.png')
+# What `fetch` brings back from a local workdir: (name, is a folder).
+FETCHED = [(f, False) for f in RESULT_FILES] + [('tb', True)]
+
+
 def start_script(config: str,
                  workdir: str,
                  overrides: Sequence[str],
-                 sync_to: str = '') -> str:
+                 sync_to: str = '',
+                 sync_every_s: int = SYNC_EVERY_S) -> str:
   """Remote shell: the search, detached (survives the ssh session), its log
-  in WORKDIR.log; with `sync_to` (gs://...), the workdir is copied there
-  when the search ends."""
+  in `log_path(workdir)`.
+
+  A workdir on a bucket (gs://...) holds every checkpoint as it is written;
+  the log is copied beside it (WORKDIR/job.log) every `sync_every_s` and at
+  the end. With a local workdir and `sync_to` (gs://...), the bucket is
+  first copied into the workdir (a fresh VM resumes where a preempted one
+  stopped), then the workdir is copied to the bucket every `sync_every_s`
+  and when the search ends. The shell exits with the search's status.
+  """
   job = [
       'python', '-m', 'esnac_jax.main', f'--config={config}',
       f'--workdir={workdir}'
   ] + [f'--config.{o}' for o in overrides]
-  inner = shlex.join(job)
-  if sync_to:
-    inner += f'; gsutil -m rsync -r {shlex.quote(workdir)} ' \
-             f'{shlex.quote(sync_to)}'
-  log = shlex.quote(workdir.rstrip('/') + '.log')
-  parent = os.path.dirname(workdir.rstrip('/'))
-  mkdir = f'mkdir -p {shlex.quote(parent)} && ' if parent else ''
+  log = log_path(workdir)
+  q = shlex.quote
+  if is_bucket(workdir):
+    sync = f'gsutil -q cp {q(log)} {q(workdir.rstrip("/") + "/job.log")}'
+    restore = ''
+  elif sync_to:
+    sync = f'gsutil -m -q rsync -r {q(workdir)} {q(sync_to)}'
+    restore = (f'if gsutil -q ls {q(sync_to)} > /dev/null 2>&1; then '
+               f'gsutil -m -q rsync -r {q(sync_to)} {q(workdir)}; fi; ')
+  else:
+    sync = restore = ''
+  if sync:
+    inner = (f'{restore}(while sleep {int(sync_every_s)}; do {sync}; done) & '
+             f'loop=$!; {shlex.join(job)}; rc=$?; kill $loop; {sync}; '
+             'exit $rc')
+  else:
+    inner = shlex.join(job)
+  folders = {os.path.dirname(log)}
+  if not is_bucket(workdir):
+    folders.add(os.path.dirname(workdir.rstrip('/')))
+  folders.discard('')
+  mkdir = f'mkdir -p {" ".join(q(f) for f in sorted(folders))} && ' \
+      if folders else ''
   return (f'cd ~/{REMOTE_DIR} && . .venv/bin/activate && {mkdir}'
-          f'nohup setsid sh -c {shlex.quote(inner)} > {log} 2>&1 < /dev/null '
-          f'& echo started; echo log: {log}')
+          f'nohup setsid sh -c {q(inner)} > {q(log)} 2>&1 < /dev/null '
+          f'& echo started; echo log: {q(log)}')
+
+
+def prepare_script(dataset: str, data_dir: str) -> str:
+  """Remote shell: prepare a TFDS dataset (array_record) under data_dir."""
+  cmd = ['python', '-m', 'esnac_jax.data.prepare', f'--dataset={dataset}']
+  if data_dir:
+    cmd.append(f'--data_dir={data_dir}')
+  return f'cd ~/{REMOTE_DIR} && . .venv/bin/activate && {shlex.join(cmd)}'
+
+
+def export_script(workdir: str) -> str:
+  """Remote shell: the chosen student as WORKDIR/student.onnx."""
+  cmd = [
+      'python', '-m', 'esnac_jax.export', f'--workdir={workdir}',
+      '--format=onnx', f'--out={workdir.rstrip("/")}/student.onnx'
+  ]
+  return f'cd ~/{REMOTE_DIR} && . .venv/bin/activate && {shlex.join(cmd)}'
+
+
+def bucket_fetch(workdir: str, to: str) -> list[Cmd]:
+  """Copies of a bucket workdir's results, plots, TensorBoard events, log
+  and exported student into `to` (run where the launch script runs)."""
+  w = workdir.rstrip('/')
+  return [['gsutil', '-m', 'cp'] +
+          [f'{w}/{f}' for f in RESULT_FILES + ('job.log',)] + [to],
+          ['gsutil', '-m', 'cp', '-r', f'{w}/tb', to],
+          ['gsutil', 'cp', f'{w}/student.onnx', to]]
 
 
 def status_script(workdir: str) -> str:
-  log = shlex.quote(workdir.rstrip('/') + '.log')
+  log = shlex.quote(log_path(workdir))
   return (f'cd ~/{REMOTE_DIR} && (pgrep -af esnac_jax.main || '
           f'echo "no search running") && tail -n 5 {log}')
 
 
-RESULT_FILES = ('results.json', 'pareto.png', 'reward.png')
-
-
-def remote_path(workdir: str, name: str) -> str:
+def remote_path(workdir: str, name: str = '') -> str:
   """An scp source for a file of the workdir (relative to the remote
-  home, where scp starts)."""
-  return f'{REMOTE_DIR}/{workdir.rstrip("/")}/{name}'
+  home, where scp starts, unless the workdir is absolute)."""
+  return os.path.join(REMOTE_DIR, workdir.rstrip('/'), name).rstrip('/')
 
 
-def check_workdir(workdir: str) -> None:
-  if not workdir or workdir.startswith('gs://'):
-    raise SystemExit('error: --workdir must be a path on the machine (e.g. '
-                     'runs/r18); use --sync_to=gs://... to copy it to GCS '
-                     'when the search ends')
+def check_workdir(workdir: str, sync_to: str = '') -> None:
+  if not workdir:
+    raise SystemExit('error: --workdir is empty')
+  if sync_to and is_bucket(workdir):
+    raise SystemExit(f'error: --workdir={workdir} is already on a bucket, '
+                     'where every checkpoint is written as it is made; '
+                     'drop --sync_to')
+  if sync_to and not is_bucket(sync_to):
+    raise SystemExit(f'error: --sync_to={sync_to} must be gs://BUCKET/PATH')
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
@@ -110,7 +182,9 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                  'configs/resnet18.py:faithful')
   p.add_argument('--workdir',
                  required=True,
-                 help='workdir on the machine, relative to the project')
+                 help='gs://BUCKET/PATH (preemption-safe: every checkpoint '
+                 'is written there; rerunning start on a fresh VM resumes), '
+                 'or a folder on the machine relative to the project')
   p.add_argument('--override',
                  action='append',
                  default=[],
@@ -118,7 +192,13 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
                  help='config override, repeatable (search.steps=5)')
   p.add_argument('--sync_to',
                  default='',
-                 help='gs://bucket/path: copy the workdir there at the end')
+                 help='with a local workdir, gs://BUCKET/PATH: restored from '
+                 'at start, copied to every --sync_every_s and at the end')
+  p.add_argument('--sync_every_s',
+                 type=int,
+                 default=SYNC_EVERY_S,
+                 help='seconds between copies of the workdir (or, on a '
+                 'bucket, of the log)')
 
 
 def run(cmds: Sequence[Cmd], dry_run: bool) -> None:

@@ -36,7 +36,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     names = z.namelist()
     meta = z.read(next(n for n in names if n.endswith('METADATA'))).decode()
   assert 'esnac_jax/configs/digits.py' in names
-  for needed in ('scikit-learn', 'tensorboardX', 'matplotlib', 'onnx'):
+  for needed in ('scikit-learn', 'tensorboardX', 'matplotlib', 'onnx', 'gcsfs'):
     assert f'Requires-Dist: {needed}' in meta, needed
   p = subprocess.run(
       pip +

@@ -28,10 +28,10 @@ def _prepare_hint(name: str, data_dir: str | None) -> str:
   return (f'{name} is not prepared under data_dir={where!r} in the '
           'array_record format, and esnac_jax does not download at run time. '
           'On a machine with internet access run:\n'
-          f"  python -c \"import tensorflow_datasets as tfds; b = tfds.builder("
-          f"'{name}', data_dir='DIR', file_format='array_record'); "
-          "b.download_and_prepare()\"\n"
-          'then copy DIR to this machine and pass --config.data_dir=DIR '
+          f'  python -m esnac_jax.data.prepare --dataset={name} '
+          '--data_dir=DIR\n'
+          '(DIR may be gs://bucket/tfds), then copy DIR to this machine '
+          'unless it is a bucket, and pass --config.data_dir=DIR '
           '(or use --config.dataset=digits, which ships with scikit-learn).')
 
 

@@ -10,10 +10,11 @@ Normalisation: per-channel mean and std of the training split.
 from __future__ import annotations
 
 import functools
-import os
+import io
 
 import numpy as np
 
+from esnac_jax import paths
 from esnac_jax.data.arrays import Dataset, Split
 from esnac_jax.data.specs import DatasetSpec
 
@@ -37,14 +38,14 @@ def load_npz(name: str) -> Dataset:
   the job all ask for it)."""
   path = name[len(PREFIX):]
   try:
-    st = os.stat(path)
+    st = paths.path(path).stat()
   except OSError:
     raise DataError(f'no dataset file at {path}') from None
-  return _load(name, st.st_mtime_ns, st.st_size)
+  return _load(name, st.mtime, st.length)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(name: str, mtime_ns: int, size: int) -> Dataset:
+def _load(name: str, mtime: float, size: int) -> Dataset:
   path = name[len(PREFIX):]
   arrays = _read(path)
   splits = {}
@@ -82,7 +83,8 @@ def npz_spec(name: str) -> DatasetSpec:
 
 def _read(path: str) -> dict[str, np.ndarray]:
   try:
-    with np.load(path, allow_pickle=False) as f:
+    data = io.BytesIO(paths.path(path).read_bytes())
+    with np.load(data, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
   except FileNotFoundError:
     raise DataError(f'no dataset file at {path}') from None

@@ -10,10 +10,9 @@ damaged latest step falls back to the one before.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
-from esnac_jax import checkpoints
+from esnac_jax import checkpoints, paths
 from esnac_jax.train import CheckpointError
 
 FORMAT = 'esnac_jax.search/1'
@@ -23,7 +22,7 @@ class SearchCheckpointer:
   """Saves and restores the search state under `directory`."""
 
   def __init__(self, directory: str):
-    self.directory = os.path.abspath(directory)
+    self.directory = paths.join(directory)
     self._mngr = checkpoints.manager(self.directory, max_to_keep=2)
 
   def latest_step(self) -> int | None:
@@ -82,9 +81,9 @@ class SearchCheckpointer:
   def _set_aside(self, steps: list[int], log: Callable[[str], None]) -> None:
     self._mngr.close()
     for step in steps:
-      src = os.path.join(self.directory, str(step))
+      src = paths.path(self.directory) / str(step)
       dst = f'{self.directory}.damaged-step{step}'
-      os.replace(src, dst)
+      src.rename(dst)
       log(f'warning: search checkpoint step {step} was unreadable; moved it '
           f'to {dst} and resumed from the step before')
     self._mngr = checkpoints.manager(self.directory, max_to_keep=2)

@@ -4,13 +4,13 @@ input into one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from typing import NoReturn
 
 import ml_collections
 
+from esnac_jax import paths
 from esnac_jax.data import DatasetUnavailableError
 from esnac_jax.job.loop import ConfigMismatchError
 from esnac_jax.train import CheckpointError
@@ -22,14 +22,24 @@ def fail(message: str) -> NoReturn:
 
 
 def check_workdir(workdir: str) -> None:
+  """Writes and removes a probe file, so an unwritable workdir (a missing
+  bucket, no credentials, a read-only disk) stops the job now."""
   try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
+    paths.check_client(workdir)
+    folder = paths.path(workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / '.write_test'
+    probe.write_text('ok')
+    probe.unlink()
+  except ValueError as e:
+    fail(str(e))
   except OSError as e:
     fail(f'cannot write to --workdir={workdir}: {e.strerror or e}')
+  except Exception as e:  # object-store clients raise their own kinds
+    if not paths.is_remote(workdir):
+      raise
+    fail(f'cannot write to --workdir={workdir}: {type(e).__name__}: '
+         f'{str(e)[:200]}')
 
 
 def run(config: ml_collections.ConfigDict,
@@ -45,6 +55,11 @@ def run(config: ml_collections.ConfigDict,
       distributed.initialize(dist.coordinator_address, dist.num_processes,
                              dist.process_id)
     from esnac_jax.job import pipeline, validate  # heavy imports
+    for where in (workdir, config.get('data_dir') or
+                  '', str(config.dataset).removeprefix('npz:'),
+                  config.teacher.get('weights') or
+                  '', config.search.surrogate.get('init_from') or ''):
+      paths.check_client(where)
     plan = validate.check(config, workdir)
     check_workdir(workdir)
     pipeline.run(config, workdir, log=lambda s: print(s, flush=True), plan=plan)

@@ -4,10 +4,9 @@ final stage resumes with the next one."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
-from esnac_jax import checkpoints
+from esnac_jax import checkpoints, paths
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.search.record import Record
@@ -107,7 +106,7 @@ def _read(directory: str, rank: int, restore: Callable[[], Any]) -> Any:
   try:
     return restore()
   except Exception as e:  # orbax raises many kinds for damaged files
-    path = os.path.join(directory, str(rank))
+    path = paths.join(directory, str(rank))
     raise CheckpointError(
         f'the final-training checkpoint {path} is unreadable '
         f'({type(e).__name__}: {str(e)[:160]}); delete {path} to train '

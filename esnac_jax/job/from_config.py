@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import ml_collections
 
+from esnac_jax import paths
 from esnac_jax.arch import Arch, SamplerConfig, feature_dim, get_teacher
 from esnac_jax.data import dataset_spec
 from esnac_jax.search import (SEARCHERS, Constraints, ESNACConfig, N2NConfig,
@@ -60,8 +61,7 @@ def _document_teacher(path: str, spec: Any, width: float) -> Arch:
     raise ValueError(f'teacher.arch={path} is used as written; leave '
                      f'config.teacher.width at 1.0 (got {width})')
   try:
-    with open(path) as f:
-      text = f.read()
+    text = paths.path(path).read_text()
   except OSError as e:
     raise ValueError(f'teacher.arch={path} cannot be read: '
                      f'{e.strerror or e}') from None

@@ -12,14 +12,13 @@ Workdir layout:
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Callable
 
 import jax
 import ml_collections
 
-from esnac_jax import distributed
+from esnac_jax import distributed, paths
 from esnac_jax.provenance import provenance
 from esnac_jax.job import from_config, validate
 from esnac_jax.data import load_dataset
@@ -53,7 +52,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     plan = validate.check(config, workdir)
   teacher, searcher, path = plan.teacher, plan.searcher, plan.path
   config_dict = plan.config_dict
-  os.makedirs(workdir, exist_ok=True)
+  workdir = paths.join(workdir)  # absolute, or a gs:// URI as given
+  paths.path(workdir).mkdir(parents=True, exist_ok=True)
 
   # Every process holds the whole dataset; in a multi-process run each
   # feeds its share of every minibatch (train.masked.distill_masked).
@@ -83,14 +83,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     raise ValueError(
         f'the teacher scores 0 validation accuracy, so the reward (relative '
         f'to it) is undefined; train it longer (config.teacher.train) after '
-        f'deleting {os.path.join(workdir, "teacher")}, or check the data')
+        f'deleting {paths.join(workdir, "teacher")}, or check the data')
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        plan.distill, plan.constraints, config.distill.select,
                        config.distill.bn_stats, path)
   steps = config.search.steps
   writers = []  # the TensorBoard writer, made when a step is first written
-  results_path = os.path.join(workdir, 'results.json')
+  results_path = paths.join(workdir, 'results.json')
   data = report.data_section(ds)
   made_by = provenance()
 
@@ -101,9 +101,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     if not primary or _same_json(results_path, doc):
       return doc  # a rerun of a finished run writes nothing new
     # The plots first: results.json, written last, marks them current.
-    report.plot_pareto(os.path.join(workdir, 'pareto.png'), teacher.num_params,
+    report.plot_pareto(paths.join(workdir, 'pareto.png'), teacher.num_params,
                        teacher_metrics['val_acc'], recs)
-    report.plot_reward(os.path.join(workdir, 'reward.png'), recs)
+    report.plot_reward(paths.join(workdir, 'reward.png'), recs)
     report.write_json(results_path, doc)
     return doc
 
@@ -111,8 +111,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     new = [r for r in out.searcher.records if r.step == step]
     if not primary:
       return
-    if not writers:
-      writers.append(report.MetricWriter(os.path.join(workdir, 'tb')))
+    if not writers:  # each process (a resumed run too) says what it is
+      writers.append(report.MetricWriter(paths.join(workdir, 'tb')))
+      writers[0].write_text('provenance', json.dumps(made_by, indent=1))
     writers[0].write_scalars(
         step, {
             'search/best_reward': out.searcher.best(1)[0].reward,
@@ -125,7 +126,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
         })
     write_outputs(out, step)
 
-  ckpt = SearchCheckpointer(os.path.join(workdir, 'search'))
+  ckpt = SearchCheckpointer(paths.join(workdir, 'search'))
   try:
     out = run_search(searcher,
                      evaluate,
@@ -148,7 +149,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   t_final = time.perf_counter()
   final = final_stage(recs, kept, out.weights, teacher, teacher_vars,
                       teacher_metrics, ds, plan.final, config.seed,
-                      os.path.join(workdir, f'final-step{steps}'), log)
+                      paths.join(workdir, f'final-step{steps}'), log)
   final_s = time.perf_counter() - t_final
   doc = write_outputs(out, steps, final)
   for writer in writers:
@@ -169,7 +170,7 @@ def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
   lstm = getattr(searcher, 'fitted_embedding', lambda: None)()
   if lstm is None:
     return
-  path = os.path.join(workdir, 'embedding')
+  path = paths.join(workdir, 'embedding')
   meta = from_config.embedding_meta(config, teacher, len(searcher.records))
   if saved_meta(path) == dict(meta, format=EMBEDDING_FORMAT):
     return  # a rerun of a finished search: the same embedding is there
@@ -181,7 +182,7 @@ def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
 def _same_json(path: str, doc: dict) -> bool:
   """Whether `path` already holds `doc`."""
   try:
-    with open(path) as f:
-      return json.load(f) == json.loads(json.dumps(doc))
+    return json.loads(paths.path(path).read_text()) == \
+        json.loads(json.dumps(doc))
   except (OSError, ValueError):
     return False

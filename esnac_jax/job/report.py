@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
 
+from esnac_jax import paths
 from esnac_jax.arch import Arch
 from esnac_jax.search.record import Record
 
@@ -101,11 +104,7 @@ def data_section(ds: Any) -> dict[str, Any]:
 def write_json(path: str, doc: Any) -> None:
   """Writes `doc` as JSON, atomically: a reader never sees a half-written
   file. Creates the parent directory."""
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(doc, f, indent=1)
-  os.replace(tmp, path)
+  paths.write_text(path, json.dumps(doc, indent=1))
 
 
 def plot_pareto(path: str, teacher_params: int, teacher_acc: float,
@@ -162,23 +161,47 @@ def _finish(fig, ax, path: str, xlabel: str, ylabel: str) -> None:
   ax.legend(loc='lower right')
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  tmp = f'{path}.tmp.png'  # atomic, like write_json
-  fig.savefig(tmp, dpi=110)
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=110)
   plt.close(fig)
-  os.replace(tmp, path)
+  paths.write_bytes(path, buf.getvalue())  # atomic, like write_json
 
 
 class MetricWriter:
-  """TensorBoard scalars (tensorboardX: event files without TensorFlow)."""
+  """TensorBoard scalars (tensorboardX: event files without TensorFlow).
+
+  For a logdir on an object store (gs://...) the events are written to a
+  local folder and its files copied there after every write, so a
+  preempted run leaves its curves behind; a resumed run adds a new event
+  file beside the old ones, as TensorBoard expects.
+  """
 
   def __init__(self, logdir: str):
     from tensorboardX import SummaryWriter
-    self._w = SummaryWriter(logdir)
+    self._dest = paths.path(logdir) if paths.is_remote(logdir) else None
+    self._local = tempfile.mkdtemp(prefix='esnac_tb_') if self._dest \
+        else logdir
+    self._w = SummaryWriter(self._local)
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     for k, v in scalars.items():
       self._w.add_scalar(k, float(v), step)
     self._w.flush()
+    self._upload()
+
+  def write_text(self, tag: str, text: str) -> None:
+    """A text summary (TensorBoard's Text tab), e.g. what made the run."""
+    self._w.add_text(tag, f'```\n{text}\n```', 0)
+    self._w.flush()
+    self._upload()
 
   def close(self) -> None:
     self._w.close()
+    self._upload()
+
+  def _upload(self) -> None:
+    if self._dest is None:
+      return
+    for name in os.listdir(self._local):
+      with open(os.path.join(self._local, name), 'rb') as f:
+        paths.write_bytes(self._dest / name, f.read())

@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from esnac_jax import paths
 from esnac_jax.arch import Arch, sample
 from esnac_jax.data import dataset_spec
 from esnac_jax.job import from_config
@@ -236,9 +237,9 @@ def check_saved_search(config_dict: dict, workdir: str) -> None:
   not after the data is loaded and the teacher restored."""
   from esnac_jax.job.checkpoint import SearchCheckpointer
   from esnac_jax.job.loop import MAY_CHANGE, check_config
-  directory = os.path.join(workdir, 'search')
-  if not os.path.isdir(directory):
+  directory = paths.join(workdir, 'search')
+  if not paths.path(directory).is_dir():
     return
   saved = SearchCheckpointer.saved_config(directory)
   if saved is not None:
-    check_config(saved, config_dict, os.path.abspath(directory), MAY_CHANGE)
+    check_config(saved, config_dict, directory, MAY_CHANGE)

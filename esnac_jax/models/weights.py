@@ -6,12 +6,12 @@ workdir's `teacher/` folder), checked leaf by leaf against what
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import numpy as np
 
+from esnac_jax import paths
 from esnac_jax.arch import Arch
 from esnac_jax.models.network import init_variables
 
@@ -35,10 +35,11 @@ def restore_target(arch: Arch) -> dict:
 def load_variables(path: str, arch: Arch) -> dict:
   """The variables of `arch` saved at `path`; WeightsError naming the path
   and the first leaf that is missing, extra or of another shape."""
-  if not os.path.exists(path):
+  if not paths.path(path).exists():
     raise WeightsError(f'no weights at {path}')
   try:
-    raw = _read_orbax(path) if os.path.isdir(path) else _read_msgpack(path)
+    raw = _read_orbax(path) if paths.path(path).is_dir() else \
+        _read_msgpack(path)
   except WeightsError:
     raise
   except Exception as e:  # flax/orbax raise many kinds for damaged files
@@ -52,14 +53,13 @@ def load_variables(path: str, arch: Arch) -> dict:
 
 def _read_msgpack(path: str) -> Any:
   from flax import serialization
-  with open(path, 'rb') as f:
-    return serialization.msgpack_restore(f.read())
+  return serialization.msgpack_restore(paths.path(path).read_bytes())
 
 
 def _read_orbax(path: str) -> Any:
   import orbax.checkpoint as ocp
   from esnac_jax import checkpoints
-  steps = [n for n in os.listdir(path) if n.isdigit()]
+  steps = [p.name for p in paths.path(path).iterdir() if p.name.isdigit()]
   if steps:  # a CheckpointManager folder, e.g. a workdir's teacher/
     with checkpoints.manager(path, create=False) as mngr:
       step = mngr.latest_step()
@@ -67,7 +67,7 @@ def _read_orbax(path: str) -> Any:
         raise WeightsError(f'{path} holds no finished checkpoint')
       return checkpoints.restore_tree(mngr, step, 'variables')
   with ocp.StandardCheckpointer() as ckptr:
-    return ckptr.restore(os.path.abspath(path))
+    return ckptr.restore(paths.path(path))
 
 
 def _plain(tree: Any) -> Any:

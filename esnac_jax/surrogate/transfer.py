@@ -9,13 +9,12 @@ before reuse.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import numpy as np
 
-from esnac_jax import checkpoints
+from esnac_jax import checkpoints, paths
 from esnac_jax.surrogate.kernel import SurrogateConfig, init
 
 FORMAT = 'esnac_jax.embedding/1'
@@ -40,7 +39,7 @@ def save_embedding(path: str, lstm: Any, meta: dict[str, Any]) -> None:
 def saved_meta(path: str) -> dict[str, Any] | None:
   """The meta of the embedding saved at `path`; None when there is none or
   it is unreadable (a save then replaces it)."""
-  if not os.path.isdir(path):
+  if not paths.path(path).is_dir():
     return None
   try:
     with checkpoints.manager(path, create=False) as mngr:
@@ -54,7 +53,7 @@ def load_embedding(path: str, cfg: SurrogateConfig,
                    features: str) -> tuple[Any, dict[str, Any]]:
   """(LSTM parameters, meta) saved at `path`, checked against the surrogate
   config and feature kind that will use them."""
-  if not os.path.isdir(path):
+  if not paths.path(path).is_dir():
     raise EmbeddingError(f'no saved embedding at {path} (a search with the '
                          'esnac searcher writes one to WORKDIR/embedding)')
   try:

@@ -9,12 +9,10 @@ training equals an uninterrupted one.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from typing import Any
 
-from esnac_jax import checkpoints
+from esnac_jax import checkpoints, paths
 
 FORMAT = 'esnac_jax.progress/1'
 
@@ -24,7 +22,7 @@ class EpochProgress:
   seconds (0: after every epoch)."""
 
   def __init__(self, directory: str, every_s: float = 60.0):
-    self.directory = os.path.abspath(directory)
+    self.directory = paths.join(directory)
     self.every_s = every_s
     self._last = time.monotonic()
 
@@ -34,7 +32,7 @@ class EpochProgress:
     An unreadable save (a kill can only leave an unfinished one, which
     orbax ignores; this is damage) is discarded: the training restarts.
     """
-    if not os.path.isdir(self.directory):
+    if not paths.path(self.directory).is_dir():
       return None
     try:
       with checkpoints.manager(self.directory, create=False) as mngr:
@@ -66,4 +64,4 @@ class EpochProgress:
 
   def discard(self) -> None:
     """Removes the saved progress (the training's result is saved)."""
-    shutil.rmtree(self.directory, ignore_errors=True)
+    paths.rmtree(self.directory)

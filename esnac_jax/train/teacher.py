@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from typing import Callable
 
 import jax
 
-from esnac_jax import checkpoints
+from esnac_jax import checkpoints, paths
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import init_variables
@@ -35,7 +33,7 @@ def restore_teacher(path: str, arch: Arch) -> tuple[dict, dict]:
   Raises FileNotFoundError when there is none and CheckpointError when it is
   unreadable or belongs to another architecture.
   """
-  if not os.path.isdir(path):
+  if not paths.path(path).is_dir():
     raise FileNotFoundError(f'no teacher checkpoint at {path}')
   hint = (f'delete {path} to train the teacher again, or use another '
           '--workdir')
@@ -77,15 +75,15 @@ def get_teacher_variables(arch: Arch,
   accuracies are measured once and epochs is 0.
   """
   check_classes(arch, ds)
-  path = os.path.join(workdir, 'teacher')
-  if os.path.isdir(path) and checkpoints.latest_step(path) is None:
+  path = paths.join(workdir, 'teacher')
+  if paths.path(path).is_dir() and checkpoints.latest_step(path) is None:
     # A run killed while it wrote the teacher: nothing finished to keep.
     log(f'{path} holds no finished save (a run was stopped while writing '
         'it); discarding it and training the teacher again')
-    shutil.rmtree(path)
-  progress = EpochProgress(os.path.join(workdir, 'teacher-progress'),
+    paths.rmtree(path)
+  progress = EpochProgress(paths.join(workdir, 'teacher-progress'),
                            cfg.checkpoint_every_s)
-  if os.path.isdir(path):
+  if paths.path(path).is_dir():
     progress.discard()  # left by a kill between the save and its cleanup
     variables, metrics = restore_teacher(path, arch)
     log(f'restored teacher from {path}: val acc {metrics["val_acc"]:.4f}, '

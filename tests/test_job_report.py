@@ -1,0 +1,68 @@
+"""job.report: atomic results, plots and TensorBoard events a reader can
+parse (scalars and the run's provenance text)."""
+
+import json
+import os
+import struct
+
+from esnac_jax.job import report
+from esnac_jax.search.record import Record
+
+
+def _events(folder):
+  """Every Event proto in the event files of `folder` (TFRecord framing:
+  length, its CRC, data, its CRC)."""
+  from tensorboardX.proto import event_pb2
+  out = []
+  for name in sorted(os.listdir(folder)):
+    with open(os.path.join(folder, name), 'rb') as f:
+      data = f.read()
+    i = 0
+    while i < len(data):
+      (n,) = struct.unpack('<Q', data[i:i + 8])
+      event = event_pb2.Event()
+      event.ParseFromString(data[i + 12:i + 12 + n])
+      out.append(event)
+      i += 12 + n + 4
+  return out
+
+
+def test_metric_writer_scalars_and_provenance(tmp_path):
+  w = report.MetricWriter(str(tmp_path / 'tb'))
+  w.write_text('provenance', json.dumps({'git_commit': 'abc123'}))
+  w.write_scalars(1, {'search/best_reward': 0.5})
+  w.write_scalars(2, {'search/best_reward': 0.75})
+  w.close()
+  values = [(e.step, v.tag, v.simple_value)
+            for e in _events(tmp_path / 'tb')
+            for v in e.summary.value
+            if v.tag == 'search/best_reward']
+  assert values == [(1, 'search/best_reward', 0.5),
+                    (2, 'search/best_reward', 0.75)]
+  texts = [
+      v.tensor.string_val[0].decode()
+      for e in _events(tmp_path / 'tb')
+      for v in e.summary.value
+      if v.tag.startswith('provenance')
+  ]
+  assert len(texts) == 1 and 'abc123' in texts[0]
+
+
+def test_results_and_plots_are_whole_files(tmp_path):
+  path = tmp_path / 'out' / 'results.json'
+  report.write_json(str(path), {'a': [1, 2]})
+  assert json.loads(path.read_text()) == {'a': [1, 2]}
+  recs = [
+      Record(arch=None,
+             val_acc=0.5 + i / 10,
+             reward=0.3 + i / 10,
+             params=1000 - 100 * i,
+             flops=1,
+             step=i) for i in range(3)
+  ]
+  report.plot_reward(str(tmp_path / 'out' / 'reward.png'), recs)
+  report.plot_pareto(str(tmp_path / 'out' / 'pareto.png'), 2000, 0.9, recs)
+  for name in ('reward.png', 'pareto.png'):
+    assert (tmp_path / 'out' / name).read_bytes()[:4] == b'\x89PNG'
+  assert sorted(os.listdir(tmp_path / 'out')) == \
+      ['pareto.png', 'results.json', 'reward.png']
