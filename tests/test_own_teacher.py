@@ -176,3 +176,38 @@ def test_own_arch_and_weights_through_the_command(tmp_path):
                              np.asarray(student.apply(ds.test.images)),
                              rtol=1e-4,
                              atol=1e-4)
+
+
+@pytest.mark.slow
+def test_an_onnx_teacher_through_the_command(tmp_path):
+  """teacher.arch=FILE.onnx: the architecture and the trained weights both
+  come from the ONNX file; the teacher is measured, not trained, and
+  scores what its weights score."""
+  from esnac_jax.export import save_onnx
+  arch = branchy_net()
+  data = _write_npz(tmp_path / 'mine.npz')
+  trained = _trained_weights(arch, data)
+  model = tmp_path / 'teacher.onnx'
+  save_onnx(str(model), arch, jax.device_get(trained.variables))
+  workdir = tmp_path / 'w'
+  p = subprocess.run([
+      sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
+      f'--workdir={workdir}', f'--config.dataset={data}',
+      f'--config.teacher.arch={model}', '--config.teacher.width=1.0',
+      '--config.search.steps=1', '--config.search.candidates_per_step=2',
+      '--config.search.esnac.init_random=2', '--config.distill.epochs=1',
+      '--config.final.top_n=1', '--config.final.epochs=1'
+  ],
+                     cwd=ROOT,
+                     env=ENV,
+                     capture_output=True,
+                     text=True,
+                     timeout=900)
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'teacher epoch' not in p.stdout
+  assert f'teacher weights from {model}' in p.stdout
+  with open(workdir / 'results.json') as f:
+    res = json.load(f)
+  assert res['teacher']['params'] == arch.num_params
+  assert res['teacher']['val_acc'] == pytest.approx(trained.val_acc)
+  assert len(res['candidates']) == 2

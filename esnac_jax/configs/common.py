@@ -36,10 +36,10 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # vgg19 | resnet18 | resnet34 | shufflenet | mobilenetv2
   c.teacher.name = 'resnet18'
   c.teacher.width = 1.0  # channel multiplier
-  # Your own teacher: an Arch JSON document (Arch.to_json), used instead
-  # of teacher.name; and trained weights (a Flax msgpack file or an orbax
-  # checkpoint of make_model(arch)'s variables), so the teacher is measured,
-  # not trained.
+  # Your own teacher: an Arch JSON document (Arch.to_json) or an ONNX file
+  # (weights included), used instead of teacher.name; and trained weights
+  # (a Flax msgpack file, an orbax checkpoint of make_model(arch)'s
+  # variables, or an ONNX file), so the teacher is measured, not trained.
   c.teacher.arch = ''
   c.teacher.weights = ''
   # Trained only when workdir/teacher holds no checkpoint.

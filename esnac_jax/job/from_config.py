@@ -55,11 +55,28 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
     raise ValueError(f'config.teacher: {e}') from None
 
 
+def is_onnx(path: str) -> bool:
+  return str(path).lower().endswith('.onnx')
+
+
+def teacher_weights_path(config: ml_collections.ConfigDict) -> str:
+  """Where the teacher's trained weights come from: teacher.weights, else
+  an ONNX teacher.arch (which holds them), else '' (train the teacher)."""
+  weights = config.teacher.get('weights', '')
+  arch = config.teacher.get('arch', '')
+  return weights or (arch if is_onnx(arch) else '')
+
+
 def _document_teacher(path: str, spec: Any, width: float) -> Arch:
   """The Arch of the JSON document at `path` (as Arch.to_json writes)."""
   if width != 1.0:
     raise ValueError(f'teacher.arch={path} is used as written; leave '
                      f'config.teacher.width at 1.0 (got {width})')
+  if is_onnx(path):
+    from esnac_jax.models.from_onnx import load_onnx
+    arch, _ = load_onnx(path)
+    _check_fits(arch, spec, f'teacher.arch={path}')
+    return arch
   try:
     text = paths.path(path).read_text()
   except OSError as e:

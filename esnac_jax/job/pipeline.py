@@ -72,7 +72,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
       config.seed,
       log,
       weights=plan.teacher_weights,
-      weights_from=config.teacher.get('weights', ''))
+      weights_from=from_config.teacher_weights_path(config))
   teacher_s = time.perf_counter() - t_teacher
   if jax.process_count() > 1:  # process 0's teacher, to the last bit
     teacher_vars = distributed.broadcast_tree(teacher_vars)

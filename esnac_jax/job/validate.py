@@ -88,9 +88,10 @@ def check(config: ml_collections.ConfigDict,
         "--config.distill.path=masked_vmap")
   _check_memory(config, teacher, path, memory_bytes)
   weights = None
-  if config.teacher.get('weights', ''):
+  weights_path = from_config.teacher_weights_path(config)
+  if weights_path:
     try:
-      weights = load_variables(config.teacher.weights, teacher)
+      weights = load_variables(weights_path, teacher)
     except ValueError as e:
       raise ValueError(f'config.teacher.weights: {e}') from None
   constraints = from_config.constraints(config)

@@ -38,8 +38,13 @@ def load_variables(path: str, arch: Arch) -> dict:
   if not paths.path(path).exists():
     raise WeightsError(f'no weights at {path}')
   try:
-    raw = _read_orbax(path) if paths.path(path).is_dir() else \
-        _read_msgpack(path)
+    if str(path).lower().endswith('.onnx'):
+      from esnac_jax.models.from_onnx import load_onnx
+      raw = load_onnx(path)[1]
+    elif paths.path(path).is_dir():
+      raw = _read_orbax(path)
+    else:
+      raw = _read_msgpack(path)
   except WeightsError:
     raise
   except Exception as e:  # flax/orbax raise many kinds for damaged files

@@ -1,0 +1,365 @@
+"""A teacher from an ONNX file: its Arch and its trained variables.
+
+  arch, variables = load_onnx('resnet.onnx')   # e.g. from torch.onnx.export
+
+What PyTorch exports for a CNN of these layers is read: Conv (square
+kernels, symmetric padding, groups, no dilation), BatchNormalization,
+Relu, Add (a residual sum), Concat on channels, MaxPool, AveragePool,
+GlobalAveragePool, Flatten or a Reshape to [N, -1], Gemm (a Linear),
+Identity and Dropout (inference: nothing), and the Sub/Div/Transpose
+prologue `esnac_jax.export` writes. The graph runs in NCHW; the Arch and
+its Flax model in NHWC, so kernels are transposed and, where a flatten
+meets a spatial map, the next Linear's rows are reordered: the Flax model
+computes the same logits as the ONNX graph (checked against onnxruntime
+in the tests). Any other node is refused, named, before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from esnac_jax.arch import INPUT, Arch, ArchBuilder
+from esnac_jax.models.network import BN_EPSILON, layer_name
+
+SUPPORTED = ('Conv', 'BatchNormalization', 'Relu', 'Add', 'Sum', 'Concat',
+             'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Flatten',
+             'Reshape', 'Gemm', 'Identity', 'Dropout', 'Transpose', 'Sub',
+             'Div', 'Constant')
+
+
+class OnnxImportError(ValueError):
+  """The ONNX model has something the Arch cannot describe."""
+
+
+@dataclasses.dataclass
+class _Tensor:
+  """A value of the graph: the layers whose outputs sum to it (INPUT for the
+  graph input), its layout, and for a flat tensor the (H, W, C) map it was
+  flattened from in NCHW order (None when its order is already Flax's)."""
+  srcs: tuple[int, ...]
+  layout: str  # 'nchw', 'nhwc' (spatial) or 'flat'
+  torch_flat_from: tuple[int, int, int] | None = None
+
+
+def load_onnx(model: Any, name: str = '') -> tuple[Arch, dict]:
+  """(Arch, variables) of an ONNX model: a path, bytes or a ModelProto."""
+  import onnx
+  if isinstance(model, (bytes, bytearray)):
+    model = onnx.load_model_from_string(bytes(model))
+  elif not isinstance(model, onnx.ModelProto):
+    from esnac_jax import paths
+    try:
+      model = onnx.load_model_from_string(paths.path(model).read_bytes())
+    except OSError as e:
+      raise OnnxImportError(f'cannot read the ONNX file {model}: '
+                            f'{e.strerror or e}') from None
+    except Exception as e:  # protobuf's DecodeError and kin
+      raise OnnxImportError(f'{model} is not an ONNX model '
+                            f'({type(e).__name__})') from None
+  return _Reader(model, name).read()
+
+
+class _Reader:
+
+  def __init__(self, model: Any, name: str):
+    from onnx import numpy_helper
+    self.graph = model.graph
+    self.name = name or self.graph.name or 'onnx'
+    self.consts: dict[str, np.ndarray] = {
+        t.name: numpy_helper.to_array(t) for t in self.graph.initializer
+    }
+    self.params: dict[str, dict[str, np.ndarray]] = {}
+    self.stats: dict[str, dict[str, np.ndarray]] = {}
+    self.values: dict[str, _Tensor] = {}
+    self.uses: dict[str, int] = {}
+    for node in self.graph.node:
+      for i in node.input:
+        self.uses[i] = self.uses.get(i, 0) + 1
+
+  def read(self) -> tuple[Arch, dict]:
+    inputs = [i for i in self.graph.input if i.name not in self.consts]
+    if len(inputs) != 1:
+      raise OnnxImportError(f'the model takes {len(inputs)} inputs; a '
+                            'teacher takes one batch of images')
+    shape = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    if len(shape) != 4 or not all(shape[1:]):
+      raise OnnxImportError(f'the input {inputs[0].name} has shape {shape}; '
+                            'a teacher takes [N, C, H, W] images with fixed '
+                            'C, H, W')
+    self.input_dims = shape[1:]
+    self.values[inputs[0].name] = _Tensor((INPUT,), 'nchw')
+    self.b: ArchBuilder | None = None
+    for node in self.graph.node:
+      self._node(node)
+    out = self.values.get(self.graph.output[0].name)
+    if len(self.graph.output) != 1 or out is None or out.layout != 'flat':
+      raise OnnxImportError('the model must end in one [N, classes] output')
+    if len(out.srcs) > 1:
+      self._layer('identity', out.srcs, 'output.sum')
+    arch = self.b.build()
+    variables = {'params': self.params}
+    if self.stats:
+      variables['batch_stats'] = self.stats
+    return arch, variables
+
+  # Helpers.
+
+  def _where(self, node: Any) -> str:
+    return f'ONNX node {node.name or node.output[0]!r} ({node.op_type})'
+
+  def _in(self, node: Any, i: int = 0) -> _Tensor:
+    try:
+      return self.values[node.input[i]]
+    except KeyError:
+      raise OnnxImportError(f'{self._where(node)}: its input '
+                            f'{node.input[i]!r} is not an image tensor of '
+                            'the network') from None
+
+  def _const(self, node: Any, i: int) -> np.ndarray:
+    if len(node.input) <= i or node.input[i] not in self.consts:
+      raise OnnxImportError(f'{self._where(node)}: input {i} must be a '
+                            'constant (an initializer)')
+    return self.consts[node.input[i]]
+
+  def _layer(self, kind: str, srcs: tuple[int, ...], label: str,
+             **attrs: Any) -> int:
+    if self.b is None:
+      c, h, w = self.input_dims
+      self.b = ArchBuilder(input_shape=(h, w, c), name=self.name)
+      if srcs != (INPUT,):  # the first layer alone reads the input
+        raise OnnxImportError(f'{label}: the first layer must read the '
+                              'network input')
+    elif INPUT in srcs:
+      raise OnnxImportError(f'{label}: reads the network input, which only '
+                            'the first layer of an Arch may do')
+    try:
+      return self.b.add(kind,
+                        list(srcs) if len(srcs) > 1 else srcs[0], label,
+                        **attrs)
+    except ValueError as e:
+      raise OnnxImportError(str(e)) from None
+
+  def _set(self, node: Any, t: _Tensor) -> None:
+    self.values[node.output[0]] = t
+
+  @staticmethod
+  def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+  def _window(self, node: Any, attrs: dict[str, Any]) -> dict[str, int]:
+    """kernel/stride/padding of a square, symmetric window."""
+    k = list(attrs.get('kernel_shape', []))
+    s = list(attrs.get('strides', [1, 1]))
+    p = list(attrs.get('pads', [0, 0, 0, 0]))
+    if attrs.get('auto_pad', b'NOTSET') not in (b'NOTSET', 'NOTSET'):
+      raise OnnxImportError(f'{self._where(node)}: auto_pad is not supported'
+                            '; export with explicit pads')
+    if any(d != 1 for d in attrs.get('dilations', [1, 1])):
+      raise OnnxImportError(f'{self._where(node)}: dilated windows have no '
+                            'esnac_jax layer')
+    if attrs.get('ceil_mode', 0):
+      raise OnnxImportError(f'{self._where(node)}: ceil_mode=1 has no '
+                            'esnac_jax layer')
+    if len(k) != 2 or k[0] != k[1] or len(set(s)) != 1 or len(set(p)) != 1:
+      raise OnnxImportError(f'{self._where(node)}: kernel {k}, strides {s}, '
+                            f'pads {p}: esnac_jax layers use square kernels, '
+                            'equal strides and equal padding on every side')
+    return {'kernel': int(k[0]), 'stride': int(s[0]), 'padding': int(p[0])}
+
+  def _spatial(self, node: Any) -> _Tensor:
+    t = self._in(node)
+    if t.layout == 'flat':
+      raise OnnxImportError(f'{self._where(node)}: needs an image (N, C, H, '
+                            'W) input, got a flat one')
+    return t
+
+  # Nodes.
+
+  def _node(self, node: Any) -> None:
+    op = node.op_type
+    if op not in SUPPORTED:
+      raise OnnxImportError(f'{self._where(node)} has no esnac_jax layer; '
+                            f'supported: {", ".join(SUPPORTED)}')
+    attrs = self._attrs(node)
+    label = node.name or node.output[0]
+    if op == 'Constant':
+      from onnx import numpy_helper
+      self.consts[node.output[0]] = numpy_helper.to_array(attrs['value'])
+      return
+    if op in ('Identity', 'Dropout'):
+      self._set(node, self._in(node))
+      return
+    if op in ('Sub', 'Div'):  # input normalisation: the data's job here
+      t = self._in(node)
+      if t.srcs != (INPUT,):
+        raise OnnxImportError(f'{self._where(node)}: only the network input '
+                              'may be normalised inside the graph')
+      self._set(node, t)
+      return
+    if op == 'Transpose':
+      t, perm = self._in(node), list(attrs.get('perm', []))
+      if t.srcs == (INPUT,) and perm == [0, 3, 1, 2]:  # NHWC images in
+        c, h, w = self.input_dims
+        self.input_dims = [w, c, h]  # the declared shape was [N, H, W, C]
+        self._set(node, _Tensor(t.srcs, 'nchw'))
+      elif t.layout == 'nchw' and perm == [0, 2, 3, 1]:
+        self._set(node, _Tensor(t.srcs, 'nhwc'))
+      else:
+        raise OnnxImportError(f'{self._where(node)}: perm {perm} is not a '
+                              'layout change esnac_jax reads')
+      return
+    if op in ('Add', 'Sum'):
+      ts = [self.values.get(i) for i in node.input]
+      if any(t is None for t in ts) or len({t.layout for t in ts}) != 1:
+        raise OnnxImportError(f'{self._where(node)}: only sums of network '
+                              'tensors of one layout are supported (a bias '
+                              'belongs in the Conv or Gemm)')
+      srcs = tuple(s for t in ts for s in t.srcs)
+      self._set(node, _Tensor(srcs, ts[0].layout, ts[0].torch_flat_from))
+      return
+    if op == 'Relu':
+      t = self._in(node)
+      self._set(
+          node,
+          _Tensor((self._layer('relu', t.srcs, label),), t.layout,
+                  t.torch_flat_from))
+      return
+    if op == 'Concat':
+      ts = [self._in(node, i) for i in range(len(node.input))]
+      if attrs.get('axis') != 1 or any(t.layout != 'nchw' for t in ts):
+        raise OnnxImportError(f'{self._where(node)}: only a concat of '
+                              'images on channels (axis 1) is supported')
+      srcs = [self._sum(t, f'{label}.in{i}') for i, t in enumerate(ts)]
+      # An Arch concatenates its sources in layer order: a source that
+      # comes after a later layer is copied (identity) to keep its place.
+      for k in range(1, len(srcs)):
+        if srcs[k] <= srcs[k - 1]:
+          srcs[k] = self._layer('identity', (srcs[k],), f'{label}.in{k}')
+      self._set(node,
+                _Tensor((self._layer('concat', tuple(srcs), label),), 'nchw'))
+      return
+    if op in ('Flatten', 'Reshape'):
+      self._flatten(node, attrs, label)
+      return
+    if op == 'Gemm':
+      self._gemm(node, attrs, label)
+      return
+    t = self._spatial(node)
+    srcs = (self._sum(t, f'{label}.sum'),) if len(t.srcs) > 1 else t.srcs
+    if op == 'GlobalAveragePool':
+      _, h, w = self._shape_of(srcs)
+      if h != w:
+        raise OnnxImportError(f'{self._where(node)}: a {h}x{w} map; global '
+                              'pooling needs a square one')
+      i = self._layer('avgpool', srcs, label, kernel=h, stride=1, padding=0)
+    elif op in ('MaxPool', 'AveragePool'):
+      window = self._window(node, attrs)
+      if op == 'AveragePool' and window['padding'] and \
+          not attrs.get('count_include_pad', 0):
+        raise OnnxImportError(f'{self._where(node)}: a padded average that '
+                              'excludes the padding has no esnac_jax layer; '
+                              'export with count_include_pad=True')
+      kind = 'maxpool' if op == 'MaxPool' else 'avgpool'
+      i = self._layer(kind, srcs, label, **window)
+    elif op == 'Conv':
+      i = self._conv(node, attrs, srcs, label)
+    else:  # BatchNormalization
+      i = self._bn(node, attrs, srcs, label)
+    self._set(node, _Tensor((i,), 'nchw'))
+
+  def _shape_of(self, srcs: tuple[int, ...]) -> tuple[int, int, int]:
+    """(C, H, W) of a layer output (NHWC inside the builder)."""
+    if srcs == (INPUT,):
+      c, h, w = self.input_dims
+      return c, h, w
+    h, w, c = self.b._shape(srcs[0])  # noqa: SLF001  (the builder's shapes)
+    return c, h, w
+
+  def _sum(self, t: _Tensor, label: str) -> int:
+    """The one layer holding `t`: a sum of several becomes an identity."""
+    if len(t.srcs) == 1:
+      return t.srcs[0]
+    return self._layer('identity', t.srcs, label)
+
+  def _conv(self, node: Any, attrs: dict, srcs: tuple[int, ...],
+            label: str) -> int:
+    w = np.asarray(self._const(node, 1), np.float32)  # [O, I/g, kH, kW]
+    window = self._window(node, dict(attrs, kernel_shape=w.shape[2:]))
+    groups = int(attrs.get('group', 1))
+    bias = len(node.input) > 2 and node.input[2] != ''
+    i = self._layer('conv',
+                    srcs,
+                    label,
+                    out_channels=int(w.shape[0]),
+                    groups=groups,
+                    bias=bias,
+                    **window)
+    p = {'kernel': np.transpose(w, (2, 3, 1, 0))}  # HWIO
+    if bias:
+      p['bias'] = np.asarray(self._const(node, 2), np.float32)
+    self.params[layer_name(i)] = p
+    return i
+
+  def _bn(self, node: Any, attrs: dict, srcs: tuple[int, ...],
+          label: str) -> int:
+    scale, shift, mean, var = (
+        np.asarray(self._const(node, k), np.float32) for k in (1, 2, 3, 4))
+    eps = float(attrs.get('epsilon', 1e-5))
+    # (x - m) / sqrt(v + eps) == (x - m) / sqrt(v' + BN_EPSILON)
+    var = var + np.float32(eps - BN_EPSILON)
+    i = self._layer('bn', srcs, label)
+    self.params[layer_name(i)] = {'scale': scale, 'bias': shift}
+    self.stats[layer_name(i)] = {'mean': mean, 'var': var}
+    return i
+
+  def _flatten(self, node: Any, attrs: dict, label: str) -> None:
+    t = self._in(node)
+    if node.op_type == 'Flatten' and attrs.get('axis', 1) != 1:
+      raise OnnxImportError(f'{self._where(node)}: only Flatten(axis=1) is '
+                            'supported')
+    if node.op_type == 'Reshape':
+      target = [int(v) for v in self._const(node, 1)]
+      if len(target) != 2 or target[0] not in (-1, 0, 1) and \
+          target[1] != -1:
+        raise OnnxImportError(f'{self._where(node)}: reshape to {target}; '
+                              'only a flatten to [N, -1] is supported')
+    if t.layout == 'flat':
+      self._set(node, t)
+      return
+    src = self._sum(t, f'{label}.sum')
+    c, h, w = self._shape_of((src,))
+    i = self._layer('flatten', (src,), label)
+    order = (h, w, c) if t.layout == 'nchw' and h * w > 1 else None
+    self._set(node, _Tensor((i,), 'flat', order))
+
+  def _gemm(self, node: Any, attrs: dict, label: str) -> None:
+    t = self._in(node)
+    if t.layout != 'flat':
+      raise OnnxImportError(f'{self._where(node)}: needs a flat input; '
+                            'flatten the feature map first')
+    if attrs.get('transA', 0) or attrs.get('alpha', 1.0) != 1.0 or \
+        attrs.get('beta', 1.0) != 1.0:
+      raise OnnxImportError(f'{self._where(node)}: only Gemm with transA=0, '
+                            'alpha=1, beta=1 (a Linear) is supported')
+    w = np.asarray(self._const(node, 1), np.float32)
+    if attrs.get('transB', 0):
+      w = w.T  # [in, out]
+    if t.torch_flat_from is not None:  # rows in (C, H, W) order -> (H, W, C)
+      h, wd, c = t.torch_flat_from
+      w = w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
+    bias = len(node.input) > 2 and node.input[2] != ''
+    src = self._sum(t, f'{label}.sum')
+    i = self._layer('linear', (src,),
+                    label,
+                    out_channels=int(w.shape[1]),
+                    bias=bias)
+    p = {'kernel': w}
+    if bias:
+      b = np.asarray(self._const(node, 2), np.float32)
+      p['bias'] = np.broadcast_to(b, (w.shape[1],)).copy()
+    self.params[layer_name(i)] = p
+    self._set(node, _Tensor((i,), 'flat'))

@@ -1,0 +1,180 @@
+"""ONNX import: graphs as PyTorch exports them, and our own exports, read
+into an Arch and variables whose Flax model gives onnxruntime's logits;
+what cannot be read is refused by name."""
+
+import re
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from esnac_jax.export import to_onnx
+from esnac_jax.models import make_model
+from esnac_jax.models.from_onnx import OnnxImportError, load_onnx
+from conftest import tiny_teacher
+from test_export import _with_bn_stats
+
+ort = pytest.importorskip('onnxruntime')
+
+
+class _Net:
+  """A graph written node by node, as torch.onnx.export lays it out."""
+
+  def __init__(self, seed=0):
+    self.rng = np.random.default_rng(seed)
+    self.nodes, self.inits = [], []
+
+  def const(self, name, a):
+    self.inits.append(numpy_helper.from_array(np.asarray(a), name))
+    return name
+
+  def node(self, op, inputs, out, **attrs):
+    self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+    return out
+
+  def conv(self, x, cin, cout, k, out, stride=1, pad=0, groups=1, bias=False):
+    w = self.rng.normal(0, 0.3, (cout, cin // groups, k, k)).astype('f4')
+    ins = [x, self.const(out + '.w', w)]
+    if bias:
+      ins.append(
+          self.const(out + '.b',
+                     self.rng.normal(0, .1, cout).astype('f4')))
+    return self.node('Conv',
+                     ins,
+                     out,
+                     kernel_shape=[k, k],
+                     strides=[stride, stride],
+                     pads=[pad] * 4,
+                     group=groups)
+
+  def bn(self, x, c, out, eps=1e-5):
+    r = self.rng
+    ins = [x] + [
+        self.const(f'{out}.{n}', a.astype('f4'))
+        for n, a in (('s', r.uniform(.5, 1.5, c)), ('b', r.normal(0, .1, c)),
+                     ('m', r.normal(0, .1, c)), ('v', r.uniform(.5, 1.5, c)))
+    ]
+    return self.node('BatchNormalization', ins, out, epsilon=eps)
+
+  def model(self, out, shape, classes):
+    graph = helper.make_graph(
+        self.nodes, 'net',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', *shape])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ['N', classes])],
+        self.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+
+
+def _ort(model, x):
+  s = ort.InferenceSession(model.SerializeToString(),
+                           providers=['CPUExecutionProvider'])
+  return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+def _flax(arch, variables, x_nhwc):
+  return np.asarray(make_model(arch).apply(variables, x_nhwc, train=False))
+
+
+def _residual_net(flatten='Flatten'):
+  n = _Net()
+  h = n.conv('x', 3, 8, 3, 'stem', pad=1)
+  h = n.bn(h, 8, 'stem.bn', eps=1e-3)  # another epsilon than Flax's
+  h = n.node('Relu', [h], 'stem.relu')
+  r = n.conv(h, 8, 8, 3, 'b.conv', pad=1)
+  r = n.bn(r, 8, 'b.bn')
+  s = n.node('Add', [r, h], 'b.add')
+  h = n.node('Relu', [s], 'b.relu')
+  p = n.node('MaxPool', [h], 'pool', kernel_shape=[2, 2], strides=[2, 2])
+  g = n.conv(p, 8, 8, 3, 'g.conv', pad=1, groups=2, bias=True)
+  g = n.node('Relu', [g], 'g.relu')
+  c = n.node('Concat', [g, p], 'cat', axis=1)
+  c = n.node('Dropout', [c], 'drop')
+  if flatten == 'Flatten':  # a 4x4 map: rows of the Linear reorder
+    f = n.node('Flatten', [c], 'flat', axis=1)
+    features = 16 * 4 * 4
+  else:  # global pooling, then x.view(N, -1)
+    c = n.node('GlobalAveragePool', [c], 'gap')
+    f = n.node('Reshape', [c, n.const('shape', np.array([0, -1]))], 'flat')
+    features = 16
+  w = n.rng.normal(0, .1, (5, features)).astype('f4')
+  out = n.node('Gemm', [
+      f,
+      n.const('fc.w', w),
+      n.const('fc.b',
+              n.rng.normal(0, .1, 5).astype('f4'))
+  ],
+               'logits',
+               transB=1)
+  return n.model(out, (3, 8, 8), 5)
+
+
+@pytest.mark.parametrize('flatten', ['Flatten', 'Reshape'])
+def test_a_pytorch_style_graph_gives_onnxruntime_logits(flatten):
+  model = _residual_net(flatten)
+  arch, variables = load_onnx(model.SerializeToString(), name='mine')
+  assert arch.input_shape == (8, 8, 3) and arch.output_shape == (5,)
+  kinds = [l.kind for l in arch.layers]
+  assert kinds.count('conv') == 3 and 'concat' in kinds
+  # The residual Add feeds one Relu: a relu layer of two sources.
+  [relu] = [i for i, l in enumerate(arch.layers) if l.name == 'b.relu']
+  assert arch.layers[relu].kind == 'relu' and len(arch.in_edges[relu]) == 2
+  x = np.random.default_rng(1).normal(size=(4, 3, 8, 8)).astype('f4')
+  want = _ort(model, x)
+  got = _flax(arch, variables, x.transpose(0, 2, 3, 1))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('name', ['resnet18', 'vgg19'])
+def test_our_export_reads_back_to_the_same_network(name):
+  teacher = tiny_teacher(name)
+  v = _with_bn_stats(teacher, 0)
+  rng = np.random.default_rng(0)
+  c = teacher.input_shape[-1]
+  mean, std = rng.uniform(0, 1, c), rng.uniform(0.5, 2, c)
+  arch, variables = load_onnx(to_onnx(teacher, v, mean, std))
+  assert [(l.kind, l.in_shape, l.out_shape) for l in arch.layers] == \
+      [(l.kind, l.in_shape, l.out_shape) for l in teacher.layers]
+  assert arch.num_params == teacher.num_params
+  x = rng.uniform(0, 1, (2,) + teacher.input_shape).astype('f4')
+  xn = ((x - mean) / std).astype('f4')
+  np.testing.assert_allclose(_flax(arch, variables, xn),
+                             _flax(teacher, v, xn),
+                             rtol=1e-4,
+                             atol=1e-4)
+
+
+def _one_node_net(op, **attrs):
+  n = _Net()
+  h = n.conv('x', 3, 4, 3, 'c', pad=1)
+  h = n.node(op, [h], 'odd', **attrs)
+  f = n.node('Flatten', [n.node('GlobalAveragePool', [h], 'gap')], 'flat')
+  w = n.rng.normal(0, .1, (2, 4)).astype('f4')
+  out = n.node('Gemm', [f, n.const('w', w)], 'logits', transB=1)
+  return n.model(out, (3, 6, 6), 2)
+
+
+@pytest.mark.parametrize('model,message', [
+    (_one_node_net('Sigmoid'), "'odd' (Sigmoid) has no esnac_jax layer"),
+    (_one_node_net('MaxPool',
+                   kernel_shape=[3, 3],
+                   strides=[1, 1],
+                   pads=[1, 1, 1, 1],
+                   dilations=[2, 2]), 'dilated'),
+    (_one_node_net('MaxPool', kernel_shape=[2, 2], strides=[2, 2],
+                   ceil_mode=1), 'ceil_mode'),
+    (_one_node_net('MaxPool', kernel_shape=[3, 2]), 'square kernels'),
+    (b'not a model', 'not an ONNX model'),
+])
+def test_refused_by_name(model, message, tmp_path):
+  message = re.escape(message)
+  if isinstance(model, bytes):
+    path = tmp_path / 'bad.onnx'
+    path.write_bytes(model)
+    model = str(path)
+  with pytest.raises(OnnxImportError, match=message):
+    load_onnx(model)
+
+
+def test_a_missing_file_is_named(tmp_path):
+  with pytest.raises(OnnxImportError, match='cannot read the ONNX file'):
+    load_onnx(str(tmp_path / 'nope.onnx'))
