@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from esnac_jax.arch import sample
 from esnac_jax.export import to_onnx
 from esnac_jax.models import make_model
 from esnac_jax.models.from_onnx import OnnxImportError, load_onnx
-from conftest import tiny_teacher
+from conftest import TEACHER_NAMES, tiny_teacher
 from test_export import _with_bn_stats
 
 ort = pytest.importorskip('onnxruntime')
@@ -124,23 +125,66 @@ def test_a_pytorch_style_graph_gives_onnxruntime_logits(flatten):
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('name', ['resnet18', 'vgg19'])
+def _shufflenet_style_net():
+  """A channel shuffle as x.view(N, g, C/g, H, W).transpose(1, 2)
+  .reshape(N, C, H, W), a residual Add read by a Conv (not a Relu), a
+  spatial mean, and a Linear as MatMul + Add."""
+  n = _Net(1)
+  h = n.node('Relu', [n.bn(n.conv('x', 3, 8, 3, 'stem', pad=1), 8, 'bn')],
+             'relu')
+  s = n.node('Reshape', [h, n.const('s5', np.array([-1, 2, 4, 6, 6]))], 'split')
+  s = n.node('Transpose', [s], 'swap', perm=[0, 2, 1, 3, 4])
+  s = n.node('Reshape', [s, n.const('s4', np.array([-1, 8, 6, 6]))], 'shuffle')
+  a = n.node('Add', [s, h], 'add')
+  g = n.conv(a, 8, 8, 3, 'dw', pad=1, groups=8, bias=True)
+  m = n.node('ReduceMean', [g], 'mean', axes=[2, 3], keepdims=0)
+  w = n.rng.normal(0, .3, (8, 4)).astype('f4')
+  y = n.node('MatMul', [m, n.const('fc.w', w)], 'mm')
+  out = n.node('Add', [y, n.const('fc.b', np.ones(4, 'f4'))], 'logits')
+  return n.model(out, (3, 6, 6), 4)
+
+
+def test_shuffle_spatial_mean_and_matmul_graph():
+  model = _shufflenet_style_net()
+  arch, variables = load_onnx(model)
+  kinds = [l.kind for l in arch.layers]
+  assert 'shuffle' in kinds and kinds[-1] == 'linear'
+  assert arch.layers[-1].bias
+  [dw] = [i for i, l in enumerate(arch.layers) if l.name == 'dw']
+  assert len(arch.in_edges[dw]) == 2  # the Add's two sources, summed
+  x = np.random.default_rng(2).normal(size=(3, 3, 6, 6)).astype('f4')
+  np.testing.assert_allclose(_flax(arch, variables, x.transpose(0, 2, 3, 1)),
+                             _ort(model, x),
+                             rtol=1e-4,
+                             atol=1e-4)
+
+
+# Every teacher (a plain chain, residual sums, grouped and depthwise convs,
+# concat, channel shuffle) and two random children of each; the fast tier
+# reads ResNet-18 back.
+@pytest.mark.parametrize('name', [
+    n if n == 'resnet18' else pytest.param(n, marks=pytest.mark.slow)
+    for n in TEACHER_NAMES
+])
 def test_our_export_reads_back_to_the_same_network(name):
   teacher = tiny_teacher(name)
-  v = _with_bn_stats(teacher, 0)
   rng = np.random.default_rng(0)
   c = teacher.input_shape[-1]
   mean, std = rng.uniform(0, 1, c), rng.uniform(0.5, 2, c)
-  arch, variables = load_onnx(to_onnx(teacher, v, mean, std))
-  assert [(l.kind, l.in_shape, l.out_shape) for l in arch.layers] == \
-      [(l.kind, l.in_shape, l.out_shape) for l in teacher.layers]
-  assert arch.num_params == teacher.num_params
-  x = rng.uniform(0, 1, (2,) + teacher.input_shape).astype('f4')
-  xn = ((x - mean) / std).astype('f4')
-  np.testing.assert_allclose(_flax(arch, variables, xn),
-                             _flax(teacher, v, xn),
-                             rtol=1e-4,
-                             atol=1e-4)
+  archs = [teacher] + [sample(teacher, rng) for _ in range(2)]
+  for k, arch in enumerate(archs):
+    v = _with_bn_stats(arch, k)
+    got, variables = load_onnx(to_onnx(arch, v, mean, std))
+    assert [(l.kind, l.in_shape, l.out_shape) for l in got.layers] == \
+        [(l.kind, l.in_shape, l.out_shape) for l in arch.layers]
+    assert got.in_edges == arch.in_edges
+    assert got.num_params == arch.num_params
+    x = rng.uniform(0, 1, (2,) + arch.input_shape).astype('f4')
+    xn = ((x - mean) / std).astype('f4')
+    np.testing.assert_allclose(_flax(got, variables, xn),
+                               _flax(arch, v, xn),
+                               rtol=1e-4,
+                               atol=1e-4)
 
 
 def _one_node_net(op, **attrs):

@@ -5,9 +5,12 @@
 What PyTorch exports for a CNN of these layers is read: Conv (square
 kernels, symmetric padding, groups, no dilation), BatchNormalization,
 Relu, Add (a residual sum), Concat on channels, MaxPool, AveragePool,
-GlobalAveragePool, Flatten or a Reshape to [N, -1], Gemm (a Linear),
-Identity and Dropout (inference: nothing), and the Sub/Div/Transpose
-prologue `esnac_jax.export` writes. The graph runs in NCHW; the Arch and
+GlobalAveragePool or ReduceMean over H and W, Flatten or a Reshape to
+[N, -1], Gemm or MatMul + Add (a Linear), the Reshape-Transpose-Reshape
+of a channel shuffle, Identity and Dropout (inference: nothing), and the
+Sub/Div/Transpose prologue `esnac_jax.export` writes (whose files read
+back to the same Arch: their Identity nodes are the Arch's identity
+layers). The graph runs in NCHW; the Arch and
 its Flax model in NHWC, so kernels are transposed and, where a flatten
 meets a spatial map, the next Linear's rows are reordered: the Flax model
 computes the same logits as the ONNX graph (checked against onnxruntime
@@ -25,9 +28,9 @@ from esnac_jax.arch import INPUT, Arch, ArchBuilder
 from esnac_jax.models.network import BN_EPSILON, layer_name
 
 SUPPORTED = ('Conv', 'BatchNormalization', 'Relu', 'Add', 'Sum', 'Concat',
-             'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Flatten',
-             'Reshape', 'Gemm', 'Identity', 'Dropout', 'Transpose', 'Sub',
-             'Div', 'Constant')
+             'MaxPool', 'AveragePool', 'GlobalAveragePool', 'ReduceMean',
+             'Flatten', 'Reshape', 'Gemm', 'MatMul', 'Identity', 'Dropout',
+             'Transpose', 'Sub', 'Div', 'Constant')
 
 
 class OnnxImportError(ValueError):
@@ -40,8 +43,11 @@ class _Tensor:
   graph input), its layout, and for a flat tensor the (H, W, C) map it was
   flattened from in NCHW order (None when its order is already Flax's)."""
   srcs: tuple[int, ...]
-  layout: str  # 'nchw', 'nhwc' (spatial) or 'flat'
+  # 'nchw', 'nhwc' (spatial), 'flat'; 'split'/'swapped' inside a channel
+  # shuffle's Reshape-Transpose-Reshape (groups in `groups`).
+  layout: str
   torch_flat_from: tuple[int, int, int] | None = None
+  groups: int = 0
 
 
 def load_onnx(model: Any, name: str = '') -> tuple[Arch, dict]:
@@ -67,6 +73,10 @@ class _Reader:
   def __init__(self, model: Any, name: str):
     from onnx import numpy_helper
     self.graph = model.graph
+    # esnac_jax's own files keep an Arch's identity layers (a removed
+    # layer) as Identity nodes; elsewhere an Identity is nothing.
+    self.keep_identity = model.producer_name == 'esnac_jax'
+    self.concat_outputs: set[str] = set()
     self.name = name or self.graph.name or 'onnx'
     self.consts: dict[str, np.ndarray] = {
         t.name: numpy_helper.to_array(t) for t in self.graph.initializer
@@ -75,9 +85,19 @@ class _Reader:
     self.stats: dict[str, dict[str, np.ndarray]] = {}
     self.values: dict[str, _Tensor] = {}
     self.uses: dict[str, int] = {}
+    self.biases: dict[str, str] = {}  # Add output -> the MatMul it ends
+    consumers: dict[str, list[Any]] = {}
     for node in self.graph.node:
       for i in node.input:
         self.uses[i] = self.uses.get(i, 0) + 1
+        consumers.setdefault(i, []).append(node)
+    for node in self.graph.node:
+      after = consumers.get(node.output[0], [])
+      if node.op_type == 'MatMul' and len(after) == 1 and \
+          after[0].op_type == 'Add' and \
+          any(i in self.consts for i in after[0].input):
+        self.biases[after[0].output[0]] = node.output[0]
+    self.matmul_bias = {v: k for k, v in self.biases.items()}
 
   def read(self) -> tuple[Arch, dict]:
     inputs = [i for i in self.graph.input if i.name not in self.consts]
@@ -190,6 +210,14 @@ class _Reader:
       from onnx import numpy_helper
       self.consts[node.output[0]] = numpy_helper.to_array(attrs['value'])
       return
+    if op == 'Identity' and self.keep_identity and \
+        node.input[0] not in self.concat_outputs:
+      t = self._in(node)
+      self._set(
+          node,
+          _Tensor((self._layer('identity', t.srcs, label),), t.layout,
+                  t.torch_flat_from))
+      return
     if op in ('Identity', 'Dropout'):
       self._set(node, self._in(node))
       return
@@ -208,10 +236,14 @@ class _Reader:
         self._set(node, _Tensor(t.srcs, 'nchw'))
       elif t.layout == 'nchw' and perm == [0, 2, 3, 1]:
         self._set(node, _Tensor(t.srcs, 'nhwc'))
+      elif t.layout == 'split' and perm == [0, 2, 1, 3, 4]:
+        self._set(node, _Tensor(t.srcs, 'swapped', groups=t.groups))
       else:
         raise OnnxImportError(f'{self._where(node)}: perm {perm} is not a '
                               'layout change esnac_jax reads')
       return
+    if op == 'Add' and node.output[0] in self.biases:
+      return  # the bias of the MatMul before it, already in its layer
     if op in ('Add', 'Sum'):
       ts = [self.values.get(i) for i in node.input]
       if any(t is None for t in ts) or len({t.layout for t in ts}) != 1:
@@ -241,15 +273,22 @@ class _Reader:
           srcs[k] = self._layer('identity', (srcs[k],), f'{label}.in{k}')
       self._set(node,
                 _Tensor((self._layer('concat', tuple(srcs), label),), 'nchw'))
+      self.concat_outputs.add(node.output[0])
+      return
+    if op == 'Reshape' and self._in(node).layout in ('nchw', 'swapped'):
+      self._shuffle_reshape(node, label)
       return
     if op in ('Flatten', 'Reshape'):
       self._flatten(node, attrs, label)
       return
-    if op == 'Gemm':
+    if op in ('Gemm', 'MatMul'):
       self._gemm(node, attrs, label)
       return
+    if op == 'ReduceMean':
+      self._reduce_mean(node, attrs, label)
+      return
     t = self._spatial(node)
-    srcs = (self._sum(t, f'{label}.sum'),) if len(t.srcs) > 1 else t.srcs
+    srcs = t.srcs  # a layer sums its sources, as the Add before it did
     if op == 'GlobalAveragePool':
       _, h, w = self._shape_of(srcs)
       if h != w:
@@ -330,9 +369,8 @@ class _Reader:
     if t.layout == 'flat':
       self._set(node, t)
       return
-    src = self._sum(t, f'{label}.sum')
-    c, h, w = self._shape_of((src,))
-    i = self._layer('flatten', (src,), label)
+    c, h, w = self._shape_of(t.srcs)
+    i = self._layer('flatten', t.srcs, label)
     order = (h, w, c) if t.layout == 'nchw' and h * w > 1 else None
     self._set(node, _Tensor((i,), 'flat', order))
 
@@ -346,20 +384,74 @@ class _Reader:
       raise OnnxImportError(f'{self._where(node)}: only Gemm with transA=0, '
                             'alpha=1, beta=1 (a Linear) is supported')
     w = np.asarray(self._const(node, 1), np.float32)
+    if w.ndim != 2:
+      raise OnnxImportError(f'{self._where(node)}: a weight of shape '
+                            f'{w.shape}; a Linear has a 2-D one')
     if attrs.get('transB', 0):
       w = w.T  # [in, out]
+    out_name = node.output[0]
+    bias_const = None
+    if node.op_type == 'MatMul' and out_name in self.matmul_bias:
+      add = self.matmul_bias[out_name]
+      add_node = next(n for n in self.graph.node if n.output[0] == add)
+      bias_const = next(
+          self.consts[i] for i in add_node.input if i in self.consts)
+      out_name = add  # the layer's output is the Add's
     if t.torch_flat_from is not None:  # rows in (C, H, W) order -> (H, W, C)
       h, wd, c = t.torch_flat_from
       w = w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
-    bias = len(node.input) > 2 and node.input[2] != ''
-    src = self._sum(t, f'{label}.sum')
-    i = self._layer('linear', (src,),
+    if node.op_type == 'Gemm' and len(node.input) > 2 and node.input[2]:
+      bias_const = self._const(node, 2)
+    bias = bias_const is not None
+    i = self._layer('linear',
+                    t.srcs,
                     label,
                     out_channels=int(w.shape[1]),
                     bias=bias)
     p = {'kernel': w}
     if bias:
-      b = np.asarray(self._const(node, 2), np.float32)
+      b = np.asarray(bias_const, np.float32)
       p['bias'] = np.broadcast_to(b, (w.shape[1],)).copy()
     self.params[layer_name(i)] = p
-    self._set(node, _Tensor((i,), 'flat'))
+    self.values[out_name] = _Tensor((i,), 'flat')
+
+  def _shuffle_reshape(self, node: Any, label: str) -> None:
+    """The two Reshapes of a channel shuffle (x.view(N, g, C/g, H, W)
+    .transpose(1, 2).reshape(N, C, H, W)); any other Reshape of an image
+    is a flatten."""
+    t = self._in(node)
+    target = [int(v) for v in self._const(node, 1)]
+    c, h, w = self._shape_of(t.srcs)
+    if t.layout == 'nchw' and len(target) == 5 and \
+        target[3:] == [h, w] and target[1] * target[2] == c:
+      self._set(node, _Tensor(t.srcs, 'split', groups=target[1]))
+    elif t.layout == 'swapped' and len(target) == 4 and \
+        target[1:] in ([c, h, w], [-1, h, w]):
+      i = self._layer('shuffle', t.srcs, label, groups=t.groups)
+      self._set(node, _Tensor((i,), 'nchw'))
+    elif t.layout == 'nchw':
+      self._flatten(node, {}, label)
+    else:
+      raise OnnxImportError(f'{self._where(node)}: reshape to {target} is '
+                            'not the end of a channel shuffle')
+
+  def _reduce_mean(self, node: Any, attrs: dict, label: str) -> None:
+    """A mean over H and W: global average pooling (then a flatten when
+    the reduced axes are dropped)."""
+    t = self._spatial(node)
+    axes = attrs.get('axes')
+    if axes is None and len(node.input) > 1:
+      axes = self._const(node, 1)
+    if t.layout != 'nchw' or sorted(int(a) % 4 for a in axes or []) != [2, 3]:
+      raise OnnxImportError(f'{self._where(node)}: only a mean over the '
+                            'spatial axes (2, 3) is supported')
+    c, h, w = self._shape_of(t.srcs)
+    if h != w:
+      raise OnnxImportError(f'{self._where(node)}: a {h}x{w} map; global '
+                            'pooling needs a square one')
+    i = self._layer('avgpool', t.srcs, label, kernel=h, stride=1, padding=0)
+    if attrs.get('keepdims', 1):
+      self._set(node, _Tensor((i,), 'nchw'))
+    else:
+      j = self._layer('flatten', (i,), f'{label}.flatten')
+      self._set(node, _Tensor((j,), 'flat'))
