@@ -31,6 +31,35 @@ TINY = [
     '--config.search.esnac.init_random=2', '--config.distill.epochs=1',
     '--config.final.epochs=1', '--config.final.top_n=1'
 ]
+
+
+def _onnx_bytes(op='Relu', classes=10):
+  """A small ONNX classifier of 8x8 grey images: conv, `op`, global
+  pooling, a Linear."""
+  import numpy as np
+  from onnx import TensorProto, helper, numpy_helper
+  inits = [
+      numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), 'w'),
+      numpy_helper.from_array(np.ones((classes, 4), np.float32), 'fc')
+  ]
+  nodes = [
+      helper.make_node('Conv', ['x', 'w'], ['c'],
+                       name='conv',
+                       kernel_shape=[3, 3],
+                       pads=[1, 1, 1, 1]),
+      helper.make_node(op, ['c'], ['a'], name='act'),
+      helper.make_node('GlobalAveragePool', ['a'], ['g'], name='gap'),
+      helper.make_node('Flatten', ['g'], ['f'], name='flat'),
+      helper.make_node('Gemm', ['f', 'fc'], ['y'], name='fc', transB=1)
+  ]
+  graph = helper.make_graph(
+      nodes, 'net',
+      [helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 1, 8, 8])],
+      [helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', classes])],
+      inits)
+  return helper.make_model(graph).SerializeToString()
+
+
 # Lines a run prints once it has started work: none may appear on refusal.
 WORK_STARTED = ('data:', 'teacher:', 'step ', 'final ')
 
@@ -223,6 +252,23 @@ CASES = [
         '--config.teacher.arch=configs/../README.md',
         '--config.teacher.width=1.0'
     ]), 'not JSON'),
+    (dict(write={'t.onnx': b'garbage'},
+          args=[
+              '--config.teacher.arch={tmp}/t.onnx', '--config.teacher.width=1.0'
+          ]), r't\.onnx is not an ONNX model'),
+    (dict(write={'t.onnx': _onnx_bytes('Sigmoid')},
+          args=[
+              '--config.teacher.arch={tmp}/t.onnx', '--config.teacher.width=1.0'
+          ]), r"ONNX node 'act' \(Sigmoid\) has no esnac_jax layer"),
+    (dict(write={'t.onnx': _onnx_bytes(classes=3)},
+          args=[
+              '--config.teacher.arch={tmp}/t.onnx', '--config.teacher.width=1.0'
+          ]), r"t\.onnx describes a network from \(8, 8, 1\) to \(3,\); "
+     r"dataset 'digits' needs"),
+    (dict(args=[
+        '--config.teacher.onnx=a.onnx', '--config.teacher.arch=b.json',
+        '--config.teacher.width=1.0'
+    ]), r'teacher\.arch=b\.json and teacher\.onnx=a\.onnx both describe'),
     (dict(args=['--config.teacher.weights=/no/such.msgpack']),
      r'config\.teacher\.weights: no weights at /no/such\.msgpack'),
     (dict(write={'w.msgpack': b'\x81\xa1a\x01'},

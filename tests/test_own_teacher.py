@@ -193,7 +193,7 @@ def test_an_onnx_teacher_through_the_command(tmp_path):
   p = subprocess.run([
       sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
       f'--workdir={workdir}', f'--config.dataset={data}',
-      f'--config.teacher.arch={model}', '--config.teacher.width=1.0',
+      f'--config.teacher.onnx={model}', '--config.teacher.width=1.0',
       '--config.search.steps=1', '--config.search.candidates_per_step=2',
       '--config.search.esnac.init_random=2', '--config.distill.epochs=1',
       '--config.final.top_n=1', '--config.final.epochs=1'

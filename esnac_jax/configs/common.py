@@ -41,6 +41,7 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # (a Flax msgpack file, an orbax checkpoint of make_model(arch)'s
   # variables, or an ONNX file), so the teacher is measured, not trained.
   c.teacher.arch = ''
+  c.teacher.onnx = ''  # an ONNX file: the same as teacher.arch=FILE.onnx
   c.teacher.weights = ''
   # Trained only when workdir/teacher holds no checkpoint.
   c.teacher.train = _train(epochs=200,

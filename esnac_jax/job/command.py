@@ -55,11 +55,13 @@ def run(config: ml_collections.ConfigDict,
       distributed.initialize(dist.coordinator_address, dist.num_processes,
                              dist.process_id)
     from esnac_jax.job import pipeline, validate  # heavy imports
-    for where in (workdir, config.get('data_dir') or
-                  '', str(config.dataset).removeprefix('npz:'),
-                  config.teacher.get('weights') or
-                  '', config.search.surrogate.get('init_from') or ''):
-      paths.check_client(where)
+    teacher = config.teacher
+    for where in (workdir, config.get('data_dir'),
+                  str(config.dataset).removeprefix('npz:'),
+                  teacher.get('weights'), teacher.get('arch'),
+                  teacher.get('onnx'),
+                  config.search.surrogate.get('init_from')):
+      paths.check_client(where or '')
     plan = validate.check(config, workdir)
     check_workdir(workdir)
     pipeline.run(config, workdir, log=lambda s: print(s, flush=True), plan=plan)

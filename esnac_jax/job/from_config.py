@@ -40,7 +40,7 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
     raise ValueError(f'config.teacher.width must be > 0, got '
                      f'{config.teacher.width}')
   name = config.teacher.name
-  document = config.teacher.get('arch', '')
+  document = _teacher_document(config)
   try:
     if document:
       return _document_teacher(document, spec, config.teacher.width)
@@ -59,12 +59,23 @@ def is_onnx(path: str) -> bool:
   return str(path).lower().endswith('.onnx')
 
 
+def _teacher_document(config: ml_collections.ConfigDict) -> str:
+  """teacher.arch or teacher.onnx (one of them at most)."""
+  arch, onnx = config.teacher.get('arch', ''), config.teacher.get('onnx', '')
+  if arch and onnx:
+    raise ValueError(f'config.teacher.arch={arch} and teacher.onnx={onnx} '
+                     'both describe the teacher; give one')
+  if onnx and not is_onnx(onnx):
+    raise ValueError(f'config.teacher.onnx={onnx} must name a .onnx file')
+  return arch or onnx
+
+
 def teacher_weights_path(config: ml_collections.ConfigDict) -> str:
   """Where the teacher's trained weights come from: teacher.weights, else
-  an ONNX teacher.arch (which holds them), else '' (train the teacher)."""
+  an ONNX teacher document (which holds them), else '' (train it)."""
   weights = config.teacher.get('weights', '')
-  arch = config.teacher.get('arch', '')
-  return weights or (arch if is_onnx(arch) else '')
+  document = _teacher_document(config)
+  return weights or (document if is_onnx(document) else '')
 
 
 def _document_teacher(path: str, spec: Any, width: float) -> Arch:
