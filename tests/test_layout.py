@@ -12,7 +12,10 @@ THIRD_PARTY = {'jax', 'numpy', 'flax', 'optax'}
 # What each library package may import from the project.
 ALLOWED = {
     'search': {'esnac_jax.arch', 'esnac_jax.search', 'esnac_jax.surrogate'},
-    'surrogate': {'esnac_jax.surrogate', 'esnac_jax.checkpoints'},
+    # checkpoints and paths are leaves: they import nothing of the project.
+    'surrogate': {
+        'esnac_jax.surrogate', 'esnac_jax.checkpoints', 'esnac_jax.paths'
+    },
 }
 
 
