@@ -160,12 +160,10 @@ def test_shuffle_spatial_mean_and_matmul_graph():
 
 
 # Every teacher (a plain chain, residual sums, grouped and depthwise convs,
-# concat, channel shuffle) and two random children of each; the fast tier
-# reads ResNet-18 back.
-@pytest.mark.parametrize('name', [
-    n if n == 'resnet18' else pytest.param(n, marks=pytest.mark.slow)
-    for n in TEACHER_NAMES
-])
+# concat, channel shuffle) and two random children of each (slow tier: the
+# fast tier reads the hand-written graphs above).
+@pytest.mark.slow
+@pytest.mark.parametrize('name', TEACHER_NAMES)
 def test_our_export_reads_back_to_the_same_network(name):
   teacher = tiny_teacher(name)
   rng = np.random.default_rng(0)
