@@ -58,14 +58,7 @@ def write_text(p: PathLike, text: str) -> None:
   """Writes `text` so that a reader never sees a half-written file: into a
   temporary sibling, then renamed over `p` (on an object store each object
   write is already all-or-nothing)."""
-  p = path(p)
-  p.parent.mkdir(parents=True, exist_ok=True)
-  if is_remote(p):
-    p.write_text(text)
-    return
-  tmp = p.with_name(f'.{p.name}.{uuid.uuid4().hex[:8]}.tmp')
-  tmp.write_text(text)
-  tmp.replace(p)
+  write_bytes(p, text.encode('utf-8'))
 
 
 def write_bytes(p: PathLike, data: bytes) -> None:

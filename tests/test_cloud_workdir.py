@@ -17,24 +17,9 @@ import pytest
 
 import fake_gcs
 import kill_hook
+from test_main import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-    '--config.teacher.width=0.125',
-    '--config.teacher.train.epochs=2',
-    '--config.search.steps=3',
-    '--config.search.candidates_per_step=2',
-    '--config.search.esnac.pool_size=32',
-    '--config.search.surrogate.hidden=8',
-    '--config.search.surrogate.num_layers=1',
-    '--config.search.surrogate.max_steps=10',
-    '--config.search.esnac.init_random=2',
-    '--config.distill.epochs=1',
-    '--config.final.epochs=2',
-    '--config.final.top_n=1',
-    '--config.teacher.train.checkpoint_every_s=0',
-    '--config.final.checkpoint_every_s=0',
-]
 # Each rerun reaches the next point: inside the teacher's write, inside
 # step 2's search checkpoint, just before a results.json write, inside the
 # finalist's epoch save.
