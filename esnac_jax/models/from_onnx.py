@@ -84,20 +84,19 @@ class _Reader:
     self.params: dict[str, dict[str, np.ndarray]] = {}
     self.stats: dict[str, dict[str, np.ndarray]] = {}
     self.values: dict[str, _Tensor] = {}
-    self.uses: dict[str, int] = {}
-    self.biases: dict[str, str] = {}  # Add output -> the MatMul it ends
+    # MatMul output -> the Add of a constant bias that ends its Linear.
     consumers: dict[str, list[Any]] = {}
     for node in self.graph.node:
       for i in node.input:
-        self.uses[i] = self.uses.get(i, 0) + 1
         consumers.setdefault(i, []).append(node)
+    self.bias_adds: dict[str, Any] = {}
     for node in self.graph.node:
       after = consumers.get(node.output[0], [])
       if node.op_type == 'MatMul' and len(after) == 1 and \
           after[0].op_type == 'Add' and \
           any(i in self.consts for i in after[0].input):
-        self.biases[after[0].output[0]] = node.output[0]
-    self.matmul_bias = {v: k for k, v in self.biases.items()}
+        self.bias_adds[node.output[0]] = after[0]
+    self.fused_adds = {n.output[0] for n in self.bias_adds.values()}
 
   def read(self) -> tuple[Arch, dict]:
     inputs = [i for i in self.graph.input if i.name not in self.consts]
@@ -212,11 +211,7 @@ class _Reader:
       return
     if op == 'Identity' and self.keep_identity and \
         node.input[0] not in self.concat_outputs:
-      t = self._in(node)
-      self._set(
-          node,
-          _Tensor((self._layer('identity', t.srcs, label),), t.layout,
-                  t.torch_flat_from))
+      self._elementwise(node, 'identity', label)
       return
     if op in ('Identity', 'Dropout'):
       self._set(node, self._in(node))
@@ -242,7 +237,7 @@ class _Reader:
         raise OnnxImportError(f'{self._where(node)}: perm {perm} is not a '
                               'layout change esnac_jax reads')
       return
-    if op == 'Add' and node.output[0] in self.biases:
+    if op == 'Add' and node.output[0] in self.fused_adds:
       return  # the bias of the MatMul before it, already in its layer
     if op in ('Add', 'Sum'):
       ts = [self.values.get(i) for i in node.input]
@@ -254,11 +249,7 @@ class _Reader:
       self._set(node, _Tensor(srcs, ts[0].layout, ts[0].torch_flat_from))
       return
     if op == 'Relu':
-      t = self._in(node)
-      self._set(
-          node,
-          _Tensor((self._layer('relu', t.srcs, label),), t.layout,
-                  t.torch_flat_from))
+      self._elementwise(node, 'relu', label)
       return
     if op == 'Concat':
       ts = [self._in(node, i) for i in range(len(node.input))]
@@ -309,6 +300,13 @@ class _Reader:
     else:  # BatchNormalization
       i = self._bn(node, attrs, srcs, label)
     self._set(node, _Tensor((i,), 'nchw'))
+
+  def _elementwise(self, node: Any, kind: str, label: str) -> None:
+    """A layer of `kind` (relu, identity) on the node's input: it sums the
+    input's sources and keeps its layout."""
+    t = self._in(node)
+    i = self._layer(kind, t.srcs, label)
+    self._set(node, _Tensor((i,), t.layout, t.torch_flat_from))
 
   def _shape_of(self, srcs: tuple[int, ...]) -> tuple[int, int, int]:
     """(C, H, W) of a layer output (NHWC inside the builder)."""
@@ -391,12 +389,10 @@ class _Reader:
       w = w.T  # [in, out]
     out_name = node.output[0]
     bias_const = None
-    if node.op_type == 'MatMul' and out_name in self.matmul_bias:
-      add = self.matmul_bias[out_name]
-      add_node = next(n for n in self.graph.node if n.output[0] == add)
-      bias_const = next(
-          self.consts[i] for i in add_node.input if i in self.consts)
-      out_name = add  # the layer's output is the Add's
+    if node.op_type == 'MatMul' and out_name in self.bias_adds:
+      add = self.bias_adds[out_name]
+      bias_const = next(self.consts[i] for i in add.input if i in self.consts)
+      out_name = add.output[0]  # the layer's output is the Add's
     if t.torch_flat_from is not None:  # rows in (C, H, W) order -> (H, W, C)
       h, wd, c = t.torch_flat_from
       w = w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
