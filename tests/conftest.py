@@ -56,3 +56,12 @@ def random_variables(arch, seed: int = 0):
   rng = np.random.default_rng(seed)
   return jax.tree_util.tree_map(
       lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _release_programs_between_modules():
+  """A test worker runs hundreds of programs; like a long search, it drops
+  them before it nears the memory-map limit (the job does this per step)."""
+  yield
+  from esnac_jax.train.steps import release_programs
+  release_programs(threshold=0.5)

@@ -233,10 +233,13 @@ def test_compiled_programs_are_released():
 
 def test_programs_released_near_the_map_limit():
   from esnac_jax.train import steps
+  # The worker may have run many tests before this one: start clean.
+  steps.release_programs(threshold=0.0)
   teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
   steps.correct_fn(teacher)
-  assert 0 < steps.map_count_fraction() < 0.5
-  assert not steps.release_programs(threshold=0.99)
+  used = steps.map_count_fraction()
+  assert 0 < used < 1
+  assert not steps.release_programs(threshold=min(used + 0.01, 1.0))
   assert steps.correct_fn.cache_info().currsize >= 1
   logs = []
   assert steps.release_programs(threshold=0.0, log=logs.append)
