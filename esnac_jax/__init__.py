@@ -3,7 +3,9 @@
 __version__ = '0.1.0'
 
 
-def load_student(workdir: str, rank: int | None = None):
+def load_student(workdir: str,
+                 rank: int | None = None,
+                 index: int | None = None):
   """The trained student of a finished workdir (see esnac_jax.student)."""
   from esnac_jax.student import load_student as load
-  return load(workdir, rank)
+  return load(workdir, rank, index)

@@ -5,13 +5,17 @@ its variables) for deployment.
       --out=/tmp/student.onnx
   python -m esnac_jax.export --workdir=/tmp/esnac_digits --format=orbax \
       --out=/tmp/student
+  python -m esnac_jax.export --workdir=/tmp/esnac_digits \
+      --format=stablehlo --out=/tmp/student.jax
 
 ONNX: one input `images`, raw NHWC float32 images in the dataset's own
 units ([N, H, W, C], any N); the normalisation is part of the graph; one
 output `logits` [N, classes]. Inside, the network runs in NCHW, as ONNX
 runtimes expect. orbax: a folder with `arch.json` (the Arch document),
 `preprocessing.json` (per-channel mean and std) and `variables/` (an orbax
-checkpoint of `make_model(arch)`'s variables).
+checkpoint of `make_model(arch)`'s variables). stablehlo: a serialized
+`jax.export` module (CPU, CUDA and TPU; any batch size; normalisation and
+weights inside) that `jax.export.deserialize(data).call(images)` runs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from esnac_jax.arch import Arch
 from esnac_jax.models.network import BN_EPSILON, layer_name
 
 OPSET = 17
+FORMATS = ('onnx', 'orbax', 'stablehlo')
 
 
 class _Graph:
@@ -196,6 +201,36 @@ def save_orbax(path: str, arch: Arch, variables: dict, mean: Any,
     ckptr.save(folder / 'variables', variables)
 
 
+def to_stablehlo(arch: Arch, variables: dict, mean: Any, std: Any) -> bytes:
+  """The network as a serialized `jax.export.Exported` (StableHLO, weights
+  as constants): raw NHWC float32 images [N, H, W, C], any N, in the
+  dataset's units -> logits. Read back with
+  `jax.export.deserialize(data).call(images)`; no esnac_jax needed."""
+  import jax
+  import jax.numpy as jnp
+  from esnac_jax.models import make_model
+  model = make_model(arch)
+  frozen = jax.tree_util.tree_map(jnp.asarray, variables)
+  shift = jnp.asarray(np.ravel(mean), jnp.float32)
+  scale = jnp.asarray(np.ravel(std), jnp.float32)
+
+  def logits(images):
+    return model.apply(frozen, (images - shift) / scale, train=False)
+
+  h, w, c = arch.input_shape
+  (n,) = jax.export.symbolic_shape('n')
+  spec = jax.ShapeDtypeStruct((n, h, w, c), jnp.float32)
+  exported = jax.export.export(jax.jit(logits),
+                               platforms=('cpu', 'cuda', 'tpu'))(spec)
+  return bytes(exported.serialize())
+
+
+def save_stablehlo(path: str, arch: Arch, variables: dict, mean: Any,
+                   std: Any) -> None:
+  """Writes `to_stablehlo(...)` to `path` (atomically)."""
+  paths.write_bytes(path, to_stablehlo(arch, variables, mean, std))
+
+
 def main(argv: list[str]) -> None:
   from absl import flags
   from esnac_jax.student import load_student
@@ -204,16 +239,16 @@ def main(argv: list[str]) -> None:
     _fail(f'unexpected arguments {argv[1:]}')
   if not f.workdir or not f.out:
     _fail('--workdir and --out are required')
-  if f.format not in ('onnx', 'orbax'):
-    _fail(f'--format={f.format!r}: use onnx or orbax')
+  if f.format not in FORMATS:
+    _fail(f'--format={f.format!r}: use one of {", ".join(FORMATS)}')
   try:
-    student = load_student(f.workdir, f.rank)
-    if f.format == 'onnx':
-      save_onnx(f.out, student.arch, student.variables, student.mean,
-                student.std)
-    else:
-      save_orbax(f.out, student.arch, student.variables, student.mean,
-                 student.std)
+    student = load_student(f.workdir, f.rank, f.index)
+    save = {
+        'onnx': save_onnx,
+        'orbax': save_orbax,
+        'stablehlo': save_stablehlo
+    }[f.format]
+    save(f.out, student.arch, student.variables, student.mean, student.std)
   except (ValueError, FileNotFoundError) as e:
     _fail(str(e))
   print(f'exported candidate {student.index} ({student.arch.num_params:,} '
@@ -230,8 +265,11 @@ def run() -> None:
   from absl import app, flags
   flags.DEFINE_string('workdir', None, 'A finished esnac_jax workdir.')
   flags.DEFINE_string('out', None, 'The .onnx file or the orbax folder.')
-  flags.DEFINE_enum('format', 'onnx', ['onnx', 'orbax'], 'What to write.')
+  flags.DEFINE_enum('format', 'onnx', list(FORMATS), 'What to write.')
   flags.DEFINE_integer('rank', None, 'The finalist (default: the chosen).')
+  flags.DEFINE_integer(
+      'index', None, 'A candidate of results.json trained fully (among '
+      'final.top_n or final.indices), instead of --rank.')
   app.run(main)
 
 

@@ -35,16 +35,25 @@ class Student:
   index: int  # the candidate's index in results.json
   val_acc: float
   test_acc: float | None
+  resize: bool = False  # the job resized the dataset's images (image_size)
 
   @property
   def model(self) -> Any:
     """The Flax module (`esnac_jax.models.make_model(arch)`)."""
     return make_model(self.arch)
 
-  def preprocess(self, images: np.ndarray) -> np.ndarray:
+  def preprocess(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Model inputs of raw images: a batch [N, H, W, C], one image, or
+    (when the job resized its data) a list of images of any sizes."""
+    if isinstance(images, (list, tuple)):
+      return np.concatenate([self.preprocess(x) for x in images])
     images = np.asarray(images)
     if images.ndim == 3:
       images = images[None]
+    size, _, channels = self.arch.input_shape
+    if self.resize and images.ndim == 4 and images.shape[3] == channels:
+      from esnac_jax.data.arrays import resize_images
+      images = resize_images(images, size)
     if tuple(images.shape[1:]) != self.arch.input_shape:
       raise ValueError(f'the student takes images of shape '
                        f'{self.arch.input_shape} (H, W, C), got '
@@ -62,9 +71,12 @@ class Student:
     return jax.jit(lambda v, x: model.apply(v, x, train=False))
 
 
-def load_student(workdir: str, rank: int | None = None) -> Student:
-  """The finalist of `workdir` chosen on validation, or the one at `rank`
-  of the final stage (0 = the best search reward)."""
+def load_student(workdir: str,
+                 rank: int | None = None,
+                 index: int | None = None) -> Student:
+  """The finalist of `workdir` chosen on validation, the one at `rank` of
+  the final stage (0 = the best search reward), or candidate `index` of
+  results.json (trained fully when among final.top_n or final.indices)."""
   path = paths.join(workdir, 'results.json')
   try:
     doc = json.loads(paths.path(path).read_text())
@@ -82,6 +94,16 @@ def load_student(workdir: str, rank: int | None = None) -> Student:
     raise ValueError(f'{path} records no input normalisation (written by '
                      'an older version); rerun the job in that workdir')
   entries = {e['rank']: e for e in final['candidates']}
+  if index is not None:
+    if rank is not None:
+      raise ValueError('give a rank or a candidate index, not both')
+    ranks = [e['rank'] for e in entries.values() if e['index'] == index]
+    if not ranks:
+      trained = sorted(e['index'] for e in entries.values())
+      raise ValueError(f'candidate {index} of {workdir} is not fully trained '
+                       f'(trained: {trained}); rerun the job with '
+                       f'--config.final.indices={index} to train it')
+    rank = ranks[0]
   if rank is None:
     rank = final['chosen']['rank']
   if rank not in entries:
@@ -99,7 +121,8 @@ def load_student(workdir: str, rank: int | None = None) -> Student:
         f'the student checkpoint {directory}/{rank} is '
         f'unreadable ({type(e).__name__}: {str(e)[:160]})') from None
   chosen = final.get('chosen') or {}
-  test_acc = chosen.get('test_acc') if chosen.get('rank') == rank else None
+  test_acc = chosen.get('test_acc') if chosen.get('rank') == rank else \
+      entry.get('test_acc')  # a requested candidate's (final.indices)
   return Student(arch, variables, np.asarray(data['mean'], np.float32),
                  np.asarray(data['std'], np.float32), entry['index'],
-                 entry['val_acc'], test_acc)
+                 entry['val_acc'], test_acc, bool(data.get('image_size')))

@@ -283,6 +283,20 @@ CASES = [
     (dict(write={'d.npz': b'not a zip file'},
           args=['--config.dataset=npz:{tmp}/d.npz']),
      r'd\.npz is not a readable \.npz file'),
+    (dict(write={'t.onnx': b'unread'},
+          args=['--config.teacher.onnx={tmp}/t.onnx']),
+     r'teacher\.onnx=.*t\.onnx is used as written; leave '
+     r'config\.teacher\.width at 1\.0'),
+    (dict(args=['--config.dataset=tfds:no_such_dataset_xyz']),
+     r'tfds:no_such_dataset_xyz: TFDS does not know this dataset'),
+    (dict(args=['--config.dataset=tfds:imdb_reviews']),
+     r'tfds:imdb_reviews is not an image-classification dataset'),
+    (dict(args=['--config.image_size=-3']),
+     r'config\.image_size=-3 must be a whole number of pixels'),
+    (dict(args=['--config.final.indices=2,99']),
+     r'config\.final\.indices=.*candidate 99 does not exist'),
+    (dict(args=['--config.final.indices=best']),
+     r"config\.final\.indices='best': 'best' is not a candidate index"),
     # the workdir
     (dict(args=['--config.search.esnac.pool_size=32']),
      r'holds a search made with a different config \(search\.esnac\.'

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from esnac_jax.data import (DatasetUnavailableError, augment, eval_batches,
-                            load_cifar, load_dataset, load_digits,
-                            train_batches)
+from esnac_jax.data import (DataError, DatasetUnavailableError, augment,
+                            dataset_spec, eval_batches, load_cifar,
+                            load_dataset, load_digits, train_batches)
 
 
 @pytest.fixture(scope='module')
@@ -195,3 +195,88 @@ def test_npz_files_that_cannot_be_read(tmp_path):
   bad.write_bytes(b'not a zip')
   with pytest.raises(ValueError, match='not a readable .npz file'):
     dataset_spec(f'npz:{bad}')
+
+
+# ---- tfds:NAME, any prepared TFDS image-classification dataset -------------
+
+
+def test_tfds_dataset_by_name_with_a_carved_validation_split():
+  with tfds.testing.mock_data(num_examples=30):
+    spec = dataset_spec('tfds:mnist')
+    ds = load_dataset('tfds:mnist')
+  assert (spec.image_size, spec.channels, spec.num_classes) == (28, 1, 10)
+  # The mock lists no splits: train and test are read, val carved.
+  assert (len(ds.train), len(ds.val), len(ds.test)) == (27, 3, 30)
+  assert spec.train_size == len(ds.train)
+  assert ds.image_shape == (28, 28, 1) and ds.train.images.dtype == np.uint8
+  assert ds.train.labels.max() < 10 and ds.num_classes == 10
+  x, y = next(train_batches(ds, 9, seed=0, epoch=0))
+  np.testing.assert_allclose(x.mean(), 0, atol=0.3)  # train statistics
+  assert x.shape == (9, 28, 28, 1) and y.shape == (9,)
+
+
+def test_tfds_images_of_many_sizes_need_and_take_an_image_size():
+  with tfds.testing.mock_data(num_examples=20):
+    with pytest.raises(DataError,
+                       match=r'tfds:tf_flowers: images differ in size .*'
+                       r'--config\.image_size=N'):
+      dataset_spec('tfds:tf_flowers')
+    spec = dataset_spec('tfds:tf_flowers', image_size=12)
+    ds = load_dataset('tfds:tf_flowers', image_size=12)
+  assert (spec.image_size, spec.channels, spec.num_classes) == (12, 3, 5)
+  assert ds.image_shape == (12, 12, 3) and ds.test.images.dtype == np.uint8
+  assert len(ds.train) == spec.train_size == 18
+
+
+def test_tfds_without_val_or_test_splits_carves_both(monkeypatch):
+  from esnac_jax.data import tfds_source
+  monkeypatch.setattr(tfds_source, '_splits', lambda info: (None, None))
+  with tfds.testing.mock_data(num_examples=40):
+    sizes = tfds_source.split_sizes('tfds:mnist')
+    ds = load_dataset('tfds:mnist')
+  assert sizes == {'train': 32, 'test': 4, 'val': 4}
+  assert (len(ds.train), len(ds.val), len(ds.test)) == (32, 4, 4)
+  rows = np.concatenate([ds.train.images, ds.val.images, ds.test.images])
+  assert len(np.unique(rows.reshape(40, -1), axis=0)) == 40  # disjoint
+
+
+@pytest.mark.parametrize('name,message', [
+    ('tfds:no_such_dataset_xyz',
+     r'tfds:no_such_dataset_xyz: TFDS does not know this dataset'),
+    ('tfds:imdb_reviews', r"not an image-classification dataset: 'text' "
+     r'has shape \(\)'),
+    ('tfds:', r"'tfds:' names no TFDS dataset"),
+])
+def test_tfds_names_that_cannot_be_image_datasets(name, message):
+  with pytest.raises(DataError, match=message):
+    dataset_spec(name)
+
+
+def test_an_unprepared_tfds_dataset_says_how_to_prepare_it(tmp_path):
+  with pytest.raises(DatasetUnavailableError,
+                     match=r'(?s)tfds:mnist is not prepared under data_dir=.*'
+                     r'--dataset=tfds:mnist'):
+    dataset_spec('tfds:mnist', str(tmp_path))
+
+
+def test_image_size_resizes_any_dataset(digits):
+  ds = load_dataset('digits', image_size=16)
+  assert ds.image_shape == (16, 16, 1)
+  assert dataset_spec('digits', image_size=16).image_size == 16
+  assert (len(ds.train), len(ds.val)) == (len(digits.train), len(digits.val))
+  np.testing.assert_array_equal(ds.test.labels, digits.test.labels)
+  with pytest.raises(ValueError, match=r'image_size=-1 must be a whole'):
+    dataset_spec('digits', image_size=-1)
+
+
+def test_resize_images_keeps_type_and_constant_images():
+  from esnac_jax.data.arrays import resize_images
+  flat = np.full((2, 5, 7, 3), 200, np.uint8)
+  out = resize_images(flat, 4)
+  assert out.shape == (2, 4, 4, 3) and out.dtype == np.uint8
+  assert np.all(out == 200)
+  ramp = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (1, 8, 1))[..., None]
+  up = resize_images(ramp, 16)
+  assert up.dtype == np.float32 and up.shape == (1, 16, 16, 1)
+  assert np.all(np.diff(up[0, 0, :, 0]) >= 0)  # a ramp stays a ramp
+  assert resize_images(ramp, 8) is ramp

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from esnac_jax.arch import sample
-from esnac_jax.export import save_orbax, to_onnx
+from esnac_jax.export import save_orbax, to_onnx, to_stablehlo
 from esnac_jax.models import init_variables, make_model
 from conftest import TEACHER_NAMES, tiny_teacher
 
@@ -90,3 +90,19 @@ def test_orbax_export_is_self_contained(tmp_path):
     np.testing.assert_array_equal(a, b)
   with pytest.raises(ValueError, match='exists'):
     save_orbax(out, arch, v, [0.5] * 3, [0.25] * 3)
+
+
+@pytest.mark.slow
+def test_stablehlo_export_runs_without_the_model_code():
+  arch = sample(tiny_teacher('resnet18'), np.random.default_rng(0))
+  v = _with_bn_stats(arch, 1)
+  mean, std = [0.5], [0.25]
+  data = to_stablehlo(arch, v, mean, std)
+  exported = jax.export.deserialize(bytearray(data))
+  assert set(exported.platforms) == {'cpu', 'cuda', 'tpu'}
+  model = make_model(arch)
+  for n in (1, 3):  # any batch size
+    x = np.random.default_rng(n).uniform(0, 1, (n,) + arch.input_shape)
+    x = x.astype(np.float32)
+    want = model.apply(v, (x - 0.5) / 0.25, train=False)
+    np.testing.assert_allclose(exported.call(x), want, rtol=1e-4, atol=1e-4)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import kill_hook
@@ -112,6 +113,61 @@ def test_rerun_of_a_finished_search_does_no_new_work(reference):
 
 
 @pytest.mark.slow
+def test_final_indices_train_more_candidates_of_a_finished_run(
+    reference, tmp_path):
+  """final.indices on a finished workdir: those candidates are trained and
+  tested too (the chosen one is unchanged), keep their ranks when the
+  list changes, and can be loaded by index."""
+  workdir = str(tmp_path / 'copy')
+  shutil.copytree(reference[0], workdir)
+  with open(os.path.join(workdir, 'results.json')) as f:
+    before = json.load(f)
+  chosen = before['final']['chosen']['index']
+  others = [c['index'] for c in before['candidates'] if c['index'] != chosen]
+  first, second = others[0], others[-1]
+  p = _run(_cmd(workdir, f'--config.final.indices={first}'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'training them' not in p.stdout  # the search is not redone
+  assert f'training candidate {first} ' in p.stdout
+  assert "from the teacher's weights" in p.stdout  # not kept by the search
+  p = _run(_cmd(workdir, f'--config.final.indices={second},{first}'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert f'candidate {first} already trained' in p.stdout
+  assert f'training candidate {second} ' in p.stdout
+  with open(os.path.join(workdir, 'results.json')) as f:
+    doc = json.load(f)
+  assert doc['final']['chosen'] == before['final']['chosen']
+  assert doc['candidates'] == before['candidates']
+  entries = {e['index']: e for e in doc['final']['candidates']}
+  assert entries[first]['rank'] == 1 and entries[second]['rank'] == 2
+  for idx in (first, second):
+    assert entries[idx]['requested'] and 0 <= entries[idx]['test_acc'] <= 1
+  assert not entries[chosen]['requested']
+  from esnac_jax import load_student
+  student = load_student(workdir, index=second)
+  assert student.index == second
+  assert student.test_acc == entries[second]['test_acc']
+  with pytest.raises(ValueError, match=r'--config\.final\.indices='):
+    load_student(workdir, index=others[1])
+  out = str(tmp_path / 'student.jax')
+  p = _run([
+      sys.executable, '-m', 'esnac_jax.export', f'--workdir={workdir}',
+      f'--index={second}', '--format=stablehlo', f'--out={out}'
+  ])
+  assert p.returncode == 0, p.stderr[-2000:]
+  assert f'exported candidate {second} ' in p.stdout
+  import jax
+  from esnac_jax.data import load_digits
+  with open(out, 'rb') as f:
+    exported = jax.export.deserialize(bytearray(f.read()))
+  images = load_digits().test.images[:7]  # raw, as the dataset gives them
+  np.testing.assert_allclose(exported.call(images),
+                             student.apply(images),
+                             rtol=1e-4,
+                             atol=1e-4)
+
+
+@pytest.mark.slow
 def test_other_config_in_the_same_workdir_is_refused(reference, tmp_path):
   workdir = str(tmp_path / 'copy')
   shutil.copytree(reference[0], workdir)
@@ -186,16 +242,41 @@ def test_unwritable_workdir(tmp_path, capsys):
   assert 'cannot write to --workdir' in err
 
 
+MOCKED_TFDS_MAIN = ('import sys, tensorflow_datasets as tfds\n'
+                    'from absl import app\n'
+                    'from esnac_jax import main\n'
+                    'with tfds.testing.mock_data(num_examples=120):\n'
+                    '  app.run(main.main, argv=sys.argv)\n')
+
+
+@pytest.mark.slow
+def test_any_tfds_dataset_resized_through_main(tmp_path):
+  """tfds:NAME with images of many sizes, resized by image_size; the
+  teacher is built for the data's channels and classes."""
+  cmd = [sys.executable, '-c', MOCKED_TFDS_MAIN] + _cmd(
+      str(tmp_path / 'w'), '--config.dataset=tfds:tf_flowers',
+      '--config.image_size=10', '--config.final.top_n=1')[3:]
+  p = _run(cmd)
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'data: tfds:tf_flowers, 108 train / 12 val / 120 test images' in \
+      p.stdout
+  with open(tmp_path / 'w' / 'results.json') as f:
+    doc = json.load(f)
+  assert doc['final']['chosen'] is not None
+  from esnac_jax import load_student
+  student = load_student(str(tmp_path / 'w'))
+  assert student.arch.input_shape == (10, 10, 3)
+  batch = np.zeros((2, 31, 17, 3), np.uint8)  # resized as the job did
+  assert student.apply(batch).shape == (2, 5)
+  sizes = [np.zeros((31, 17, 3), np.uint8), np.ones((12, 9, 3), np.uint8)]
+  assert student.apply(sizes).shape == (2, 5)  # as TFDS gives them
+
+
 @pytest.mark.slow
 def test_cifar_path_with_mocked_tfds(tmp_path):
   """The CIFAR config through main, with TFDS's mock data (no download)."""
-  code = ('import sys, tensorflow_datasets as tfds\n'
-          'from absl import app\n'
-          'from esnac_jax import main\n'
-          'with tfds.testing.mock_data(num_examples=120):\n'
-          '  app.run(main.main, argv=sys.argv)\n')
   cmd = [
-      sys.executable, '-c', code, '--config=configs/resnet18.py',
+      sys.executable, '-c', MOCKED_TFDS_MAIN, '--config=configs/resnet18.py',
       f'--workdir={tmp_path / "w"}', '--config.dataset=cifar10',
       '--config.teacher.width=0.0625', '--config.teacher.train.epochs=1',
       '--config.teacher.train.batch_size=12', '--config.search.steps=1',

@@ -179,7 +179,6 @@ def make_scorer(
   """
   import jax
   from esnac_jax.job import from_config
-  from esnac_jax.data import load_dataset
   from esnac_jax.job.evaluate import Evaluator, resolve_path
   from esnac_jax.train import get_teacher_variables
 
@@ -187,7 +186,7 @@ def make_scorer(
   path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
                       jax.default_backend(), distill.dtype, distill.batch_size)
   os.makedirs(workdir, exist_ok=True)
-  ds = load_dataset(cfg.dataset, cfg.data_dir or None)
+  ds = from_config.config_dataset(cfg)
   teacher_vars, tm = get_teacher_variables(
       teacher, ds, from_config.train_config(cfg.teacher.train, 'teacher.train'),
       workdir, cfg.seed, log)

@@ -22,8 +22,11 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 127
-  c.dataset = 'cifar100'  # cifar10 | cifar100 | digits
+  # cifar10 | cifar100 | digits | npz:PATH (your arrays) | tfds:NAME (any
+  # prepared TFDS image-classification dataset)
+  c.dataset = 'cifar100'
   c.data_dir = ''  # TFDS data dir; '' = TFDS's default
+  c.image_size = 0  # resize images to NxN; 0 = as the dataset stores them
   # Several processes (TPU pods, multi-GPU hosts): jax.distributed. With
   # initialize and no address, JAX finds the coordinator (TPU pods, SLURM).
   c.distributed = ml_collections.ConfigDict(
@@ -109,6 +112,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
                    loss='ce',
                    boundaries=(100, 200))
   c.final.top_n = 4  # co_best_n
+  # Also train these candidates fully (results.json indices, e.g. '12,40'),
+  # e.g. another point of the Pareto front; a finished workdir resumes.
+  c.final.indices = ''
   c.final.checkpoint_every_s = 60.0
 
   # bench.compare (searchers side by side, several seeds): the config runs

@@ -15,6 +15,10 @@ from typing import Iterator
 import numpy as np
 
 
+class DataError(ValueError):
+  """Data that cannot be a dataset; the message names the file or key."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Split:
   """images: uint8 or float32 NHWC (raw); labels: int32."""
@@ -50,6 +54,59 @@ class Dataset:
   def normalise(self, images: np.ndarray) -> np.ndarray:
     return ((images.astype(np.float32) - self.mean) / self.std).astype(
         np.float32)
+
+
+def carve(train: Split,
+          fraction: float = 0.1,
+          seed: int = 0) -> tuple[Split, Split]:
+  """(rest, part): a fixed, seeded `fraction` of `train` split off, for a
+  dataset that has no validation (or test) split of its own."""
+  n = len(train)
+  n_part = max(1, int(round(n * fraction)))
+  if n - n_part < 1:
+    raise DataError(f'{n} training images cannot spare a split of '
+                    f'{n_part}; give a validation split')
+  order = np.random.default_rng(seed).permutation(n)
+  part, rest = np.sort(order[:n_part]), np.sort(order[n_part:])
+  return (Split(train.images[rest], train.labels[rest]),
+          Split(train.images[part], train.labels[part]))
+
+
+def normalisation(train: Split) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std of a training split (std 1 where constant)."""
+  images = train.images.astype(np.float64)
+  mean = images.mean(axis=(0, 1, 2)).astype(np.float32)
+  std = images.std(axis=(0, 1, 2))
+  return mean, np.where(std > 0, std, 1.0).astype(np.float32)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+  """[N, H, W, C] images resized (bilinear) to size x size, channel by
+  channel; uint8 stays uint8 (rounded), anything else becomes float32."""
+  from PIL import Image
+  n, h, w, c = images.shape
+  if (h, w) == (size, size):
+    return images
+  out = np.empty((n, size, size, c), np.float32)
+  for i in range(n):
+    for k in range(c):
+      plane = Image.fromarray(images[i, :, :, k].astype(np.float32), mode='F')
+      out[i, :, :,
+          k] = np.asarray(plane.resize((size, size), Image.Resampling.BILINEAR))
+  if images.dtype == np.uint8:
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+  return out
+
+
+def resized(ds: Dataset, size: int) -> Dataset:
+  """`ds` with every split's images resized to size x size."""
+  if not size or ds.image_shape[:2] == (size, size):
+    return ds
+  splits = [
+      Split(resize_images(s.images, size), s.labels)
+      for s in (ds.train, ds.val, ds.test)
+  ]
+  return dataclasses.replace(ds, train=splits[0], val=splits[1], test=splits[2])
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, crop: int,

@@ -13,43 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from esnac_jax.data.arrays import Dataset, Split
+from esnac_jax.data.tfds_source import read_split, source
 
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32) * 255.0
 STD = np.array([0.2023, 0.1994, 0.2010], np.float32) * 255.0
 NUM_TRAIN = 45_000
 
 
-class DatasetUnavailableError(RuntimeError):
-  """The dataset is not prepared locally (and we never download)."""
-
-
-def _prepare_hint(name: str, data_dir: str | None) -> str:
-  where = data_dir or '~/tensorflow_datasets'
-  return (f'{name} is not prepared under data_dir={where!r} in the '
-          'array_record format, and esnac_jax does not download at run time. '
-          'On a machine with internet access run:\n'
-          f'  python -m esnac_jax.data.prepare --dataset={name} '
-          '--data_dir=DIR\n'
-          '(DIR may be gs://bucket/tfds), then copy DIR to this machine '
-          'unless it is a bucket, and pass --config.data_dir=DIR '
-          '(or use --config.dataset=digits, which ships with scikit-learn).')
-
-
 def _read(name: str, split: str, data_dir: str | None):
-  import tensorflow_datasets as tfds
-  try:
-    src = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-  except Exception as e:  # tfds raises several kinds, most misleading
-    raise DatasetUnavailableError(_prepare_hint(name, data_dir)) from e
-  n = len(src)
-  first = src[0]
-  images = np.empty((n,) + tuple(first['image'].shape), np.uint8)
-  labels = np.empty(n, np.int32)
-  for i in range(n):  # item by item: batch fetch fails under mock_data
-    ex = src[i]
-    images[i] = ex['image']
-    labels[i] = ex['label']
-  return images, labels
+  return read_split(source(name, split, data_dir, name), shown=name)
 
 
 def load_cifar(name: str,

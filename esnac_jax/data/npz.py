@@ -15,17 +15,13 @@ import io
 import numpy as np
 
 from esnac_jax import paths
-from esnac_jax.data.arrays import Dataset, Split
+from esnac_jax.data.arrays import DataError, Dataset, Split, carve, normalisation
 from esnac_jax.data.specs import DatasetSpec
 
 PREFIX = 'npz:'
 REQUIRED = ('x_train', 'y_train', 'x_test', 'y_test')
 VAL_FRACTION = 0.1
 SPLIT_SEED = 0
-
-
-class DataError(ValueError):
-  """Arrays that cannot be a dataset; the message names the file and key."""
 
 
 def is_npz(name: str) -> bool:
@@ -53,7 +49,8 @@ def _load(name: str, mtime: float, size: int) -> Dataset:
     if f'x_{split}' in arrays or split != 'val':
       splits[split] = _split(arrays, split, path)
   if 'val' not in splits:
-    splits['train'], splits['val'] = _carve(splits['train'])
+    splits['train'], splits['val'] = carve(splits['train'], VAL_FRACTION,
+                                           SPLIT_SEED)
   shapes = {s: v.images.shape[1:] for s, v in splits.items()}
   if len(set(shapes.values())) != 1:
     raise DataError(f'{path}: the splits hold images of different shapes '
@@ -63,22 +60,21 @@ def _load(name: str, mtime: float, size: int) -> Dataset:
   if classes < 2:
     raise DataError(f'{path}: the labels hold a single class; a classifier '
                     'needs at least 2')
-  train = splits['train']
-  images = train.images.astype(np.float64)
-  mean = images.mean(axis=(0, 1, 2)).astype(np.float32)
-  std = images.std(axis=(0, 1, 2)).astype(np.float32)
-  std = np.where(std > 0, std, 1.0).astype(np.float32)
-  return Dataset(name, train, splits['val'], splits['test'], mean, std, classes)
+  mean, std = normalisation(splits['train'])
+  return Dataset(name, splits['train'], splits['val'], splits['test'], mean,
+                 std, classes)
 
 
-def npz_spec(name: str) -> DatasetSpec:
-  """The DatasetSpec of an npz dataset (reads and checks the file)."""
+def npz_spec(name: str, image_size: int = 0) -> DatasetSpec:
+  """The DatasetSpec of an npz dataset (reads and checks the file), its
+  images resized to image_size x image_size when that is set."""
   ds = load_npz(name)
   h, w, c = ds.image_shape
-  if h != w:
+  if h != w and not image_size:
     raise DataError(f'{name[len(PREFIX):]}: images are {h}x{w}; the '
-                    'teachers here take square images')
-  return DatasetSpec(name, h, c, ds.num_classes, len(ds.train))
+                    'teachers here take square images (set '
+                    '--config.image_size=N to resize)')
+  return DatasetSpec(name, image_size or h, c, ds.num_classes, len(ds.train))
 
 
 def _read(path: str) -> dict[str, np.ndarray]:
@@ -127,17 +123,3 @@ def _split(arrays: dict, split: str, path: str) -> Split:
                     '; labels are 0..classes-1')
   images = x if x.dtype == np.uint8 else x.astype(np.float32)
   return Split(images, y.astype(np.int32))
-
-
-def _carve(train: Split) -> tuple[Split, Split]:
-  """A fixed validation tenth of the training split."""
-  n = len(train)
-  n_val = max(1, int(round(n * VAL_FRACTION)))
-  if n - n_val < 1:
-    raise DataError(f'{n} training images cannot spare a validation split; '
-                    'give x_val and y_val')
-  order = np.random.default_rng(SPLIT_SEED).permutation(n)
-  val, rest = np.sort(order[:n_val]), np.sort(order[n_val:])
-  return (Split(train.images[rest],
-                train.labels[rest]), Split(train.images[val],
-                                           train.labels[val]))

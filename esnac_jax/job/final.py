@@ -1,10 +1,11 @@
 """Final stage: fully train the top candidates, select on validation, test
-the chosen one once. Each finished candidate is checkpointed, so a killed
-final stage resumes with the next one."""
+the chosen one once. Candidates the user asks for (final.indices) are
+trained too, and tested, but not chosen among. Each finished candidate is
+checkpointed, so a killed final stage resumes with the next one."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from esnac_jax import checkpoints, paths
 from esnac_jax.arch import Arch
@@ -26,16 +27,25 @@ def final_stage(records: list[Record],
                 cfg: TrainConfig,
                 seed: int,
                 directory: str,
-                log: Callable[[str], None] = print) -> dict:
-  """Trains records[kept[i]] from their search weights; returns the
+                log: Callable[[str], None] = print,
+                requested: Sequence[int] = (),
+                initial: Callable[[int], dict] | None = None) -> dict:
+  """Trains records[kept[i]] at rank i from their search weights, then
+  each `requested` candidate not among them (from its search weights if
+  kept, else from `initial(index)`) at a rank of its own; returns the
   'final' section of results.json."""
   mngr = checkpoints.manager(directory)
   done = set(mngr.all_steps())
+  extra = [i for i in dict.fromkeys(requested) if i not in kept]
+  plan = list(enumerate(kept)) + _requested_ranks(mngr, directory, done,
+                                                  len(kept), extra)
   entries = []
   kd = cfg.loss.kind != 'ce'
-  for rank, idx in enumerate(kept):
+  for rank, idx in plan:
     rec = records[idx]
     meta = None
+    label = (f'final {rank + 1}/{len(kept)}' if rank < len(kept) else
+             f'final (requested {extra.index(idx) + 1}/{len(extra)})')
     if rank in done:
       meta = _read(directory, rank,
                    lambda: checkpoints.restore_meta(mngr, rank))
@@ -45,16 +55,22 @@ def final_stage(records: list[Record],
             f"{meta.get('index') if isinstance(meta, dict) else meta!r} at "
             f'rank {rank}, expected {idx}; delete {directory} to redo the '
             'final stage')
-      log(f'final {rank + 1}/{len(kept)}: candidate {idx} already trained '
+      log(f'{label}: candidate {idx} already trained '
           f"(val acc {meta['val_acc']:.4f})")
     else:
-      log(f'final {rank + 1}/{len(kept)}: training candidate {idx} '
+      start = weights.get(idx)
+      if start is None:
+        if initial is None:
+          raise ValueError(f'no weights to start candidate {idx} from')
+        start = initial(idx)
+      origin = '' if idx in weights else ", from the teacher's weights"
+      log(f'{label}: training candidate {idx} '
           f'({rec.params:,} params, search val acc {rec.val_acc:.4f}) for '
-          f'{cfg.epochs} epochs')
+          f'{cfg.epochs} epochs{origin}')
       progress = EpochProgress(f'{directory}-progress{rank}',
                                cfg.checkpoint_every_s)
       trained = final_train(rec.arch,
-                            weights[idx],
+                            start,
                             ds,
                             cfg,
                             seed,
@@ -76,17 +92,33 @@ def final_stage(records: list[Record],
       progress.discard()
     meta['val_reward'] = reward(meta['val_acc'], teacher_metrics['val_acc'],
                                 rec.params, teacher.num_params)
+    meta['requested'] = rank >= len(kept)
     entries.append(meta)
   if not entries:
     mngr.close()
     return {'candidates': [], 'chosen': None}
-  chosen = max(entries, key=lambda m: (m['val_reward'], -m['rank']))
-  variables = _read(
-      directory, chosen['rank'],
-      lambda: checkpoints.restore_tree(mngr, chosen['rank'], 'variables'))
+
+  def test(meta):
+    variables = _read(
+        directory, meta['rank'],
+        lambda: checkpoints.restore_tree(mngr, meta['rank'], 'variables'))
+    return accuracy_on_test(records[meta['index']].arch, variables, ds, cfg)
+
+  for meta in entries:
+    if meta['requested']:  # asked for by index: tested, never chosen among
+      meta['test_acc'] = test(meta)
+      log(f'final: requested candidate {meta["index"]}: val acc '
+          f'{meta["val_acc"]:.4f}, test acc {meta["test_acc"]:.4f}, '
+          f'{teacher.num_params / meta["params"]:.1f}x smaller (rank '
+          f'{meta["rank"]})')
+  ranked_entries = [m for m in entries if not m['requested']]
+  if not ranked_entries:
+    mngr.close()
+    return {'candidates': entries, 'chosen': None}
+  chosen = max(ranked_entries, key=lambda m: (m['val_reward'], -m['rank']))
+  test_acc = test(chosen)
   mngr.close()
   arch = records[chosen['index']].arch
-  test_acc = accuracy_on_test(arch, variables, ds, cfg)
   chosen = dict(chosen,
                 test_acc=test_acc,
                 test_reward=reward(test_acc, teacher_metrics['test_acc'],
@@ -111,3 +143,21 @@ def _read(directory: str, rank: int, restore: Callable[[], Any]) -> Any:
         f'the final-training checkpoint {path} is unreadable '
         f'({type(e).__name__}: {str(e)[:160]}); delete {path} to train '
         'that candidate again') from None
+
+
+def _requested_ranks(mngr, directory: str, done: set[int], first: int,
+                     extra: list[int]) -> list[tuple[int, int]]:
+  """(rank, index) of each requested candidate: the rank that already
+  holds its training, else a new rank after every used one."""
+  held = {}
+  for rank in sorted(r for r in done if r >= first):
+    meta = _read(directory, rank, lambda: checkpoints.restore_meta(mngr, rank))
+    if isinstance(meta, dict) and meta.get('index') is not None:
+      held.setdefault(meta['index'], rank)
+  free = max(done | {first - 1}) + 1
+  plan = []
+  for idx in extra:
+    if idx not in held:
+      held[idx], free = free, free + 1
+    plan.append((held[idx], idx))
+  return plan

@@ -15,7 +15,7 @@ import ml_collections
 
 from esnac_jax import paths
 from esnac_jax.arch import Arch, SamplerConfig, feature_dim, get_teacher
-from esnac_jax.data import dataset_spec
+from esnac_jax.data import Dataset, DatasetSpec, dataset_spec, load_dataset
 from esnac_jax.search import (SEARCHERS, Constraints, ESNACConfig, N2NConfig,
                               Searcher)
 from esnac_jax.search import make_searcher as _make_searcher
@@ -35,7 +35,7 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
   PYTHONPATH that is called with the dataset's input_size, in_channels and
   num_classes (and width, if it takes one) and returns an Arch.
   """
-  spec = dataset_spec(config.dataset)
+  spec = config_spec(config)
   if not config.teacher.width > 0:
     raise ValueError(f'config.teacher.width must be > 0, got '
                      f'{config.teacher.width}')
@@ -43,7 +43,8 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
   document = _teacher_document(config)
   try:
     if document:
-      return _document_teacher(document, spec, config.teacher.width)
+      key = 'teacher.onnx' if config.teacher.get('onnx') else 'teacher.arch'
+      return _document_teacher(document, spec, config.teacher.width, key)
     if ':' in name:
       return _built_teacher(name, spec, config.teacher.width)
     return get_teacher(name,
@@ -53,6 +54,18 @@ def teacher_arch(config: ml_collections.ConfigDict) -> Arch:
                        input_size=spec.image_size)
   except ValueError as e:
     raise ValueError(f'config.teacher: {e}') from None
+
+
+def config_spec(config: ml_collections.ConfigDict) -> DatasetSpec:
+  """The spec of the config's dataset, at its image_size."""
+  return dataset_spec(config.dataset, config.data_dir or None,
+                      config.get('image_size', 0))
+
+
+def config_dataset(config: ml_collections.ConfigDict) -> Dataset:
+  """The config's dataset, loaded, at its image_size."""
+  return load_dataset(config.dataset, config.data_dir or None,
+                      config.get('image_size', 0))
 
 
 def is_onnx(path: str) -> bool:
@@ -78,26 +91,30 @@ def teacher_weights_path(config: ml_collections.ConfigDict) -> str:
   return weights or (document if is_onnx(document) else '')
 
 
-def _document_teacher(path: str, spec: Any, width: float) -> Arch:
-  """The Arch of the JSON document at `path` (as Arch.to_json writes)."""
+def _document_teacher(path: str,
+                      spec: Any,
+                      width: float,
+                      key: str = 'teacher.arch') -> Arch:
+  """The Arch of the JSON document (as Arch.to_json writes) or ONNX model
+  at `path`, given as config `key`."""
   if width != 1.0:
-    raise ValueError(f'teacher.arch={path} is used as written; leave '
+    raise ValueError(f'{key}={path} is used as written; leave '
                      f'config.teacher.width at 1.0 (got {width})')
   if is_onnx(path):
     from esnac_jax.models.from_onnx import load_onnx
     arch, _ = load_onnx(path)
-    _check_fits(arch, spec, f'teacher.arch={path}')
+    _check_fits(arch, spec, f'{key}={path}')
     return arch
   try:
     text = paths.path(path).read_text()
   except OSError as e:
-    raise ValueError(f'teacher.arch={path} cannot be read: '
+    raise ValueError(f'{key}={path} cannot be read: '
                      f'{e.strerror or e}') from None
   try:
     arch = Arch.from_json(text)
   except ValueError as e:
-    raise ValueError(f'teacher.arch={path}: {e}') from None
-  _check_fits(arch, spec, f'teacher.arch={path}')
+    raise ValueError(f'{key}={path}: {e}') from None
+  _check_fits(arch, spec, f'{key}={path}')
   return arch
 
 
@@ -209,6 +226,30 @@ def check_budget(config: ml_collections.ConfigDict) -> None:
   if config.final.top_n < 0:
     raise ValueError(f'config.final.top_n must be >= 0 (0 skips final '
                      f'training), got {config.final.top_n}')
+  final_indices(config)
+
+
+def final_indices(config: ml_collections.ConfigDict) -> list[int]:
+  """config.final.indices ('12,40': candidates of results.json to train
+  fully as well), each checked against the search's size."""
+  text = config.final.get('indices', '')
+  if isinstance(text, int) and not isinstance(text, bool):
+    text = str(text)
+  if not isinstance(text, str):
+    raise ValueError(f'config.final.indices={text!r} must be candidate '
+                     "indices separated by commas, e.g. '12,40'")
+  total = config.search.steps * config.search.candidates_per_step
+  out = []
+  for part in filter(None, (p.strip() for p in text.split(','))):
+    if not part.isdigit():
+      raise ValueError(f'config.final.indices={text!r}: {part!r} is not a '
+                       "candidate index (e.g. '12,40', as in results.json)")
+    if int(part) >= total:
+      raise ValueError(f'config.final.indices={text!r}: candidate {part} '
+                       f'does not exist; the search evaluates {total} '
+                       f'(indices 0..{total - 1})')
+    out.append(int(part))
+  return list(dict.fromkeys(out))
 
 
 def make_searcher(config: ml_collections.ConfigDict, teacher: Arch) -> Searcher:

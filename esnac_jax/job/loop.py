@@ -26,7 +26,11 @@ MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed')
 # Config keys added since searches were first saved, with the value that
 # does what those searches did: a saved config without the key matches a
 # config that holds that value.
-ADDED_KEYS = {'search.surrogate.lstm_impl': 'custom', 'teacher.onnx': ''}
+ADDED_KEYS = {
+    'search.surrogate.lstm_impl': 'custom',
+    'teacher.onnx': '',
+    'image_size': 0
+}
 
 
 @dataclasses.dataclass

@@ -21,13 +21,13 @@ import ml_collections
 from esnac_jax import distributed, paths
 from esnac_jax.provenance import provenance
 from esnac_jax.job import from_config, validate
-from esnac_jax.data import load_dataset
 from esnac_jax.job.checkpoint import SearchCheckpointer
 from esnac_jax.job.evaluate import Evaluator
 from esnac_jax.job.final import final_stage
 from esnac_jax.job.loop import SearchOutcome, kept_indices, run_search
 from esnac_jax.job import report
 from esnac_jax.job.timing import CompileClock, breakdown
+from esnac_jax.models.inherit import inherit
 from esnac_jax.surrogate.transfer import FORMAT as EMBEDDING_FORMAT
 from esnac_jax.surrogate.transfer import save_embedding, saved_meta
 from esnac_jax.train import get_teacher_variables
@@ -57,7 +57,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
 
   # Every process holds the whole dataset; in a multi-process run each
   # feeds its share of every minibatch (train.masked.distill_masked).
-  ds = load_dataset(config.dataset, config.data_dir or None)
+  ds = from_config.config_dataset(config)
   primary = distributed.is_primary()
   log(f'data: {ds.name}, {len(ds.train)} train / {len(ds.val)} val / '
       f'{len(ds.test)} test images')
@@ -91,7 +91,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   steps = config.search.steps
   writers = []  # the TensorBoard writer, made when a step is first written
   results_path = paths.join(workdir, 'results.json')
-  data = report.data_section(ds)
+  data = report.data_section(ds, config.get('image_size', 0))
   made_by = provenance()
 
   def write_outputs(out: SearchOutcome, step: int, final=None) -> dict:
@@ -147,9 +147,24 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   _save_embedding(out.searcher, config, teacher, workdir, log)
   kept = kept_indices(recs, config.final.top_n)
   t_final = time.perf_counter()
-  final = final_stage(recs, kept, out.weights, teacher, teacher_vars,
-                      teacher_metrics, ds, plan.final, config.seed,
-                      paths.join(workdir, f'final-step{steps}'), log)
+
+  def initial(index: int) -> dict:  # a requested candidate's start
+    return inherit(teacher, recs[index].arch, teacher_vars,
+                   config.distill.select, config.distill.bn_stats)
+
+  final = final_stage(recs,
+                      kept,
+                      out.weights,
+                      teacher,
+                      teacher_vars,
+                      teacher_metrics,
+                      ds,
+                      plan.final,
+                      config.seed,
+                      paths.join(workdir, f'final-step{steps}'),
+                      log,
+                      requested=from_config.final_indices(config),
+                      initial=initial)
   final_s = time.perf_counter() - t_final
   doc = write_outputs(out, steps, final)
   for writer in writers:

@@ -89,12 +89,14 @@ def results_dict(config: dict,
   }
 
 
-def data_section(ds: Any) -> dict[str, Any]:
+def data_section(ds: Any, image_size: int = 0) -> dict[str, Any]:
   """What a reader of the results needs to feed a model raw images: the
-  per-channel mean and std (raw image units) it was trained with."""
+  per-channel mean and std (raw image units) it was trained with, and the
+  size raw images were resized to (0: none)."""
   return {
       'name': ds.name,
       'image_shape': list(ds.image_shape),
+      'image_size': image_size,
       'num_classes': ds.num_classes,
       'mean': [float(v) for v in np.ravel(ds.mean)],
       'std': [float(v) for v in np.ravel(ds.std)]

@@ -20,7 +20,6 @@ import numpy as np
 
 from esnac_jax import paths
 from esnac_jax.arch import Arch, sample
-from esnac_jax.data import dataset_spec
 from esnac_jax.job import from_config
 from esnac_jax.job.evaluate import resolve_path
 from esnac_jax.models.inherit import BN_STATS, CHANNEL_SELECT
@@ -62,7 +61,7 @@ def check(config: ml_collections.ConfigDict,
   ValueError with one line for the first problem. `memory_bytes` is the
   memory one device offers (default: measured)."""
   _check_scalars(config)
-  spec = dataset_spec(config.dataset)
+  spec = from_config.config_spec(config)
   teacher = from_config.teacher_arch(config)
   from_config.check_budget(config)
   _check_search_sizes(config)
