@@ -115,6 +115,12 @@ def _layer(g: _Graph, layer, out: str, tag: str, x: str, p: dict,
   kind = layer.kind
   if kind in ('identity', 'concat'):
     return g.node('Identity', [x], out)
+  if kind == 'relu' and layer.clip:
+    return g.node('Clip', [
+        x,
+        g.const(f'{tag}.min', np.float32(0)),
+        g.const(f'{tag}.max', np.float32(layer.clip))
+    ], out)
   if kind == 'relu':
     return g.node('Relu', [x], out)
   if kind == 'flatten':

@@ -130,3 +130,71 @@ def test_layer_is_frozen():
   layer = Layer('relu', (1, 1, 1), (1, 1, 1))
   with pytest.raises(Exception):
     layer.kind = 'bn'
+
+
+def _relu6_arch():
+  b = ArchBuilder((6, 6, 2), 'capped')
+  x = b.bn(b.conv(INPUT, 4, 3, 1, 1, name='c0'), name='b0')
+  x = b.relu(x, name='r0', clip=6)
+  x = b.relu(b.conv(x, 4, 3, 1, 1, name='c1'), name='r1')
+  x = b.flatten(b.avgpool(x, 6, 1, name='pool'), name='flat')
+  b.linear(x, 3, name='fc')
+  return b.build()
+
+
+def test_a_capped_relu_is_part_of_the_value_and_its_document():
+  a = _relu6_arch()
+  assert a.layers[2].clip == 6.0 and a.layers[4].clip == 0.0
+  doc = a.to_dict()
+  assert doc['layers'][2]['clip'] == 6
+  assert 'clip' not in doc['layers'][4]  # unclipped layers as before
+  back = Arch.from_json(a.to_json())
+  assert back == a and hash(back) == hash(a)
+  assert a.num_params == back.num_params and a.flops == back.flops
+  unclipped = dict(doc, layers=[dict(l, clip=0) for l in doc['layers']])
+  assert Arch.from_dict(unclipped) != a
+
+
+def test_a_capped_relu_caps_and_its_children_keep_the_cap():
+  import jax
+  import numpy as np
+  from esnac_jax.arch import sample
+  from esnac_jax.models import init_variables, make_model
+  a = _relu6_arch()
+  rng = np.random.default_rng(0)
+  kids = [sample(a, rng) for _ in range(6)]
+  for kid in kids:
+    assert all(l.clip == 6.0
+               for l in kid.layers
+               if l.name == 'r0' and l.kind == 'relu')
+  assert any(k.layers[2].kind == 'relu' for k in kids)
+  v = init_variables(a, jax.random.key(0))
+  x = np.full((1, 6, 6, 2), 100.0, np.float32)
+  # With the cap, the first block's output cannot exceed 6: compare a
+  # model whose r0 is uncapped, which sees ~100x larger activations.
+  loose = build_arch(a.input_shape, [l.replace(clip=0.0) for l in a.layers],
+                     a.edges, a.name)
+  capped_out = make_model(a).apply(v, x, train=False)
+  loose_out = make_model(loose).apply(v, x, train=False)
+  assert not np.allclose(capped_out, loose_out)
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('clip', -1, r'clip=-1: only a relu takes a clip'),
+    ('clip', 'six', r'clip must be a number'),
+    ('clip', True, r'clip must be a number'),
+])
+def test_bad_clips_name_the_layer(field, value, message):
+  doc = _relu6_arch().to_dict()
+  doc['layers'][2][field] = value
+  with pytest.raises(ValueError,
+                     match=r"layer 2 \('r0', relu\).*" +
+                     message if 'only' in message else message):
+    Arch.from_dict(doc)
+
+
+def test_only_a_relu_takes_a_clip():
+  doc = _relu6_arch().to_dict()
+  doc['layers'][0]['clip'] = 6
+  with pytest.raises(ValueError, match=r"layer 0 \('c0', conv\): clip=6"):
+    Arch.from_dict(doc)

@@ -220,3 +220,61 @@ def test_refused_by_name(model, message, tmp_path):
 def test_a_missing_file_is_named(tmp_path):
   with pytest.raises(OnnxImportError, match='cannot read the ONNX file'):
     load_onnx(str(tmp_path / 'nope.onnx'))
+
+
+def _relu6_net():
+  """MobileNetV2's Conv-BN-ReLU6 as torch exports it: Clip with min and
+  max inputs (one a Constant node, one an initializer)."""
+  n = _Net(3)
+  h = n.bn(n.conv('x', 3, 8, 3, 'stem', pad=1), 8, 'bn')
+  low = n.node('Constant', [],
+               'zero',
+               value=numpy_helper.from_array(np.array(0, 'f4'), 'zero'))
+  h = n.node('Clip', [h, low, n.const('six', np.array(6, 'f4'))], 'relu6')
+  h = n.conv(h, 8, 8, 3, 'dw', pad=1, groups=8)
+  f = n.node('Flatten', [n.node('GlobalAveragePool', [h], 'gap')], 'flat')
+  w = n.rng.normal(0, .3, (3, 8)).astype('f4')
+  out = n.node('Gemm', [f, n.const('w', w)], 'logits', transB=1)
+  return n.model(out, (3, 6, 6), 3)
+
+
+def test_clip_as_relu6_reads_and_round_trips():
+  model = _relu6_net()
+  arch, variables = load_onnx(model)
+  [relu] = [l for l in arch.layers if l.kind == 'relu']
+  assert relu.clip == 6.0
+  x = np.random.default_rng(4).normal(0, 4, (3, 3, 6, 6)).astype('f4')
+  want = _ort(model, x)
+  got = _flax(arch, variables, x.transpose(0, 2, 3, 1))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  # Our export writes Clip back, and reads back to the same network.
+  again, _ = load_onnx(to_onnx(arch, variables))
+  assert [l.replace(name='') for l in again.layers] == \
+      [l.replace(name='') for l in arch.layers]
+  np.testing.assert_allclose(_ort(to_onnx(arch, variables),
+                                  x.transpose(0, 2, 3, 1)),
+                             want,
+                             rtol=1e-4,
+                             atol=1e-4)
+
+
+@pytest.mark.parametrize('bounds,message', [
+    ((-1.0, 1.0), 'got min=-1.0, max=1.0'),
+    ((0.0, None), 'got min=0.0, max=None'),
+])
+def test_clip_other_than_a_capped_relu_is_refused(bounds, message):
+  n = _Net()
+  h = n.conv('x', 3, 4, 3, 'c', pad=1)
+  ins = [h] + [
+      n.const(f'b{i}', np.array(b, 'f4')) if b is not None else ''
+      for i, b in enumerate(bounds)
+  ]
+  h = n.node('Clip', ins, 'odd')
+  f = n.node('Flatten', [n.node('GlobalAveragePool', [h], 'gap')], 'flat')
+  out = n.node('Gemm', [f, n.const('w', np.ones((2, 4), 'f4'))],
+               'logits',
+               transB=1)
+  with pytest.raises(OnnxImportError,
+                     match=r"'odd' \(Clip\): only Clip\(min=0, max>0\).*" +
+                     re.escape(message)):
+    load_onnx(n.model(out, (3, 6, 6), 2))

@@ -14,7 +14,7 @@ from esnac_jax.arch.core import (KINDS, Arch, Layer, Shape, build_arch,
 INPUT = -1  # the network input, as a source for the first layer
 Src = Union[int, Sequence[int]]
 _ATTRS = ('kernel', 'stride', 'padding', 'groups', 'in_channels',
-          'out_channels', 'bias')
+          'out_channels', 'bias', 'clip')
 
 
 class ArchBuilder:
@@ -41,8 +41,8 @@ class ArchBuilder:
       raise ValueError(f'{where}: unknown fields {sorted(unknown)}; layers '
                        f'take {", ".join(_ATTRS)}')
     for key, value in attrs.items():
-      want = bool if key == 'bias' else int
-      if not isinstance(value, want) or (want is int and
+      want = bool if key == 'bias' else (int, float) if key == 'clip' else int
+      if not isinstance(value, want) or (want is not bool and
                                          isinstance(value, bool)):
         raise ValueError(f'{where}: {key} must be '
                          f'{"true or false" if want is bool else "an integer"}'
@@ -98,7 +98,10 @@ class ArchBuilder:
   def bn(self, src: Src, name: str = '') -> int:
     return self.add('bn', src, name)
 
-  def relu(self, src: Src, name: str = '') -> int:
+  def relu(self, src: Src, name: str = '', clip: float = 0.0) -> int:
+    """max(x, 0), capped at `clip` when that is set (6: ReLU6)."""
+    if clip:
+      return self.add('relu', src, name, clip=clip)
     return self.add('relu', src, name)
 
   def maxpool(self,

@@ -38,6 +38,8 @@ class Layer:
   bias: conv and linear only.
   name: a human label (e.g. 'stage2.block0.conv1'); not part of semantics but
     part of equality, so keep it stable for a teacher and its children.
+  clip: relu only: an upper bound (6 for ReLU6); 0 for none. Left out of
+    Arch documents when 0.
   """
   kind: str
   in_shape: Shape
@@ -50,6 +52,7 @@ class Layer:
   out_channels: int = 0
   bias: bool = False
   name: str = ''
+  clip: float = 0.0
 
   @property
   def num_params(self) -> int:
@@ -100,6 +103,9 @@ def infer_out_shape(layer: Layer, in_shapes: Sequence[Shape],
     raise ValueError(f'{where}: sums inputs of different shapes '
                      f'{list(in_shapes)}')
   x = in_shapes[0]
+  if layer.clip and (kind != 'relu' or not 0 < layer.clip < float('inf')):
+    raise ValueError(f'{where}: clip={layer.clip!r}: only a relu takes a '
+                     'clip, a finite upper bound > 0 (6 for ReLU6)')
   if kind in ('identity', 'relu'):
     return x
   if kind == 'flatten':
@@ -350,6 +356,10 @@ def _layer_from_dict(i: int, ld: Any) -> Layer:
   if 'bias' in ld and not isinstance(ld['bias'], bool):
     raise ValueError(f'layer {i} ({ld["kind"]}): bias must be true or '
                      f'false, got {ld["bias"]!r}')
+  if 'clip' in ld and (isinstance(ld['clip'], bool) or
+                       not isinstance(ld['clip'], (int, float))):
+    raise ValueError(f'layer {i} ({ld["kind"]}): clip must be a number, got '
+                     f'{ld["clip"]!r}')
   if 'name' in ld and not isinstance(ld['name'], str):
     raise ValueError(f'layer {i} ({ld["kind"]}): name must be a string, got '
                      f'{ld["name"]!r}')
@@ -363,6 +373,8 @@ def _layer_to_dict(l: Layer) -> dict[str, Any]:
   d = dataclasses.asdict(l)
   d['in_shape'] = list(l.in_shape)
   d['out_shape'] = list(l.out_shape)
+  if not l.clip:
+    del d['clip']  # documents of unclipped nets as before the field existed
   return d
 
 

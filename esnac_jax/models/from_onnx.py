@@ -27,10 +27,10 @@ import numpy as np
 from esnac_jax.arch import INPUT, Arch, ArchBuilder
 from esnac_jax.models.network import BN_EPSILON, layer_name
 
-SUPPORTED = ('Conv', 'BatchNormalization', 'Relu', 'Add', 'Sum', 'Concat',
-             'MaxPool', 'AveragePool', 'GlobalAveragePool', 'ReduceMean',
-             'Flatten', 'Reshape', 'Gemm', 'MatMul', 'Identity', 'Dropout',
-             'Transpose', 'Sub', 'Div', 'Constant')
+SUPPORTED = ('Conv', 'BatchNormalization', 'Relu', 'Clip', 'Add', 'Sum',
+             'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool',
+             'ReduceMean', 'Flatten', 'Reshape', 'Gemm', 'MatMul', 'Identity',
+             'Dropout', 'Transpose', 'Sub', 'Div', 'Constant')
 
 
 class OnnxImportError(ValueError):
@@ -136,6 +136,22 @@ class _Reader:
       raise OnnxImportError(f'{self._where(node)}: its input '
                             f'{node.input[i]!r} is not an image tensor of '
                             'the network') from None
+
+  def _clip_max(self, node: Any, attrs: dict) -> float:
+    """The upper bound of a Clip that is a capped ReLU (min 0, e.g.
+    ReLU6); bounds come as inputs (opset >= 11) or attributes."""
+    bounds = []
+    for i, key in ((1, 'min'), (2, 'max')):
+      if len(node.input) > i and node.input[i]:
+        bounds.append(float(np.ravel(self._const(node, i))[0]))
+      else:
+        bounds.append(attrs.get(key))
+    low, high = bounds
+    if low != 0 or high is None or not 0 < high < float('inf'):
+      raise OnnxImportError(f'{self._where(node)}: only Clip(min=0, max>0) '
+                            f'(a capped ReLU such as ReLU6) is supported, got '
+                            f'min={low}, max={high}')
+    return float(high)
 
   def _const(self, node: Any, i: int) -> np.ndarray:
     if len(node.input) <= i or node.input[i] not in self.consts:
@@ -251,6 +267,9 @@ class _Reader:
     if op == 'Relu':
       self._elementwise(node, 'relu', label)
       return
+    if op == 'Clip':
+      self._elementwise(node, 'relu', label, clip=self._clip_max(node, attrs))
+      return
     if op == 'Concat':
       ts = [self._in(node, i) for i in range(len(node.input))]
       if attrs.get('axis') != 1 or any(t.layout != 'nchw' for t in ts):
@@ -301,11 +320,12 @@ class _Reader:
       i = self._bn(node, attrs, srcs, label)
     self._set(node, _Tensor((i,), 'nchw'))
 
-  def _elementwise(self, node: Any, kind: str, label: str) -> None:
+  def _elementwise(self, node: Any, kind: str, label: str,
+                   **attrs: Any) -> None:
     """A layer of `kind` (relu, identity) on the node's input: it sums the
     input's sources and keeps its layout."""
     t = self._in(node)
-    i = self._layer(kind, t.srcs, label)
+    i = self._layer(kind, t.srcs, label, **attrs)
     self._set(node, _Tensor((i,), t.layout, t.torch_flat_from))
 
   def _shape_of(self, srcs: tuple[int, ...]) -> tuple[int, int, int]:

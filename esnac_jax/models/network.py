@@ -72,7 +72,7 @@ class ArchNet(nn.Module):
     if kind in ('identity', 'concat'):
       return h
     if kind == 'relu':
-      return nn.relu(h)
+      return jnp.minimum(nn.relu(h), layer.clip) if layer.clip else nn.relu(h)
     if kind == 'flatten':
       return h.reshape(h.shape[0], -1)
     if kind == 'shuffle':
