@@ -100,3 +100,34 @@ def test_take_student_example(tmp_path):
 def test_every_example_has_a_test():
   assert set(
       _examples()) == {'own_teacher', 'surrogate', 'search', 'take_student'}
+
+
+def _flat_keys(d, prefix=''):
+  keys = set()
+  for k, v in d.items():
+    keys.add(prefix + k)
+    if isinstance(v, dict):
+      keys |= _flat_keys(v, f'{prefix}{k}.')
+  return keys
+
+
+def test_every_config_flag_and_module_in_the_docs_exists():
+  """The commands the docs show name real config keys and modules, so a
+  renamed key cannot leave a copy-paste command behind."""
+  import importlib.util
+  from esnac_jax.configs.common import get_base_config
+  keys = _flat_keys(json.loads(get_base_config().to_json()))
+  texts = DOCS + glob.glob(os.path.join(ROOT, 'launch', '*.md'))
+  flags, modules = set(), set()
+  for path in texts:
+    with open(path) as f:
+      text = f.read()
+    flags |= set(re.findall(r'--config\.([A-Za-z_][\w.]*[A-Za-z_\d])', text))
+    modules |= set(re.findall(r'python -m (esnac_jax(?:\.\w+)*)', text))
+  flags.discard('KEY')
+  assert {'dataset', 'image_size', 'teacher.onnx', 'final.indices'} <= flags
+  unknown = sorted(f for f in flags
+                   if f not in keys and not f.startswith('compare.override.'))
+  assert not unknown, f'the docs use config keys that do not exist: {unknown}'
+  missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
+  assert not missing, f'the docs run modules that do not exist: {missing}'
