@@ -66,3 +66,23 @@ def test_results_and_plots_are_whole_files(tmp_path):
     assert (tmp_path / 'out' / name).read_bytes()[:4] == b'\x89PNG'
   assert sorted(os.listdir(tmp_path / 'out')) == \
       ['pareto.png', 'results.json', 'reward.png']
+
+
+def test_the_pareto_section_holds_the_undominated_candidates():
+  # (params, flops, val_acc): 1 beats 0 on both; 3 is smaller than 2 but
+  # less accurate; FLOPs order differs from params order.
+  rows = [(500, 90, 0.80), (400, 80, 0.85), (300, 70, 0.90), (100, 75, 0.60),
+          (300, 60, 0.90)]
+  cands = [
+      dict(index=i, params=p, flops=f, times=1000 / p, val_acc=a)
+      for i, (p, f, a) in enumerate(rows)
+  ]
+  front = report.pareto_section(cands)
+  assert [c['index'] for c in front['params']] == [3, 2]  # ties: first
+  assert [c['index'] for c in front['flops']] == [4]
+  assert front['params'][0] == dict(index=3,
+                                    params=100,
+                                    flops=75,
+                                    times=10.0,
+                                    val_acc=0.60)
+  assert report.pareto_section([]) == {'params': [], 'flops': []}

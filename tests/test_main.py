@@ -98,6 +98,12 @@ def test_outputs(reference):
       n.startswith('events.out.tfevents')
       for n in os.listdir(os.path.join(workdir, 'tb')))
   assert 'step 3/3 done' in out and 'ETA' in out and 'best so far' in out
+  # The best reward is undominated in size and accuracy: on the front.
+  front = [c['index'] for c in doc['pareto']['params']]
+  assert doc['best']['index'] in front and 'Pareto front' in out
+  assert all(
+      c['val_acc'] < d['val_acc']
+      for c, d in zip(doc['pareto']['params'], doc['pareto']['params'][1:]))
 
 
 @pytest.mark.slow

@@ -174,6 +174,11 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
       f'candidates; best search reward {best["reward"]:.4f} (candidate '
       f'{best["index"]}, {best["times"]:.1f}x smaller, val acc '
       f'{best["val_acc"]:.4f}); results in {results_path}')
+  front = doc['pareto']['params']
+  log(f'Pareto front (params vs val acc), {len(front)} candidates: ' +
+      ', '.join(f'{c["index"]} ({c["times"]:.1f}x, {c["val_acc"]:.4f})'
+                for c in front[:8]) + (' ...' if len(front) > 8 else '') +
+      '; train others fully with --config.final.indices=I,J')
   log(breakdown(dict(out.timing, teacher_s=teacher_s, final_s=final_s)))
   return doc
 

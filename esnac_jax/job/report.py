@@ -84,8 +84,24 @@ def results_dict(config: dict,
           },
       'candidates':
           cands,
+      'pareto':
+          pareto_section(cands),
       'final':
           final,
+  }
+
+
+def pareto_section(cands: list[dict]) -> dict[str, list[dict]]:
+  """The candidates no other beats on both size and validation accuracy,
+  by parameters and by FLOPs, smallest first: the students to choose
+  among (train any of them fully with final.indices)."""
+  keys = ('index', 'params', 'flops', 'times', 'val_acc')
+  accs = [c['val_acc'] for c in cands]
+  return {
+      size: [{
+          k: cands[i][k] for k in keys
+      } for i in pareto_front([c[size] for c in cands], accs)
+            ] for size in ('params', 'flops')
   }
 
 
