@@ -293,6 +293,11 @@ CASES = [
      r'tfds:imdb_reviews is not an image-classification dataset'),
     (dict(args=['--config.image_size=-3']),
      r'config\.image_size=-3 must be a whole number of pixels'),
+    (dict(args=['--config.search.objective=target']),
+     r"config\.search\.objective='target' maximises accuracy under a size "
+     r'limit'),
+    (dict(args=['--config.search.objective=accuracy']),
+     r"config\.search\.objective='accuracy' is not one of reward, target"),
     (dict(args=['--config.final.indices=2,99']),
      r'config\.final\.indices=.*candidate 99 does not exist'),
     (dict(args=['--config.final.indices=best']),

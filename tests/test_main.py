@@ -174,6 +174,31 @@ def test_final_indices_train_more_candidates_of_a_finished_run(
 
 
 @pytest.mark.slow
+def test_target_objective_finds_accurate_students_under_a_limit(
+    reference, tmp_path):
+  """objective=target: every candidate is within the parameter limit and
+  is scored by its accuracy relative to the teacher's."""
+  with open(os.path.join(reference[0], 'results.json')) as f:
+    limit = sorted(c['params'] for c in json.load(f)['candidates'])[2]
+  workdir = str(tmp_path / 'target')
+  p = _run(
+      _cmd(workdir, '--config.search.objective=target',
+           f'--config.constraints.max_params={limit}'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  with open(os.path.join(workdir, 'results.json')) as f:
+    doc = json.load(f)
+  teacher = doc['teacher']
+  for c in doc['candidates']:
+    assert c['params'] <= limit
+    assert c['reward'] == pytest.approx(c['val_acc'] / teacher['val_acc'])
+  chosen = doc['final']['chosen']
+  assert chosen['val_reward'] == pytest.approx(chosen['val_acc'] /
+                                               teacher['val_acc'])
+  assert chosen['test_reward'] == pytest.approx(chosen['test_acc'] /
+                                                teacher['test_acc'])
+
+
+@pytest.mark.slow
 def test_other_config_in_the_same_workdir_is_refused(reference, tmp_path):
   workdir = str(tmp_path / 'copy')
   shutil.copytree(reference[0], workdir)

@@ -44,3 +44,26 @@ def test_constraints():
     Constraints(min_acc=80)
   with pytest.raises(ValueError, match='max_params must be >= 1'):
     Constraints(max_params=-5)
+
+
+def test_target_objective_scores_accuracy_under_a_size_limit():
+  c = Constraints(max_params=100, objective='target')
+  # Relative accuracy, whatever the size: every proposal is within the limit.
+  assert c.reward(0.72, 0.9, 60, 1000) == pytest.approx(0.8)
+  assert c.reward(0.72, 0.9, 10, 1000) == pytest.approx(0.8)
+  assert c.reward(0.9, 0.9, 60, 1000) > Constraints().reward(0.9, 0.9, 60, 1000)
+  floor = Constraints(max_flops=10**6, min_acc=0.5, objective='target')
+  assert floor.reward(0.4, 0.9, 60, 1000) == 0.0
+  with pytest.raises(ValueError, match='teacher accuracy must be > 0'):
+    c.reward(0.5, 0.0, 60, 1000)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(objective='target'), r"objective='target' maximises accuracy "
+     r'under a size limit: set constraints\.max_params'),
+    (dict(objective='pareto', max_params=5), r"objective='pareto' is not "
+     'one of reward, target'),
+])
+def test_bad_objectives(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    Constraints(**kwargs)

@@ -17,23 +17,26 @@ from esnac_jax.train import (CheckpointError, TrainConfig, accuracy_on_test,
                              final_train)
 
 
-def final_stage(records: list[Record],
-                kept: list[int],
-                weights: dict[int, dict],
-                teacher: Arch,
-                teacher_vars: dict,
-                teacher_metrics: dict,
-                ds: Dataset,
-                cfg: TrainConfig,
-                seed: int,
-                directory: str,
-                log: Callable[[str], None] = print,
-                requested: Sequence[int] = (),
-                initial: Callable[[int], dict] | None = None) -> dict:
+def final_stage(
+    records: list[Record],
+    kept: list[int],
+    weights: dict[int, dict],
+    teacher: Arch,
+    teacher_vars: dict,
+    teacher_metrics: dict,
+    ds: Dataset,
+    cfg: TrainConfig,
+    seed: int,
+    directory: str,
+    log: Callable[[str], None] = print,
+    requested: Sequence[int] = (),
+    initial: Callable[[int], dict] | None = None,
+    score: Callable[[float, float, int, int], float] = reward) -> dict:
   """Trains records[kept[i]] at rank i from their search weights, then
   each `requested` candidate not among them (from its search weights if
   kept, else from `initial(index)`) at a rank of its own; returns the
-  'final' section of results.json."""
+  'final' section of results.json. `score(acc, teacher_acc, params,
+  teacher_params)` is the search's objective (the reward by default)."""
   mngr = checkpoints.manager(directory)
   done = set(mngr.all_steps())
   extra = [i for i in dict.fromkeys(requested) if i not in kept]
@@ -90,8 +93,8 @@ def final_stage(records: list[Record],
       }
       checkpoints.save(mngr, rank, meta, variables=trained.variables)
       progress.discard()
-    meta['val_reward'] = reward(meta['val_acc'], teacher_metrics['val_acc'],
-                                rec.params, teacher.num_params)
+    meta['val_reward'] = score(meta['val_acc'], teacher_metrics['val_acc'],
+                               rec.params, teacher.num_params)
     meta['requested'] = rank >= len(kept)
     entries.append(meta)
   if not entries:
@@ -121,8 +124,8 @@ def final_stage(records: list[Record],
   arch = records[chosen['index']].arch
   chosen = dict(chosen,
                 test_acc=test_acc,
-                test_reward=reward(test_acc, teacher_metrics['test_acc'],
-                                   arch.num_params, teacher.num_params),
+                test_reward=score(test_acc, teacher_metrics['test_acc'],
+                                  arch.num_params, teacher.num_params),
                 times=teacher.num_params / arch.num_params,
                 arch=arch.to_dict())
   log(f'final: chose candidate {chosen["index"]} on validation (val acc '

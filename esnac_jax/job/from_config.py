@@ -204,7 +204,8 @@ def constraints(config: ml_collections.ConfigDict) -> Constraints:
   try:
     return Constraints(max_params=c.max_params or None,
                        max_flops=c.max_flops or None,
-                       min_acc=c.min_acc or None)
+                       min_acc=c.min_acc or None,
+                       objective=config.search.get('objective', 'reward'))
   except ValueError as e:
     raise ValueError(f'config.{e}') from None
 

@@ -29,7 +29,8 @@ MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed')
 ADDED_KEYS = {
     'search.surrogate.lstm_impl': 'custom',
     'teacher.onnx': '',
-    'image_size': 0
+    'image_size': 0,
+    'search.objective': 'reward'
 }
 
 

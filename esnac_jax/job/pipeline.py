@@ -164,7 +164,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
                       paths.join(workdir, f'final-step{steps}'),
                       log,
                       requested=from_config.final_indices(config),
-                      initial=initial)
+                      initial=initial,
+                      score=plan.constraints.reward)
   final_s = time.perf_counter() - t_final
   doc = write_outputs(out, steps, final)
   for writer in writers:

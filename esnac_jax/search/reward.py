@@ -1,7 +1,10 @@
-"""The ESNAC reward and optional search constraints.
+"""The ESNAC reward, optional search constraints, and the objective.
 
 f(x) = c (2 - c) * acc_student / acc_teacher,  c = 1 - params_s / params_t
 (compression.py `reward`, the N2N reward without its constraint branch).
+The `target` objective scores acc_student / acc_teacher instead, among
+students within a parameter and/or FLOP limit: the most accurate student
+under the limit, rather than the original's fixed trade-off.
 """
 
 from __future__ import annotations
@@ -22,15 +25,21 @@ def reward(acc: float, teacher_acc: float, params: int,
   return c * (2.0 - c) * acc / teacher_acc
 
 
+OBJECTIVES = ('reward', 'target')
+
+
 @dataclasses.dataclass(frozen=True)
 class Constraints:
   """Optional limits. Parameter and FLOP limits filter candidates when they
   are proposed (no training is spent on them); a candidate below
   `min_acc` (validation accuracy, a fraction) scores reward 0, the
-  teacher's own reward, so the search learns to avoid it."""
+  teacher's own reward, so the search learns to avoid it.
+  objective: 'reward' (the original's) or 'target' (accuracy relative to
+  the teacher's, under max_params and/or max_flops)."""
   max_params: int | None = None
   max_flops: int | None = None
   min_acc: float | None = None
+  objective: str = 'reward'
 
   def __post_init__(self):
     for name in ('max_params', 'max_flops'):
@@ -40,6 +49,14 @@ class Constraints:
     if self.min_acc is not None and not 0 <= self.min_acc <= 1:
       raise ValueError(f'constraints.min_acc is a fraction in [0, 1], got '
                        f'{self.min_acc}')
+    if self.objective not in OBJECTIVES:
+      raise ValueError(f'search.objective={self.objective!r} is not one of '
+                       f'{", ".join(OBJECTIVES)}')
+    if self.objective == 'target' and self.max_params is None and \
+        self.max_flops is None:
+      raise ValueError("search.objective='target' maximises accuracy under "
+                       'a size limit: set constraints.max_params and/or '
+                       'constraints.max_flops')
 
   def admits(self, arch: Arch) -> bool:
     return ((self.max_params is None or arch.num_params <= self.max_params) and
@@ -49,4 +66,7 @@ class Constraints:
              teacher_params: int) -> float:
     if self.min_acc is not None and acc < self.min_acc:
       return 0.0
+    if self.objective == 'target':
+      reward(acc, teacher_acc, params, teacher_params)  # checks the inputs
+      return acc / teacher_acc
     return reward(acc, teacher_acc, params, teacher_params)
