@@ -1,6 +1,9 @@
 """Shared fixtures: small teachers that keep CPU tests fast."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
@@ -38,6 +41,32 @@ def with_heavy_slow(names):
 @pytest.fixture(params=with_heavy_slow(TEACHER_NAMES))
 def teacher_name(request):
   return request.param
+
+
+_XLA_CACHE: list[str] = []
+
+
+def job_env(**extra: str) -> dict[str, str]:
+  """The environment of a job run in a subprocess: CPU, quick compiles,
+  and this test worker's persistent compilation cache, which the many runs
+  of the same tiny job share (a kill chain reruns one job ~15 times).
+  A worker runs one job process at a time, so no two write it at once.
+  ESNAC_TESTS_XLA_CACHE=off runs without it (to rule it out, or time it)."""
+  if os.environ.get('ESNAC_TESTS_XLA_CACHE') == 'off':
+    return dict(os.environ,
+                JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+                JAX_PLATFORMS='cpu',
+                **extra)
+  if not _XLA_CACHE:
+    folder = tempfile.mkdtemp(prefix='esnac-xla-')
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _XLA_CACHE.append(folder)
+  return dict(os.environ,
+              JAX_DISABLE_MOST_OPTIMIZATIONS='true',
+              JAX_PLATFORMS='cpu',
+              JAX_COMPILATION_CACHE_DIR=_XLA_CACHE[0],
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.1',
+              **extra)
 
 
 def env_int(name: str, default: int) -> int:

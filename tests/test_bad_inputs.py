@@ -17,11 +17,10 @@ import sys
 import pytest
 
 from esnac_jax.arch import Arch, ArchBuilder, INPUT, get_teacher
+from conftest import job_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ,
-           JAX_DISABLE_MOST_OPTIMIZATIONS='true',
-           JAX_PLATFORMS='cpu')
+ENV = job_env()
 TINY = [
     '--config.teacher.width=0.125', '--config.teacher.train.epochs=2',
     '--config.search.steps=2', '--config.search.candidates_per_step=2',

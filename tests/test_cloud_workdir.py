@@ -18,6 +18,7 @@ import pytest
 import fake_gcs
 import kill_hook
 from test_main import TINY
+from conftest import job_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Each rerun reaches the next point: inside the teacher's write, inside
@@ -48,11 +49,7 @@ def _run(args, cwd, env, timeout=600):
 
 
 def _env(gcs):
-  return dict(os.environ,
-              JAX_DISABLE_MOST_OPTIMIZATIONS='true',
-              JAX_PLATFORMS='cpu',
-              PYTHONPATH=ROOT,
-              **gcs.env())
+  return job_env(PYTHONPATH=ROOT, **gcs.env())
 
 
 def _job(workdir):

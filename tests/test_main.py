@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 
 import kill_hook
+from conftest import job_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ,
-           JAX_DISABLE_MOST_OPTIMIZATIONS='true',
-           JAX_PLATFORMS='cpu')
+ENV = job_env()
 TINY = [
     '--config.teacher.width=0.125',
     '--config.teacher.train.epochs=2',

@@ -19,11 +19,10 @@ from esnac_jax.models import init_variables
 from esnac_jax.models.weights import load_variables
 from esnac_jax.train import OptimConfig, TrainConfig
 from esnac_jax.train.loop import train_many
+from conftest import job_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ,
-           JAX_DISABLE_MOST_OPTIMIZATIONS='true',
-           JAX_PLATFORMS='cpu')
+ENV = job_env()
 
 
 def branchy_net() -> Arch:
