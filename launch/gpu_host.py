@@ -80,7 +80,9 @@ def parser():
           default='12',
           help='CUDA major version of the driver')
   s = add('prepare-data', 'prepare a TFDS dataset (array_record) once')
-  s.add_argument('--dataset', default='cifar10', help='cifar10 or cifar100')
+  s.add_argument('--dataset',
+                 default='cifar10',
+                 help='cifar10, cifar100 or tfds:NAME')
   s.add_argument('--data_dir',
                  default='',
                  help='a folder on the host or gs://BUCKET/tfds; pass the '

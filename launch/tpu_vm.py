@@ -136,7 +136,9 @@ def parser():
   s.add_argument('--spot', action='store_true', help='a Spot VM')
   add('install', 'ship the committed tree and install it with jax[tpu]')
   s = add('prepare-data', 'prepare a TFDS dataset (array_record) once')
-  s.add_argument('--dataset', default='cifar10', help='cifar10 or cifar100')
+  s.add_argument('--dataset',
+                 default='cifar10',
+                 help='cifar10, cifar100 or tfds:NAME')
   s.add_argument('--data_dir',
                  default='',
                  help='gs://BUCKET/tfds (prepared once for every VM) or a '
