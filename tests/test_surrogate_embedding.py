@@ -56,6 +56,7 @@ def test_embedding_equals_numpy_lstm(layers):
                              atol=2e-5)
 
 
+@pytest.mark.slow
 def test_gradient_equals_autodiff_of_a_plain_scan():
   """The hand-written backward pass against JAX's own differentiation of a
   straightforward per-direction lax.scan LSTM."""

@@ -128,8 +128,8 @@ def test_score_shapes_and_acquisitions():
 
 
 @pytest.mark.parametrize('case', [
-    pytest.param('one_point', marks=pytest.mark.slow), 'duplicates', 'constant',
-    'zeros'
+    pytest.param('one_point', marks=pytest.mark.slow),
+    pytest.param('duplicates', marks=pytest.mark.slow), 'constant', 'zeros'
 ])
 def test_degenerate_histories(case):
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=10)
