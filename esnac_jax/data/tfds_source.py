@@ -127,12 +127,9 @@ def _splits(info) -> tuple[str | None, str | None]:
   return val, 'test' if 'test' in known else None
 
 
-def tfds_spec(name: str,
-              data_dir: str | None = None,
-              image_size: int = 0) -> DatasetSpec:
-  """The DatasetSpec of 'tfds:NAME' from its metadata: nothing is read but
-  the training split's length."""
-  tfds_name, info, keys, shape, classes = _info(name, data_dir)
+def _image_size(name: str, shape: tuple, image_size: int) -> tuple[int, int]:
+  """(size, channels) the job's images will have, the metadata's shape
+  checked: square and fixed unless image_size resizes them."""
   h, w = shape[:2]
   channels = shape[2] if len(shape) == 3 else 1
   if not image_size:
@@ -144,17 +141,31 @@ def tfds_spec(name: str,
                       'square images (set --config.image_size=N to resize)')
   if channels is None:
     raise DataError(f'{name}: images have no fixed channel count {shape}')
-  n = split_sizes(name, data_dir)['train']
-  return DatasetSpec(name, image_size or h, channels, classes, n)
+  return image_size or h, channels
+
+
+def tfds_spec(name: str,
+              data_dir: str | None = None,
+              image_size: int = 0) -> DatasetSpec:
+  """The DatasetSpec of 'tfds:NAME' from its metadata: nothing is read but
+  the splits' lengths."""
+  meta = _info(name, data_dir)
+  size, channels = _image_size(name, meta[3], image_size)
+  n = _split_sizes(name, data_dir, meta)['train']
+  return DatasetSpec(name, size, channels, meta[4], n)
 
 
 def split_sizes(name: str, data_dir: str | None = None) -> dict[str, int]:
   """How many images of 'tfds:NAME' the job trains, validates and tests
   on (carved splits included); reads only the splits' lengths."""
-  tfds_name, info, *_ = _info(name, data_dir)
+  return _split_sizes(name, data_dir, _info(name, data_dir))
+
+
+def _split_sizes(name: str, data_dir: str | None, meta) -> dict[str, int]:
+  tfds_name, info, *_ = meta
   val, test = _splits(info)
   sizes = {'train': len(source(tfds_name, 'train', data_dir, name))}
-  for split, tfds_split, seed in (('test', test, 1), ('val', val, 0)):
+  for split, tfds_split in (('test', test), ('val', val)):
     if tfds_split is None:
       part = max(1, int(round(sizes['train'] * 0.1)))
       sizes['train'] -= part
@@ -168,8 +179,8 @@ def load_tfds(name: str,
               data_dir: str | None = None,
               image_size: int = 0) -> Dataset:
   """The Dataset 'tfds:NAME', every split read into host memory."""
-  spec = tfds_spec(name, data_dir, image_size)
-  tfds_name, info, keys, _, classes = _info(name, data_dir)
+  tfds_name, info, keys, shape, classes = _info(name, data_dir)
+  size, _ = _image_size(name, shape, image_size)
   val_split, test_split = _splits(info)
 
   def read(split):
@@ -189,9 +200,9 @@ def load_tfds(name: str,
     if len(part) and part.labels.max() >= classes:
       raise DataError(f'{name}: {split} label {int(part.labels.max())} is '
                       f'out of range for its {classes} classes')
-  if train.images.shape[1:3] != (spec.image_size, spec.image_size):
+  if train.images.shape[1:3] != (size, size):
     raise DataError(f'{name}: images are {train.images.shape[1:3]}, not the '
-                    f'{spec.image_size}x{spec.image_size} its metadata says')
+                    f'{size}x{size} its metadata says')
   mean, std = normalisation(train)
   return Dataset(name, train, val, test, mean, std, classes)
 
