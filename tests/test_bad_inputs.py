@@ -296,7 +296,8 @@ CASES = [
      r"config\.search\.objective='target' maximises accuracy under a size "
      r'limit'),
     (dict(args=['--config.search.objective=accuracy']),
-     r"config\.search\.objective='accuracy' is not one of reward, target"),
+     r"config\.search\.objective='accuracy' is not one of reward, target, "
+     'pareto, pareto_flops'),
     (dict(args=['--config.final.indices=2,99']),
      r'config\.final\.indices=.*candidate 99 does not exist'),
     (dict(args=['--config.final.indices=best']),

@@ -56,6 +56,27 @@ def test_summary_numbers_and_verdict():
   assert 'does NOT beat' in C.verdict(worse, 4)[0]
 
 
+def test_hypervolume_metric_of_the_pareto_objectives():
+  """With a pareto objective a run's curve is the hypervolume of its
+  candidates' accuracy-size front after each evaluation."""
+  run = C.Run('esnac', 0, [0.1, 0.2, 0.3], 1.0, 2.0, 0, [50, 20, 80],
+              [500, 100, 900], [0.5, 0.6, 0.7])
+  hv = C.hypervolume_curve('params', 100)(run)
+  # (0.5, 0.5) -> 0.25; (0.2, 0.6) dominates it -> 0.48; (0.8, 0.7) adds
+  # a step of 0.2 x 0.1.
+  np.testing.assert_allclose(hv, [0.25, 0.48, 0.50])
+  by_flops = C.hypervolume_curve('flops', 1000)(run)
+  np.testing.assert_allclose(by_flops, [0.25, 0.54, 0.55])
+  s = C.summarise([run], [3],
+                  reference='',
+                  metric=C.hypervolume_curve('params', 100),
+                  metric_name='hypervolume (accuracy against params)')
+  assert s['methods']['esnac']['best']['3']['mean'] == pytest.approx(0.5)
+  assert 'hv@3' in C.format_table(s, [3])
+  with pytest.raises(ValueError, match='holds no candidate sizes'):
+    C.hypervolume_curve('params', 100)(_run('random', 0, [0.1]))
+
+
 def test_scoreboard_counts_wins_ties_and_losses():
 
   def summary(esnac, random_mean, random_std):
@@ -260,8 +281,9 @@ def test_transfer_benchmark_end_to_end(tmp_path):
                    milestones=[3],
                    log=logs.append)
   assert doc['format'] == T.FORMAT
-  assert sorted(
-      doc['summary']['methods']) == ['resnet34 fresh', 'resnet34 transferred']
+  assert sorted(doc['summary']['methods']) == [
+      'resnet34 fine-tuned', 'resnet34 fresh', 'resnet34 transferred'
+  ]
   assert os.path.isdir(doc['source']['embedding'])
   assert all(len(r['rewards']) == 3 for r in doc['runs'])
   assert 'evals to' not in C.format_table(doc['summary'], [3])

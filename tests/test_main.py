@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import kill_hook
+from esnac_jax.search import reward
 from conftest import job_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,6 +196,29 @@ def test_target_objective_finds_accurate_students_under_a_limit(
                                                teacher['val_acc'])
   assert chosen['test_reward'] == pytest.approx(chosen['test_acc'] /
                                                 teacher['test_acc'])
+
+
+@pytest.mark.slow
+def test_pareto_objective_trains_members_of_the_front(tmp_path):
+  """objective=pareto: the final stage trains members of the accuracy-size
+  front (not the top rewards), and each candidate keeps the original's
+  reward as its ranking."""
+  workdir = str(tmp_path / 'pareto')
+  p = _run(
+      _cmd(workdir, '--config.search.objective=pareto',
+           '--config.final.top_n=2'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  with open(os.path.join(workdir, 'results.json')) as f:
+    doc = json.load(f)
+  front = [c['index'] for c in doc['pareto']['params']]
+  trained = [e['index'] for e in doc['final']['candidates']]
+  assert len(trained) == min(2, len(front)) and set(trained) <= set(front)
+  assert doc['final']['chosen']['index'] in front
+  t = doc['teacher']
+  for c in doc['candidates']:
+    assert c['reward'] == pytest.approx(reward(c['val_acc'], t['val_acc'],
+                                               c['params'], t['params']),
+                                        rel=1e-5)
 
 
 @pytest.mark.slow

@@ -58,11 +58,19 @@ def test_target_objective_scores_accuracy_under_a_size_limit():
     c.reward(0.5, 0.0, 60, 1000)
 
 
+def test_pareto_objectives_rank_by_the_reward_and_name_their_axis():
+  assert Constraints(objective='pareto').pareto_axis == 'params'
+  assert Constraints(objective='pareto_flops').pareto_axis == 'flops'
+  assert Constraints(objective='target', max_params=5).pareto_axis is None
+  assert Constraints(objective='pareto').reward(0.8, 0.9, 60, 1000) == \
+      pytest.approx(reward(0.8, 0.9, 60, 1000))
+
+
 @pytest.mark.parametrize('kwargs,message', [
     (dict(objective='target'), r"objective='target' maximises accuracy "
      r'under a size limit: set constraints\.max_params'),
-    (dict(objective='pareto', max_params=5), r"objective='pareto' is not "
-     'one of reward, target'),
+    (dict(objective='front', max_params=5), r"objective='front' is not "
+     'one of reward, target, pareto, pareto_flops'),
 ])
 def test_bad_objectives(kwargs, message):
   with pytest.raises(ValueError, match=message):

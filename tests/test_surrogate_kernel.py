@@ -419,3 +419,46 @@ def test_select_batch_ranks_nan_last_and_checks_shapes():
     S.select_batch(np.zeros(3), ['a', 'b', 'c'])
   with pytest.raises(ValueError, match='ids must hold'):
     S.select_batch(np.zeros((2, 3)), ['a', 'b'])
+
+
+@pytest.mark.parametrize('shared', [False, True])
+def test_posteriors_are_each_kernels_posterior_and_give_its_ei(shared):
+  """posteriors() is kernel k's own posterior (its GP head, its subset), in
+  reward units, and EI computed from it equals score()'s."""
+  cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=3)
+  x, m = _seqs(10)
+  y = np.linspace(0.2, 0.9, 10).astype(np.float32)
+  sub = np.array([[1, 0] * 5, [0, 1] * 5, [1] * 10], bool)
+  init = S.init_shared if shared else S.init
+  p = init(jax.random.key(3), cfg, 5, 3)
+  cx, cm = _seqs(6, seed=4)
+  mean, std = S.posteriors(p, cfg, x, m, y, sub, cx, cm)
+  assert mean.shape == std.shape == (3, 6)
+  for k in range(3):
+    one = jax.tree_util.tree_map(lambda a: a[k], p)
+    if shared:
+      one = {
+          'lstm': p['lstm'],
+          'gp': jax.tree_util.tree_map(lambda a: a[k], p['gp'])
+      }
+    mk, vk = S.posterior(one, cfg, x, m, y, sub[k], cx, cm)
+    np.testing.assert_allclose(mean[k], mk, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(std[k], np.sqrt(vk), rtol=1e-4, atol=1e-6)
+  best = np.array([y[s].max() for s in sub])
+  ei = S.expected_improvement(mean, std, best[:, None])
+  np.testing.assert_allclose(S.score(p, cfg, x, m, y, sub, cx, cm),
+                             ei,
+                             rtol=1e-4,
+                             atol=1e-7)
+  own = np.stack([cx] * 3), np.stack([cm] * 3)
+  np.testing.assert_allclose(S.posteriors(p,
+                                          cfg,
+                                          x,
+                                          m,
+                                          y,
+                                          sub,
+                                          *own,
+                                          per_kernel=True)[0],
+                             mean,
+                             rtol=1e-5,
+                             atol=1e-7)

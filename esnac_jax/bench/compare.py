@@ -34,6 +34,7 @@ import ml_collections
 
 from esnac_jax.arch import Arch
 from esnac_jax.search import ESNACConfig, Result, Searcher, make_searcher
+from esnac_jax.search import pareto
 from esnac_jax.job.report import write_json
 from esnac_jax.surrogate import SurrogateConfig
 
@@ -213,6 +214,10 @@ class Run:
   propose_s: float  # time in ask (surrogate fitting, pools, policies)
   train_s: float  # distillation seconds of its candidates
   trained_now: int = 0  # candidates this process trained (not cached)
+  # each candidate's size and validation accuracy (for the hypervolume)
+  params: list[int] = dataclasses.field(default_factory=list)
+  flops: list[int] = dataclasses.field(default_factory=list)
+  val_accs: list[float] = dataclasses.field(default_factory=list)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -241,6 +246,9 @@ def run_method(searcher: Searcher,
       run.trained_now += now
     searcher.tell(archs, results, step)
     run.rewards += [r.reward for r in results]
+    run.params += [a.num_params for a in archs]
+    run.flops += [a.flops for a in archs]
+    run.val_accs += [r.val_acc for r in results]
     log(f'  {method} seed {seed} step {step}: {len(run.rewards)}/'
         f'{evaluations} evaluated, best {max(run.rewards):.4f}')
   return run
@@ -256,23 +264,58 @@ def best_curve(rewards: Sequence[float]) -> np.ndarray:
 
 def evals_to_reach(rewards: Sequence[float], target: float) -> int | None:
   """Evaluations a run needed for a reward >= target (None: never)."""
-  hit = np.nonzero(best_curve(rewards) >= target)[0]
+  return _reach(best_curve(rewards), target)
+
+
+def _reach(curve: np.ndarray, target: float) -> int | None:
+  hit = np.nonzero(curve >= target)[0]
   return int(hit[0]) + 1 if hit.size else None
+
+
+def best_reward(run: Run) -> np.ndarray:
+  """The default metric: best reward after each evaluation."""
+  return best_curve(run.rewards)
+
+
+def hypervolume_curve(axis: str,
+                      teacher_size: int) -> Callable[[Run], np.ndarray]:
+  """The metric of the pareto objectives: after each evaluation, the
+  hypervolume of the candidates' front of validation accuracy against size
+  (a fraction of the teacher's `axis`, 'params' or 'flops')."""
+
+  def curve(run: Run) -> np.ndarray:
+    sizes = np.asarray(getattr(run, axis), float) / teacher_size
+    if len(sizes) != len(run.rewards):
+      raise ValueError(f'run {run.method} seed {run.seed} holds no candidate '
+                       'sizes (made before the hypervolume was recorded); '
+                       'rerun it in another --workdir')
+    return np.array([
+        pareto.hypervolume(sizes[:n], run.val_accs[:n])
+        for n in range(1,
+                       len(sizes) + 1)
+    ])
+
+  return curve
 
 
 def summarise(runs: list[Run],
               milestones: Sequence[int],
-              reference: str = 'random') -> dict[str, Any]:
-  """Per method: mean and std (over seeds, ddof=1) of the best reward at
-  each milestone; the evaluations each seed needed to reach the reference
-  method's final best (mean over its seeds); mean proposal/training time.
+              reference: str = 'random',
+              metric: Callable[[Run], np.ndarray] = best_reward,
+              metric_name: str = 'best reward') -> dict[str, Any]:
+  """Per method: mean and std (over seeds, ddof=1) of the metric (the best
+  reward by default) at each milestone; the evaluations each seed needed to
+  reach the reference method's final value (mean over its seeds); mean
+  proposal/training time.
   """
   methods = list(dict.fromkeys(r.method for r in runs))
   by = {m: [r for r in runs if r.method == m] for m in methods}
+  curves = {id(r): metric(r) for r in runs}
   target = None
   if reference in by:
-    target = float(np.mean([best_curve(r.rewards)[-1] for r in by[reference]]))
+    target = float(np.mean([curves[id(r)][-1] for r in by[reference]]))
   out: dict[str, Any] = {
+      'metric': metric_name,
       'reference': reference,
       'target': target,
       'methods': {}
@@ -280,14 +323,14 @@ def summarise(runs: list[Run],
   for m, rs in by.items():
     row: dict[str, Any] = {'seeds': [r.seed for r in rs], 'best': {}}
     for n in milestones:
-      vals = [best_curve(r.rewards)[n - 1] for r in rs if len(r.rewards) >= n]
+      vals = [curves[id(r)][n - 1] for r in rs if len(r.rewards) >= n]
       row['best'][str(n)] = {
           'mean': float(np.mean(vals)) if vals else None,
           'std': float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
           'n': len(vals)
       }
     if target is not None:
-      reach = [evals_to_reach(r.rewards, target) for r in rs]
+      reach = [_reach(curves[id(r)], target) for r in rs]
       got = sorted(x for x in reach if x is not None)
       row['to_reference_best'] = reach
       # the median over seeds, a seed that never got there counting as inf
@@ -339,7 +382,8 @@ def _evals(x: float | None) -> str:
 
 def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
   reach_col = summary['target'] is not None
-  head = ['method'] + [f'best@{n}' for n in milestones
+  col = 'hv' if summary.get('metric', '').startswith('hypervolume') else 'best'
+  head = ['method'] + [f'{col}@{n}' for n in milestones
                       ] + ([f'evals to {summary["reference"]} best']
                            if reach_col else []) + ['propose s', 'train s']
   rows = [head]
@@ -362,14 +406,18 @@ def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
       '  '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
 
-def plot_compare(path: str, runs: list[Run]) -> None:
-  """Best reward vs evaluations: mean and one-std band per method."""
+def plot_compare(path: str,
+                 runs: list[Run],
+                 metric: Callable[[Run], np.ndarray] = best_reward,
+                 metric_name: str = 'best reward') -> None:
+  """The metric (best reward) vs evaluations: mean and one-std band per
+  method."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(7.0, 4.4))
   for m in dict.fromkeys(r.method for r in runs):
-    curves = [best_curve(r.rewards) for r in runs if r.method == m]
+    curves = [metric(r) for r in runs if r.method == m]
     n = min(len(c) for c in curves)
     c = np.stack([x[:n] for x in curves])
     mean, std = c.mean(0), c.std(0)
@@ -381,7 +429,7 @@ def plot_compare(path: str, runs: list[Run]) -> None:
                     color=line.get_color(),
                     alpha=0.15)
   ax.set_xlabel('evaluated candidates')
-  ax.set_ylabel('best reward so far')
+  ax.set_ylabel(f'{metric_name} so far')
   ax.grid(alpha=0.3)
   ax.legend(loc='lower right')
   fig.tight_layout()
@@ -420,6 +468,12 @@ def compare(config: ml_collections.ConfigDict,
   for m in methods:  # every bad setting fails before any training
     make_method(m, cfg, teacher, cfg.seed, steps)
   score, tm = make_scorer(cfg, teacher, workdir, log)
+  axis = from_config.constraints(cfg).pareto_axis
+  metric, metric_name = best_reward, 'best reward'
+  if axis is not None:
+    metric = hypervolume_curve(
+        axis, teacher.num_params if axis == 'params' else teacher.flops)
+    metric_name = f'hypervolume (accuracy against {axis})'
 
   out_path = os.path.join(workdir, 'compare.json')
   settings = {
@@ -458,7 +512,10 @@ def compare(config: ml_collections.ConfigDict,
   t_start = time.perf_counter()
 
   def write() -> dict[str, Any]:
-    summary = summarise(runs, milestones)
+    summary = summarise(runs,
+                        milestones,
+                        metric=metric,
+                        metric_name=metric_name)
     doc = {
         'format': FORMAT,
         'settings': settings,
@@ -472,7 +529,8 @@ def compare(config: ml_collections.ConfigDict,
         'summary': summary
     }
     write_json(out_path, doc)
-    plot_compare(os.path.join(workdir, 'compare.png'), runs)
+    plot_compare(os.path.join(workdir, 'compare.png'), runs, metric,
+                 metric_name)
     return doc
 
   doc = write() if runs else {}

@@ -1,4 +1,4 @@
-"""Benchmark: a learned embedding reused for another teacher without training.
+"""Benchmark: a learned embedding reused for another teacher.
 
   python -m esnac_jax.bench.transfer --config=configs/digits.py
   python -m esnac_jax.bench.transfer --config=configs/digits.py \\
@@ -8,10 +8,11 @@
    candidates) fits the embedding; it is saved to WORKDIR/source/embedding,
    as `python -m esnac_jax.main` saves WORKDIR/embedding.
 2. Each target teacher (same dataset): ESNAC searches with a fresh
-   embedding and with the saved one, frozen
+   embedding, with the saved one frozen
    (`search.surrogate.init_from=..., train_embedding=False`: only the GP
-   hyperparameters are fitted), --seeds seeds each, at the same number of
-   evaluations. Scoring is bench.compare's (config.compare.override, cached
+   hyperparameters are fitted) and with the saved one as a warm start that
+   keeps training (`train_embedding=True`), --seeds seeds each, at the same
+   number of evaluations. Scoring is bench.compare's (config.compare.override, cached
    per candidate).
 
 Writes WORKDIR/transfer.json and transfer.png; prints the table.
@@ -95,9 +96,12 @@ def transfer(config: ml_collections.ConfigDict,
     frozen = ml_collections.ConfigDict(tcfg.to_dict())
     frozen.search.surrogate.init_from = path
     frozen.search.surrogate.train_embedding = False
+    tuned = ml_collections.ConfigDict(frozen.to_dict())
+    tuned.search.surrogate.train_embedding = True
     for i in range(seeds):
       for name, c in ((f'{target} fresh', tcfg), (f'{target} transferred',
-                                                  frozen)):
+                                                  frozen),
+                      (f'{target} fine-tuned', tuned)):
         searcher = C.make_method('esnac', c, teacher, cfg.seed + i, steps)
         run = C.run_method(searcher, score, name, cfg.seed + i, evaluations,
                            per_step, log)

@@ -68,7 +68,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.search.searcher = 'esnac'  # esnac | random | evolution | n2n
   # reward: the original's c(2-c)*acc/acc_teacher; target: acc/acc_teacher
   # under constraints.max_params and/or max_flops (the most accurate student
-  # within a size budget).
+  # within a size budget); pareto / pareto_flops: grow the front of
+  # validation accuracy against parameters / FLOPs (expected hypervolume
+  # improvement); the final stage trains members spread along it.
   c.search.objective = 'reward'
   c.search.steps = 20  # co_step_n
   c.search.candidates_per_step = 8  # co_kernel_n: one per kernel

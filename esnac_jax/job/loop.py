@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from esnac_jax.search import pareto
 from esnac_jax.search.base import Searcher
 from esnac_jax.job.checkpoint import SearchCheckpointer
 from esnac_jax.search.record import Record, Result, ranked
@@ -47,9 +48,16 @@ def step_seed(seed: int, step: int) -> int:
   return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
-def kept_indices(records: list[Record], keep: int) -> list[int]:
-  """Indices of the `keep` best records: their weights are kept."""
-  return ranked(records, keep)
+def kept_indices(records: list[Record],
+                 keep: int,
+                 axis: str | None = None) -> list[int]:
+  """Indices of the `keep` best records by reward, or with a pareto
+  objective's size `axis` up to `keep` members spread along the accuracy-
+  size front: their weights are kept for the final stage."""
+  if axis is None or keep < 1:
+    return ranked(records, keep)
+  return pareto.spread([getattr(r, axis) for r in records],
+                       [r.val_acc for r in records], keep)
 
 
 def check_config(saved: dict, current: dict, directory: str,
@@ -135,7 +143,8 @@ def run_search(
     n0 = len(searcher.records)
     searcher.tell(archs, results, step)
     out.weights.update({n0 + i: w for i, w in enumerate(weights)})
-    kept = kept_indices(searcher.records, keep)
+    kept = kept_indices(searcher.records, keep,
+                        searcher.constraints.pareto_axis)
     out.weights = {i: out.weights[i] for i in kept if i in out.weights}
     out.timing['propose_s'] += t1 - t0
     out.timing['train_s'] += t2 - t1

@@ -20,6 +20,7 @@ import ml_collections
 
 from esnac_jax import distributed, paths
 from esnac_jax.provenance import provenance
+from esnac_jax.search import pareto
 from esnac_jax.job import from_config, validate
 from esnac_jax.job.checkpoint import SearchCheckpointer
 from esnac_jax.job.evaluate import Evaluator
@@ -121,6 +122,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
             'search/step_mean_reward': sum(r.reward for r in new) / len(new),
             'search/step_mean_val_acc': sum(r.val_acc for r in new) / len(new),
             'search/evaluations': len(out.searcher.records),
+            'search/hypervolume': _hypervolume(out.searcher),
             'time/propose_s': out.timing['propose_s'],
             'time/train_s': out.timing['train_s']
         })
@@ -145,7 +147,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     ckpt.close()
   recs = out.searcher.records
   _save_embedding(out.searcher, config, teacher, workdir, log)
-  kept = kept_indices(recs, config.final.top_n)
+  kept = kept_indices(recs, config.final.top_n,
+                      out.searcher.constraints.pareto_axis)
   t_final = time.perf_counter()
 
   def initial(index: int) -> dict:  # a requested candidate's start
@@ -207,3 +210,14 @@ def _same_json(path: str, doc: dict) -> bool:
         json.loads(json.dumps(doc))
   except (OSError, ValueError):
     return False
+
+
+def _hypervolume(searcher) -> float:
+  """The area the candidates' accuracy-size front dominates, sizes as
+  fractions of the teacher's (by the pareto objective's axis, else
+  parameters)."""
+  axis = searcher.constraints.pareto_axis or 'params'
+  ref = getattr(searcher.teacher, 'num_params' if axis == 'params' else 'flops')
+  recs = searcher.records
+  return pareto.hypervolume([getattr(r, axis) / ref for r in recs],
+                            [r.val_acc for r in recs])

@@ -12,21 +12,10 @@ import numpy as np
 
 from esnac_jax import paths
 from esnac_jax.arch import Arch
+from esnac_jax.search import pareto
 from esnac_jax.search.record import Record
 
 RESULTS_FORMAT = 'esnac_jax.results/1'
-
-
-def pareto_front(params: list[int], accs: list[float]) -> list[int]:
-  """Indices of points no other point beats on both fewer parameters and
-  higher accuracy, sorted by parameters."""
-  order = sorted(range(len(params)), key=lambda i: (params[i], -accs[i]))
-  front, best = [], -np.inf
-  for i in order:
-    if accs[i] > best:
-      front.append(i)
-      best = accs[i]
-  return front
 
 
 def results_dict(config: dict,
@@ -100,7 +89,7 @@ def pareto_section(cands: list[dict]) -> dict[str, list[dict]]:
   return {
       size: [{
           k: cands[i][k] for k in keys
-      } for i in pareto_front([c[size] for c in cands], accs)
+      } for i in pareto.front([c[size] for c in cands], accs)
             ] for size in ('params', 'flops')
   }
 
@@ -140,7 +129,7 @@ def plot_pareto(path: str, teacher_params: int, teacher_acc: float,
                   s=18,
                   label='candidates')
   fig.colorbar(sc, ax=ax, label='search step')
-  front = pareto_front(params + [teacher_params], accs + [teacher_acc])
+  front = pareto.front(params + [teacher_params], accs + [teacher_acc])
   ax.step([(params + [teacher_params])[i] for i in front],
           [(accs + [teacher_acc])[i] for i in front],
           where='post',

@@ -42,3 +42,15 @@ class Candidates:
     if self.rows is not None and len(self.rows):
       parts.append(self.encoder.features(self.rows, kind))
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+  def sizes(self, axis: str) -> np.ndarray:
+    """[len(self)] parameters ('params') or FLOPs ('flops') of each
+    candidate, without decoding array rows."""
+    if axis not in ('params', 'flops'):
+      raise ValueError(f"size axis is 'params' or 'flops', got {axis!r}")
+    own = [a.num_params if axis == 'params' else a.flops for a in self.archs]
+    rows = [] if self.rows is None or not len(self.rows) else getattr(
+        self.encoder, 'num_params' if axis == 'params' else 'flops')(self.rows)
+    return np.concatenate(
+        [np.asarray(own, np.float64),
+         np.asarray(rows, np.float64)])

@@ -12,6 +12,10 @@ Each `ask(K)`:
      candidates so far — are featurised and scored in one call;
   4. each kernel takes its best-scoring candidate that no earlier kernel
      took and that was never evaluated.
+With a pareto objective the kernels model validation accuracy (no teacher
+anchor: the teacher's reward 0 says nothing about its accuracy) and score
+by expected hypervolume improvement of the accuracy-size front, each pick
+added to the front at its predicted mean before the next (search.pareto).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from esnac_jax.arch import Arch, SamplerConfig, batch_features, feature_dim
+from esnac_jax.search import pareto
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.reward import Constraints
 from esnac_jax.surrogate import kernel as K
@@ -162,17 +167,20 @@ class ESNACSearcher(Searcher):
     cfg = self.config
     scfg = cfg.surrogate
     k_init, k_score = jax.random.split(key)
-    hist = ([self.teacher] if cfg.teacher_anchor else []) + \
-        [r.arch for r in self.records]
-    y = np.array(([0.0] if cfg.teacher_anchor else []) +
-                 [r.reward for r in self.records], np.float32)
+    axis = self.constraints.pareto_axis
+    anchor = cfg.teacher_anchor and axis is None
+    hist = ([self.teacher] if anchor else []) + [r.arch for r in self.records]
+    y = np.array(([0.0] if anchor else []) +
+                 [r.val_acc if axis else r.reward for r in self.records],
+                 np.float32)
     subsets = rng.random((n, len(hist))) < cfg.subset_prob
-    if cfg.teacher_anchor:
+    if anchor:
       subsets[:, 0] = True
 
     seen = self.seen
     seen_keys = self.keys(seen)
-    parents = [r.arch for r in self.best(cfg.parents)]
+    parents = [r.arch for r in self.best(cfg.parents)] if axis is None else \
+        self.front_parents(cfg.parents)
     # A pool is best effort: a small search space gives a smaller one.
     pools = [
         self.candidates(rng,
@@ -233,25 +241,62 @@ class ESNACSearcher(Searcher):
     else:
       new = pools[0].features(self.teacher, kind)
       ids = pools[0].keys
-    scores = K.score(params,
-                     scfg,
-                     pf,
-                     pm,
-                     py,
-                     ymask_k,
-                     new,
-                     np.ones(new.shape[:-1], bool),
-                     kind=cfg.acquisition,
-                     key=k_score,
-                     per_kernel=cfg.pool_per_kernel,
-                     ahead=self._ahead)
-    picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
+    if axis is None:
+      scores = K.score(params,
+                       scfg,
+                       pf,
+                       pm,
+                       py,
+                       ymask_k,
+                       new,
+                       np.ones(new.shape[:-1], bool),
+                       kind=cfg.acquisition,
+                       key=k_score,
+                       per_kernel=cfg.pool_per_kernel,
+                       ahead=self._ahead)
+      picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
+    else:
+      picks = self._pareto_picks(params, pf, pm, py, ymask_k, new, pools, ids,
+                                 seen_keys, axis)
     self._compile_next(params, len(hist), size, pf, ymask_k, new, k_score,
                        None if cfg.shared_lstm else (sub, subsets))
     out = [pools[k if cfg.pool_per_kernel else 0].arch(m) for k, m in picks]
     if len(out) < n:  # kernels left with nothing new: fill from the prior
       out += self.draw(rng, n - len(out), exclude=seen | set(out))
     return out
+
+  def front_parents(self, k: int) -> list[Arch]:
+    """Up to k members of the accuracy-size front, spread along it: the
+    parents of mutations under a pareto objective."""
+    axis = self.constraints.pareto_axis or 'params'
+    recs = self.records
+    idx = pareto.spread([getattr(r, axis) for r in recs],
+                        [r.val_acc for r in recs], k)
+    return [recs[i].arch for i in idx]
+
+  def _pareto_picks(self, params, pf, pm, py, ymask_k, new, pools, ids,
+                    seen_keys, axis: str) -> list[tuple[int, int]]:
+    cfg = self.config
+    mean, std = K.posteriors(params,
+                             cfg.surrogate,
+                             pf,
+                             pm,
+                             py,
+                             ymask_k,
+                             new,
+                             np.ones(new.shape[:-1], bool),
+                             per_kernel=cfg.pool_per_kernel,
+                             ahead=self._ahead)
+    ref = float(
+        getattr(self.teacher, 'num_params' if axis == 'params' else 'flops'))
+    sizes = np.stack([p.sizes(axis) for p in pools]) / ref
+    recs = self.records
+    return pareto.select_batch(np.asarray(mean),
+                               np.asarray(std),
+                               sizes if cfg.pool_per_kernel else sizes[0],
+                               ids, [getattr(r, axis) / ref for r in recs],
+                               [r.val_acc for r in recs],
+                               exclude=seen_keys)
 
   def _compile_next(self, params, n: int, size: int, pf, ymask_k, new, key,
                     faithful) -> None:
@@ -286,6 +331,16 @@ class ESNACSearcher(Searcher):
       return
     if faithful is None:
       self._ahead.warm(K._fit_shared_jit, K.FIT_STATIC, params, scfg, *hist)
+    if self.constraints.pareto_axis:
+      self._ahead.warm(K._posteriors_jit,
+                       K.POSTERIORS_STATIC,
+                       params,
+                       scfg,
+                       *hist,
+                       new,
+                       np.ones(new.shape[:-1], b),
+                       per_kernel=cfg.pool_per_kernel)
+      return
     self._ahead.warm(K._score_jit,
                      K.SCORE_STATIC,
                      params,

@@ -4,7 +4,10 @@ f(x) = c (2 - c) * acc_student / acc_teacher,  c = 1 - params_s / params_t
 (compression.py `reward`, the N2N reward without its constraint branch).
 The `target` objective scores acc_student / acc_teacher instead, among
 students within a parameter and/or FLOP limit: the most accurate student
-under the limit, rather than the original's fixed trade-off.
+under the limit, rather than the original's fixed trade-off. The
+`pareto` objectives (`pareto_flops`: against FLOPs) grow the front of
+validation accuracy against size (search.pareto); each record's reward is
+then the original's, a single ranking among the front's members.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def reward(acc: float, teacher_acc: float, params: int,
   return c * (2.0 - c) * acc / teacher_acc
 
 
-OBJECTIVES = ('reward', 'target')
+OBJECTIVES = ('reward', 'target', 'pareto', 'pareto_flops')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +37,9 @@ class Constraints:
   are proposed (no training is spent on them); a candidate below
   `min_acc` (validation accuracy, a fraction) scores reward 0, the
   teacher's own reward, so the search learns to avoid it.
-  objective: 'reward' (the original's) or 'target' (accuracy relative to
-  the teacher's, under max_params and/or max_flops)."""
+  objective: 'reward' (the original's), 'target' (accuracy relative to
+  the teacher's, under max_params and/or max_flops), or 'pareto' /
+  'pareto_flops' (the accuracy-size front, against parameters / FLOPs)."""
   max_params: int | None = None
   max_flops: int | None = None
   min_acc: float | None = None
@@ -57,6 +61,11 @@ class Constraints:
       raise ValueError("search.objective='target' maximises accuracy under "
                        'a size limit: set constraints.max_params and/or '
                        'constraints.max_flops')
+
+  @property
+  def pareto_axis(self) -> str | None:
+    """'params' or 'flops' for the pareto objectives, else None."""
+    return {'pareto': 'params', 'pareto_flops': 'flops'}.get(self.objective)
 
   def admits(self, arch: Arch) -> bool:
     return ((self.max_params is None or arch.num_params <= self.max_params) and

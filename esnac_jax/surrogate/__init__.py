@@ -12,7 +12,7 @@ from esnac_jax.surrogate.kernel import (FitInfo, SurrogateConfig, bucket_size,
                                         embed, fit, fit_many, fit_shared,
                                         gather_subsets, hypers, init,
                                         init_shared, objective, pad_history,
-                                        posterior, score)
+                                        posterior, posteriors, score)
 
 __all__ = [
     'ACQUISITIONS',
@@ -35,5 +35,6 @@ __all__ = [
     'objective',
     'pad_history',
     'posterior',
+    'posteriors',
     'score',
 ]

@@ -9,6 +9,7 @@ Pure functions of (params, arrays) with a static `SurrogateConfig`:
   fit_many(params_k, cfg, feats, fmask, y, ymask_k)   K kernels, one program
   posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
   score(params_k, cfg, ..., new_feats, new_fmask, kind, key) -> [K, M]
+  posteriors(params_k, cfg, ..., new_feats, new_fmask) -> mean, std [K, M]
 
 feats: [N, L, F] per-layer features; fmask: [N, L] valid layers;
 y: [N] rewards; ymask: [N] valid history points (padding is masked).
@@ -308,6 +309,37 @@ def _posterior_jit(params: Params, cfg: SurrogateConfig, feats, fmask, y, ymask,
   return _posterior(params, cfg, feats, fmask, y, ymask, new_feats, new_fmask)
 
 
+def _kernel_posteriors(params_k, cfg, feats, fmask, y, ymask_k, new_feats,
+                       new_fmask, per_kernel):
+  """Each kernel's predictive mean and variance [K, M] of the candidates and
+  its incumbent [K] (the best reward in its subset; the prior mean for an
+  empty subset)."""
+  ax = 0 if per_kernel else None
+
+  def one(p, ym, e, e_new):
+    mean, var = _gp_posterior(p, cfg, e, y, ym, e_new)
+    best = jnp.where(jnp.any(ym), jnp.max(jnp.where(ym, y, -jnp.inf)),
+                     mu_prior(p, cfg, y, ym))
+    return mean, var, best
+
+  if _is_shared(params_k):
+    lstm = {'lstm': params_k['lstm']}
+    e = embed(lstm, cfg, feats, fmask)
+    if per_kernel:
+      e_new = jax.vmap(lambda nf, nm: embed(lstm, cfg, nf, nm))(new_feats,
+                                                                new_fmask)
+    else:
+      e_new = embed(lstm, cfg, new_feats, new_fmask)
+    return jax.vmap(lambda g, ym, en: one({'gp': g}, ym, e, en),
+                    in_axes=(0, 0, ax))(params_k['gp'], ymask_k, e_new)
+
+  def own(p, ym, nf, nm):
+    return one(p, ym, embed(p, cfg, feats, fmask), embed(p, cfg, nf, nm))
+
+  return jax.vmap(own, in_axes=(0, 0, ax, ax))(params_k, ymask_k, new_feats,
+                                               new_fmask)
+
+
 @functools.partial(jax.jit, static_argnames=('cfg', 'kind', 'per_kernel'))
 def _score_jit(params_k: Params,
                cfg: SurrogateConfig,
@@ -322,34 +354,31 @@ def _score_jit(params_k: Params,
                beta: float = 2.0,
                per_kernel: bool = False) -> jax.Array:
   """The jitted program behind `score`."""
-  shared = _is_shared(params_k)
-  k = jax.tree_util.tree_leaves(params_k['gp'])[0].shape[0]
-  keys = jax.random.split(key if key is not None else jax.random.key(0), k)
-  ax = 0 if per_kernel else None
+  mean, var, best = _kernel_posteriors(params_k, cfg, feats, fmask, y, ymask_k,
+                                       new_feats, new_fmask, per_kernel)
+  keys = jax.random.split(key if key is not None else jax.random.key(0),
+                          mean.shape[0])
+  return jax.vmap(
+      lambda m, v, b, kk: acq.acquire(kind, m, jnp.sqrt(v), b, kk, beta))(mean,
+                                                                          var,
+                                                                          best,
+                                                                          keys)
 
-  def one(p, ym, nf, nm, kk, e=None, e_new=None):
-    if e is None:
-      e = embed(p, cfg, feats, fmask)
-      e_new = embed(p, cfg, nf, nm)
-    mean, var = _gp_posterior(p, cfg, e, y, ym, e_new)
-    # An empty subset has no incumbent: improvement over the prior mean.
-    best = jnp.where(jnp.any(ym), jnp.max(jnp.where(ym, y, -jnp.inf)),
-                     mu_prior(p, cfg, y, ym))
-    return acq.acquire(kind, mean, jnp.sqrt(var), best, kk, beta)
 
-  if shared:
-    lstm = {'lstm': params_k['lstm']}
-    e = embed(lstm, cfg, feats, fmask)
-    if per_kernel:
-      e_new = jax.vmap(lambda nf, nm: embed(lstm, cfg, nf, nm))(new_feats,
-                                                                new_fmask)
-    else:
-      e_new = embed(lstm, cfg, new_feats, new_fmask)
-    return jax.vmap(
-        lambda g, ym, en, kk: one({'gp': g}, ym, None, None, kk, e, en),
-        in_axes=(0, 0, ax, 0))(params_k['gp'], ymask_k, e_new, keys)
-  return jax.vmap(one, in_axes=(0, 0, ax, ax, 0))(params_k, ymask_k, new_feats,
-                                                  new_fmask, keys)
+@functools.partial(jax.jit, static_argnames=('cfg', 'per_kernel'))
+def _posteriors_jit(params_k: Params,
+                    cfg: SurrogateConfig,
+                    feats,
+                    fmask,
+                    y,
+                    ymask_k,
+                    new_feats,
+                    new_fmask,
+                    per_kernel: bool = False) -> tuple[jax.Array, jax.Array]:
+  """The jitted program behind `posteriors`."""
+  mean, var, _ = _kernel_posteriors(params_k, cfg, feats, fmask, y, ymask_k,
+                                    new_feats, new_fmask, per_kernel)
+  return mean, jnp.sqrt(var)
 
 
 def mu_prior(params: Params, cfg: SurrogateConfig, y, ymask) -> jax.Array:
@@ -364,6 +393,7 @@ def mu_prior(params: Params, cfg: SurrogateConfig, y, ymask) -> jax.Array:
 FIT_STATIC = ('cfg',)
 FIT_MANY_STATIC = ('cfg', 'per_kernel')
 SCORE_STATIC = ('cfg', 'kind', 'per_kernel')
+POSTERIORS_STATIC = ('cfg', 'per_kernel')
 
 
 class _Now:
@@ -494,6 +524,44 @@ def score(params_k: Params,
                               kind=kind,
                               key=key,
                               beta=beta,
+                              per_kernel=per_kernel)
+
+
+def posteriors(params_k: Params,
+               cfg: SurrogateConfig,
+               feats,
+               fmask,
+               y,
+               ymask_k,
+               new_feats,
+               new_fmask,
+               per_kernel: bool = False,
+               ahead: Ahead | None = None) -> tuple[jax.Array, jax.Array]:
+  """Each of K kernels' predictive mean and standard deviation [K, M] of M
+  candidates, in reward units: what an acquisition computed outside the
+  kernel (search.pareto's hypervolume improvement) needs. Arguments as
+  `score`."""
+  check_inputs(params_k,
+               cfg,
+               feats,
+               fmask,
+               y,
+               ymask_k,
+               new_feats,
+               new_fmask,
+               kernels=True,
+               per_kernel=per_kernel,
+               per_kernel_history=False)
+  return (ahead or _NOW).call(_posteriors_jit,
+                              POSTERIORS_STATIC,
+                              params_k,
+                              cfg,
+                              feats,
+                              fmask,
+                              y,
+                              ymask_k,
+                              new_feats,
+                              new_fmask,
                               per_kernel=per_kernel)
 
 
