@@ -77,6 +77,27 @@ def test_hypervolume_metric_of_the_pareto_objectives():
     C.hypervolume_curve('params', 100)(_run('random', 0, [0.1]))
 
 
+def test_best_at_equal_training_time():
+  """A budget in training seconds: a method whose candidates train faster
+  gets further within it; a seed whose first candidate already exceeds
+  the budget is left out of that column."""
+  cheap = C.Run('esnac', 0, [0.1, 0.4, 0.3, 0.6], 1.0, 2.0, seconds=[2.0] * 4)
+  dear = C.Run('random', 0, [0.2, 0.5, 0.7, 0.8], 1.0, 2.0, seconds=[5.0] * 4)
+  late = C.Run('random', 1, [0.3, 0.3], 1.0, 2.0, seconds=[20.0, 1.0])
+  assert C.at_train_seconds(cheap, C.best_reward(cheap), 6.0) == 0.4
+  assert C.at_train_seconds(dear, C.best_reward(dear), 6.0) == 0.2
+  assert C.at_train_seconds(late, C.best_reward(late), 6.0) is None
+  assert C.at_train_seconds(_run('n2n', 0, [0.5]), np.array([0.5]), 6) is None
+  s = C.summarise([cheap, dear, late], [2], train_budgets=[6.0, 21.0])
+  at = {m: r['best_at_train_s'] for m, r in s['methods'].items()}
+  assert at['esnac']['6'] == {'mean': 0.4, 'std': 0.0, 'n': 1}
+  assert at['random']['6'] == {'mean': 0.2, 'std': 0.0, 'n': 1}
+  assert at['random']['21']['mean'] == pytest.approx((0.8 + 0.3) / 2)
+  assert at['random']['21']['n'] == 2
+  table = C.format_table(s, [2])
+  assert 'best@6s train' in table and '0.4000 +- 0.0000 (1)' in table
+
+
 def test_scoreboard_counts_wins_ties_and_losses():
 
   def summary(esnac, random_mean, random_std):

@@ -218,6 +218,8 @@ class Run:
   params: list[int] = dataclasses.field(default_factory=list)
   flops: list[int] = dataclasses.field(default_factory=list)
   val_accs: list[float] = dataclasses.field(default_factory=list)
+  # each candidate's training seconds (for budgets in training time)
+  seconds: list[float] = dataclasses.field(default_factory=list)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -249,6 +251,7 @@ def run_method(searcher: Searcher,
     run.params += [a.num_params for a in archs]
     run.flops += [a.flops for a in archs]
     run.val_accs += [r.val_acc for r in results]
+    run.seconds += [r.seconds for r in results]
     log(f'  {method} seed {seed} step {step}: {len(run.rewards)}/'
         f'{evaluations} evaluated, best {max(run.rewards):.4f}')
   return run
@@ -298,15 +301,30 @@ def hypervolume_curve(axis: str,
   return curve
 
 
-def summarise(runs: list[Run],
-              milestones: Sequence[int],
-              reference: str = 'random',
-              metric: Callable[[Run], np.ndarray] = best_reward,
-              metric_name: str = 'best reward') -> dict[str, Any]:
+def at_train_seconds(run: Run, curve: np.ndarray,
+                     budget: float) -> float | None:
+  """The curve's value after the last evaluation whose cumulative training
+  seconds are within `budget` (None: the first already exceeds it, or the
+  run holds no per-candidate seconds)."""
+  if len(run.seconds) != len(curve):
+    return None
+  within = np.nonzero(np.cumsum(run.seconds) <= budget)[0]
+  return float(curve[within[-1]]) if within.size else None
+
+
+def summarise(
+    runs: list[Run],
+    milestones: Sequence[int],
+    reference: str = 'random',
+    metric: Callable[[Run], np.ndarray] = best_reward,
+    metric_name: str = 'best reward',
+    train_budgets: Sequence[float] = ()
+) -> dict[str, Any]:
   """Per method: mean and std (over seeds, ddof=1) of the metric (the best
-  reward by default) at each milestone; the evaluations each seed needed to
-  reach the reference method's final value (mean over its seeds); mean
-  proposal/training time.
+  reward by default) at each milestone, and at each budget of training
+  seconds (`train_budgets`: equal training time, where cheaper candidates
+  count); the evaluations each seed needed to reach the reference method's
+  final value (mean over its seeds); mean proposal/training time.
   """
   methods = list(dict.fromkeys(r.method for r in runs))
   by = {m: [r for r in runs if r.method == m] for m in methods}
@@ -324,11 +342,13 @@ def summarise(runs: list[Run],
     row: dict[str, Any] = {'seeds': [r.seed for r in rs], 'best': {}}
     for n in milestones:
       vals = [curves[id(r)][n - 1] for r in rs if len(r.rewards) >= n]
-      row['best'][str(n)] = {
-          'mean': float(np.mean(vals)) if vals else None,
-          'std': float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-          'n': len(vals)
-      }
+      row['best'][str(n)] = _stats(vals)
+    if train_budgets:
+      row['best_at_train_s'] = {}
+      for t in train_budgets:
+        vals = [at_train_seconds(r, curves[id(r)], t) for r in rs]
+        row['best_at_train_s'][f'{t:g}'] = _stats(
+            [v for v in vals if v is not None])
     if target is not None:
       reach = [_reach(curves[id(r)], target) for r in rs]
       got = sorted(x for x in reach if x is not None)
@@ -341,6 +361,14 @@ def summarise(runs: list[Run],
     row['train_s'] = float(np.mean([r.train_s for r in rs]))
     out['methods'][m] = row
   return out
+
+
+def _stats(vals: Sequence[float]) -> dict[str, Any]:
+  return {
+      'mean': float(np.mean(vals)) if vals else None,
+      'std': float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+      'n': len(vals)
+  }
 
 
 def verdict(summary: dict[str, Any],
@@ -383,16 +411,19 @@ def _evals(x: float | None) -> str:
 def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
   reach_col = summary['target'] is not None
   col = 'hv' if summary.get('metric', '').startswith('hypervolume') else 'best'
-  head = ['method'] + [f'{col}@{n}' for n in milestones
-                      ] + ([f'evals to {summary["reference"]} best']
-                           if reach_col else []) + ['propose s', 'train s']
+  budgets = list(
+      next(iter(summary['methods'].values()), {}).get('best_at_train_s', {}))
+  head = ['method'] + [f'{col}@{n}' for n in milestones] + [
+      f'{col}@{t}s train' for t in budgets
+  ] + ([f'evals to {summary["reference"]} best']
+       if reach_col else []) + ['propose s', 'train s']
   rows = [head]
   for m, row in summary['methods'].items():
     cells = [m]
     for n in milestones:
-      b = row['best'][str(n)]
-      cells.append('-' if b['mean'] is
-                   None else f'{b["mean"]:.4f} +- {b["std"]:.4f}')
+      cells.append(_cell(row['best'][str(n)]))
+    for t in budgets:  # with the seeds that fit the budget
+      cells.append(_cell(row.get('best_at_train_s', {}).get(t), seeds=True))
     reach = row.get('to_reference_best')
     if reach_col:
       cells.append('-' if reach is
@@ -404,6 +435,13 @@ def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
   widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
   return '\n'.join(
       '  '.join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def _cell(b: dict | None, seeds: bool = False) -> str:
+  if not b or b['mean'] is None:
+    return '-'
+  return f'{b["mean"]:.4f} +- {b["std"]:.4f}' + (f' ({b["n"]})'
+                                                 if seeds else '')
 
 
 def plot_compare(path: str,
@@ -440,14 +478,19 @@ def plot_compare(path: str,
 # ---- the whole comparison ---------------------------------------------------
 
 
-def compare(config: ml_collections.ConfigDict,
-            workdir: str,
-            methods: Sequence[str],
-            seeds: int,
-            evaluations: int,
-            milestones: Sequence[int],
-            log: Callable[[str], None] = print) -> dict[str, Any]:
-  """Runs (or resumes) the comparison; returns the compare.json document."""
+def compare(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    methods: Sequence[str],
+    seeds: int,
+    evaluations: int,
+    milestones: Sequence[int],
+    log: Callable[[str], None] = print,
+    train_budgets: Sequence[float] = ()
+) -> dict[str, Any]:
+  """Runs (or resumes) the comparison; returns the compare.json document.
+  `train_budgets`: training seconds at which the summary also reports each
+  method's best (equal training time rather than equal evaluations)."""
   from esnac_jax.job import from_config
 
   unknown = [m for m in methods if m not in METHODS]
@@ -462,6 +505,9 @@ def compare(config: ml_collections.ConfigDict,
   bad = [n for n in milestones if not 1 <= n <= evaluations]
   if bad:
     raise ValueError(f'milestones {bad} are outside 1..{evaluations}')
+  if any(not t > 0 for t in train_budgets):
+    raise ValueError(f'training-second milestones must be > 0, got '
+                     f'{list(train_budgets)}')
   cfg = merged_config(config)
   teacher = from_config.teacher_arch(cfg)
   steps = -(-evaluations // per_step)
@@ -515,7 +561,8 @@ def compare(config: ml_collections.ConfigDict,
     summary = summarise(runs,
                         milestones,
                         metric=metric,
-                        metric_name=metric_name)
+                        metric_name=metric_name,
+                        train_budgets=train_budgets)
     doc = {
         'format': FORMAT,
         'settings': settings,
@@ -557,14 +604,17 @@ def teacher_dir(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in name)
 
 
-def compare_teachers(config: ml_collections.ConfigDict,
-                     workdir: str,
-                     teachers: Sequence[str],
-                     methods: Sequence[str],
-                     seeds: int,
-                     evaluations: int,
-                     milestones: Sequence[int],
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+def compare_teachers(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    teachers: Sequence[str],
+    methods: Sequence[str],
+    seeds: int,
+    evaluations: int,
+    milestones: Sequence[int],
+    log: Callable[[str], None] = print,
+    train_budgets: Sequence[float] = ()
+) -> dict[str, Any]:
   """`compare` for each teacher name (zoo or builder, with the config's
   dataset and width) in workdir/<teacher>/, and a scoreboard across them;
   writes workdir/teachers.json. Every teacher is checked before any
@@ -580,7 +630,7 @@ def compare_teachers(config: ml_collections.ConfigDict,
   for i, (name, c) in enumerate(configs.items()):
     log(f'teacher {i + 1}/{len(configs)}: {name}')
     docs[name] = compare(c, os.path.join(workdir, teacher_dir(name)), methods,
-                         seeds, evaluations, milestones, log)
+                         seeds, evaluations, milestones, log, train_budgets)
   doc = {
       'format':
           FORMAT,
@@ -647,6 +697,10 @@ def define_flags() -> None:
   flags.DEFINE_integer('seeds', 5, 'Seeds per method (config.seed + i).')
   flags.DEFINE_integer('evaluations', 160, 'Candidates each run evaluates.')
   flags.DEFINE_list(
+      'train_milestones', [], 'Training seconds at which the table '
+      'also reports each method\'s best (equal training time; a seed '
+      'counts where its first candidate fits the budget).')
+  flags.DEFINE_list(
       'teachers', [], 'Compare on each of these teachers (zoo '
       'names or module:function builders) in WORKDIR/<name>/ '
       'and print a scoreboard; empty: the config\'s teacher.')
@@ -656,6 +710,11 @@ def main(argv) -> None:
   from esnac_jax.bench.common import run_search_cli
 
   def run(f, milestones, log):
+    try:
+      budgets = [float(t) for t in f.train_milestones]
+    except ValueError:
+      raise ValueError(f'--train_milestones takes seconds, got '
+                       f'{",".join(f.train_milestones)}') from None
     if f.teachers:
       doc = compare_teachers(f.config,
                              f.workdir,
@@ -664,7 +723,8 @@ def main(argv) -> None:
                              f.seeds,
                              f.evaluations,
                              milestones,
-                             log=log)
+                             log=log,
+                             train_budgets=budgets)
       for name, summary in doc['summaries'].items():
         print(f'\n{name}\n' + format_table(summary, milestones))
       print('\n' + format_scoreboard(doc['scoreboard']))
@@ -677,7 +737,8 @@ def main(argv) -> None:
                   f.seeds,
                   f.evaluations,
                   milestones,
-                  log=log)
+                  log=log,
+                  train_budgets=budgets)
     print('\n' + format_table(doc['summary'], milestones))
     for line in verdict(doc['summary'], f.evaluations):
       print(line)
