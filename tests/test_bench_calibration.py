@@ -36,6 +36,7 @@ def test_calibration_benchmark_end_to_end(tmp_path):
     assert -1 <= row['spearman']['mean'] <= 1
     assert 0 <= row['within_1sd']['mean'] <= row['within_2sd']['mean'] <= 1
     assert 0 <= row['ei_pick']['mean'] < 100
+    assert 0 <= row['mean_pick']['mean'] < 100
   with open(os.path.join(wd, 'calibration.json')) as f:
     assert json.load(f)['rows'] == doc['rows']
   with open(os.path.join(wd, 'calibration.png'), 'rb') as f:

@@ -14,7 +14,8 @@ teacher anchor) and predicts the held-out candidates:
   within_1sd   share of held-out rewards within one predicted std (0.68 is
                calibrated), within_2sd (0.95)
   ei_pick      the percentile, among the held-out rewards, of the candidate
-               expected improvement picks (random picks average 50)
+               expected improvement picks (random picks average 50);
+               mean_pick: of the one with the highest predicted mean
   size_only    the rank correlation of compression alone (1 - params /
                teacher params) with the reward: what a model that knows
                only the size could do
@@ -107,12 +108,16 @@ def evaluate_split(scfg: K.SurrogateConfig, feats: np.ndarray,
   truth = y[test]
   z = np.abs(truth - mean) / np.maximum(std, 1e-12)
   ei = np.asarray(expected_improvement(mean, std, hy.max()))
-  pick = int(np.argmax(ei))
+
+  def percentile(pick: int) -> float:
+    return float(100 * np.mean(truth < truth[pick]))
+
   return {
       'spearman': spearman(mean, truth),
       'within_1sd': float(np.mean(z <= 1)),
       'within_2sd': float(np.mean(z <= 2)),
-      'ei_pick': float(100 * np.mean(truth < truth[pick])),
+      'ei_pick': percentile(int(np.argmax(ei))),
+      'mean_pick': percentile(int(np.argmax(mean))),
   }
 
 
@@ -204,12 +209,16 @@ def calibration(config: ml_collections.ConfigDict,
 
 
 def format_table(doc: dict[str, Any]) -> str:
-  head = ['variant', 'n', 'spearman', 'within 1 sd', 'within 2 sd', 'EI pick']
+  head = [
+      'variant', 'n', 'spearman', 'within 1 sd', 'within 2 sd', 'EI pick',
+      'mean pick'
+  ]
   lines = [head]
   for row in doc['rows']:
     lines.append([row['variant'], str(row['n'])] + [
         f'{row[k]["mean"]:.2f} +- {row[k]["std"]:.2f}'
-        for k in ('spearman', 'within_1sd', 'within_2sd', 'ei_pick')
+        for k in ('spearman', 'within_1sd', 'within_2sd', 'ei_pick',
+                  'mean_pick')
     ])
   widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
   s = doc['size_only_spearman']
@@ -235,6 +244,11 @@ def plot(path: str, doc: dict[str, Any]) -> None:
       s = np.array([r[key]['std'] for r in rows])
       line, = ax.plot(n, m, marker='o', label=v)
       ax.fill_between(n, m - s, m + s, color=line.get_color(), alpha=0.15)
+      if key == 'ei_pick':
+        ax.plot(n, [r['mean_pick']['mean'] for r in rows],
+                ls=':',
+                color=line.get_color(),
+                label=f'{v}: highest mean')
     ax.set_xscale('log', base=2)
     ax.set_xlabel('history size')
     ax.set_title(label, fontsize=10)
