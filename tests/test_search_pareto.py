@@ -116,7 +116,9 @@ def _accuracy(arch, teacher):
   return 0.2 + 0.7 * (arch.num_params / teacher.num_params)**0.3
 
 
-@pytest.mark.parametrize('objective', ['pareto', 'pareto_flops'])
+@pytest.mark.parametrize(
+    'objective',
+    ['pareto', pytest.param('pareto_flops', marks=pytest.mark.slow)])
 def test_pareto_searcher_proposes_valid_new_children_and_resumes(objective):
   t = tiny_teacher('resnet18')
   c = Constraints(objective=objective)

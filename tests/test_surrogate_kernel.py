@@ -107,6 +107,7 @@ def test_vmapped_kernels_equal_separate_fits():
     np.testing.assert_allclose(float(info.ll[i]), float(inf1.ll), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_score_shapes_and_acquisitions():
   cfg = S.SurrogateConfig(hidden=8, num_layers=1, max_steps=3)
   x, m = _seqs(8)
@@ -421,7 +422,8 @@ def test_select_batch_ranks_nan_last_and_checks_shapes():
     S.select_batch(np.zeros((2, 3)), ['a', 'b'])
 
 
-@pytest.mark.parametrize('shared', [False, True])
+@pytest.mark.parametrize('shared',
+                         [pytest.param(False, marks=pytest.mark.slow), True])
 def test_posteriors_are_each_kernels_posterior_and_give_its_ei(shared):
   """posteriors() is kernel k's own posterior (its GP head, its subset), in
   reward units, and EI computed from it equals score()'s."""
