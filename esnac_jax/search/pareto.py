@@ -18,11 +18,10 @@ pick at its predicted mean before the next is chosen (kriging believer).
 
 from __future__ import annotations
 
+import math
 from typing import Hashable, Iterable, Sequence
 
 import numpy as np
-
-from esnac_jax.surrogate.acquisition import expected_improvement
 
 
 def front(sizes: Sequence[float], accs: Sequence[float]) -> list[int]:
@@ -69,9 +68,22 @@ def ehvi(mean: np.ndarray,
   s, a = _steps(list(front_sizes), list(front_accs), ref_size, ref_acc)
   left = np.maximum(size[:, None], s[None, :-1])
   w = np.maximum(np.minimum(s[None, 1:], ref_size) - left, 0.0)  # [M, F+1]
-  ei = np.asarray(expected_improvement(mean[:, None], std[:, None], a[None]),
-                  np.float64)
-  return np.sum(w * ei, axis=1)
+  return np.sum(w * _expected_improvement(mean[:, None], std[:, None], a),
+                axis=1)
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _expected_improvement(mean: np.ndarray, std: np.ndarray,
+                          best: np.ndarray) -> np.ndarray:
+  """E[max(f - best, 0)] for f ~ N(mean, std^2), in NumPy: the front's
+  size changes with every pick, and eager JAX would compile each shape."""
+  std = np.maximum(std, 1e-12)
+  z = (mean - best) / std
+  cdf = 0.5 * _ERFC(-z / math.sqrt(2)).astype(np.float64)
+  pdf = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+  return np.maximum((mean - best) * cdf + std * pdf, 0.0)
 
 
 def select_batch(mean: np.ndarray,
