@@ -500,31 +500,21 @@ def score(params_k: Params,
   if kind not in acq.KINDS:
     raise ValueError(f'unknown acquisition {kind!r}; use one of '
                      f'{acq.KINDS}')
-  check_inputs(params_k,
-               cfg,
-               feats,
-               fmask,
-               y,
-               ymask_k,
-               new_feats,
-               new_fmask,
-               kernels=True,
-               per_kernel=per_kernel,
-               per_kernel_history=False)
-  return (ahead or _NOW).call(_score_jit,
-                              SCORE_STATIC,
-                              params_k,
-                              cfg,
-                              feats,
-                              fmask,
-                              y,
-                              ymask_k,
-                              new_feats,
-                              new_fmask,
-                              kind=kind,
-                              key=key,
-                              beta=beta,
-                              per_kernel=per_kernel)
+  return _pool_call(_score_jit,
+                    SCORE_STATIC,
+                    ahead,
+                    params_k,
+                    cfg,
+                    feats,
+                    fmask,
+                    y,
+                    ymask_k,
+                    new_feats,
+                    new_fmask,
+                    per_kernel,
+                    kind=kind,
+                    key=key,
+                    beta=beta)
 
 
 def posteriors(params_k: Params,
@@ -541,6 +531,15 @@ def posteriors(params_k: Params,
   candidates, in reward units: what an acquisition computed outside the
   kernel (search.pareto's hypervolume improvement) needs. Arguments as
   `score`."""
+  return _pool_call(_posteriors_jit, POSTERIORS_STATIC, ahead, params_k, cfg,
+                    feats, fmask, y, ymask_k, new_feats, new_fmask, per_kernel)
+
+
+def _pool_call(fn, static, ahead: Ahead | None, params_k: Params,
+               cfg: SurrogateConfig, feats, fmask, y, ymask_k, new_feats,
+               new_fmask, per_kernel: bool, **kwargs):
+  """Checks the inputs of a program that scores a candidate pool under K
+  kernels, then calls it (compiled ahead when `ahead` has it)."""
   check_inputs(params_k,
                cfg,
                feats,
@@ -552,8 +551,8 @@ def posteriors(params_k: Params,
                kernels=True,
                per_kernel=per_kernel,
                per_kernel_history=False)
-  return (ahead or _NOW).call(_posteriors_jit,
-                              POSTERIORS_STATIC,
+  return (ahead or _NOW).call(fn,
+                              static,
                               params_k,
                               cfg,
                               feats,
@@ -562,7 +561,8 @@ def posteriors(params_k: Params,
                               ymask_k,
                               new_feats,
                               new_fmask,
-                              per_kernel=per_kernel)
+                              per_kernel=per_kernel,
+                              **kwargs)
 
 
 def _concrete(x) -> np.ndarray | None:
