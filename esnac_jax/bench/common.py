@@ -66,7 +66,7 @@ def run_search_cli(
     raise SystemExit('error: --config is required, e.g. '
                      '--config=configs/digits.py')
   try:
-    milestones = [int(x) for x in f.milestones]
+    milestones = [int(x) for x in f.milestones] if 'milestones' in f else []
     run(f, milestones, lambda s: print(s, flush=True))
   except (ValueError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
