@@ -310,3 +310,27 @@ def test_transfer_benchmark_end_to_end(tmp_path):
   assert 'evals to' not in C.format_table(doc['summary'], [3])
   with pytest.raises(ValueError, match='config.teacher'):
     T.transfer(cfg, str(tmp_path / 'tr'), ['resnet99'], 1, 3, 3, [3])
+
+
+def test_batches_are_scored_together_and_cached_per_batch(tmp_path):
+  from esnac_jax.arch import SamplerConfig, get_teacher, sample
+  t = get_teacher('resnet18', 10, 1, 0.125, 8)
+  rng = np.random.default_rng(1)
+  a, b, c = (sample(t, rng, SamplerConfig()) for _ in range(3))
+  calls = []
+
+  def score(archs):
+    calls.append(list(archs))
+    return [Result(0.1 * i, 0.2 * i, 1, 0.5, 2 - i) for i in range(len(archs))]
+
+  path = str(tmp_path / 'scores.jsonl')
+  get = C.cached_batches(score, C.ScoreCache(path))
+  first = get([a, b])
+  assert [now for _, now in first] == [True, True] and len(calls) == 1
+  assert get([a, b]) == [(r, False) for r, _ in first] and len(calls) == 1
+  # the same candidate in another batch is another score (halving ranks it
+  # against its batch)
+  assert get([c, a])[1][0].reward == pytest.approx(0.2) and len(calls) == 2
+  again = C.ScoreCache(path)
+  assert again.get(b, C.batch_key([a, b])).epochs == 1
+  assert again.get(a) is None  # not a single-candidate score

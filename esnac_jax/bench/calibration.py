@@ -72,14 +72,14 @@ def scored_prior_draws(
     for _ in range(-(-count // per_step)):
       batch = [a for a in s.ask(per_step) if a not in seen]
       batch = batch[:count - len(archs)]
-      s.tell(batch, [score(a)[0] for a in batch])
+      s.tell(batch, [r for r, _ in score(batch)])
       seen |= set(batch)
       archs += batch
       if len(archs) >= count:
         break
     seed += 1
   archs = archs[:count]
-  rewards = np.array([score(a)[0].reward for a in archs], np.float64)
+  rewards = np.array([r.reward for r, _ in score(archs)], np.float64)
   log(f'{count} prior draws scored: reward {rewards.mean():.3f} +- '
       f'{rewards.std():.3f} (max {rewards.max():.3f})')
   return archs, rewards

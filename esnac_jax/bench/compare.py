@@ -126,18 +126,19 @@ class ScoreCache:
           try:
             d = json.loads(line)
             self.results[d['key']] = Result(d['val_acc'], d['reward'],
-                                            d['best_epoch'], d['seconds'])
+                                            d['best_epoch'], d['seconds'],
+                                            d.get('epochs', 0))
           except (ValueError, KeyError, TypeError):
             bad += 1  # e.g. the last line of a killed run
     if bad:
       log(f'{path}: skipped {bad} unreadable line(s); those candidates '
           'will be trained again')
 
-  def get(self, arch: Arch) -> Result | None:
-    return self.results.get(arch_key(arch))
+  def get(self, arch: Arch, batch: str = '') -> Result | None:
+    return self.results.get(_key(arch, batch))
 
-  def put(self, arch: Arch, r: Result) -> None:
-    key = arch_key(arch)
+  def put(self, arch: Arch, r: Result, batch: str = '') -> None:
+    key = _key(arch, batch)
     self.results[key] = r
     with open(self.path, 'a') as f:
       f.write(
@@ -146,7 +147,8 @@ class ScoreCache:
               'val_acc': r.val_acc,
               'reward': r.reward,
               'best_epoch': r.best_epoch,
-              'seconds': r.seconds
+              'seconds': r.seconds,
+              'epochs': r.epochs
           }) + '\n')
 
 
@@ -168,15 +170,48 @@ def cached(score: Score,
   return get
 
 
+def _key(arch: Arch, batch: str) -> str:
+  return arch_key(arch) + (f'@{batch}' if batch else '')
+
+
+def batch_key(archs: Sequence[Arch]) -> str:
+  """A stable name for a batch of candidates trained together."""
+  joined = ','.join(arch_key(a) for a in archs)
+  return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def cached_batches(
+    score: Callable[[list[Arch]], list[Result]],
+    cache: ScoreCache) -> Callable[[list[Arch]], list[tuple[Result, bool]]]:
+  """(result, trained_now) per candidate of a batch trained together
+  (successive halving ranks a candidate against its batch), cached per
+  (candidate, batch)."""
+
+  def get(archs: list[Arch]) -> list[tuple[Result, bool]]:
+    b = batch_key(archs)
+    hits = [cache.get(a, b) for a in archs]
+    if all(h is not None for h in hits):
+      return [(h, False) for h in hits]
+    results = score(archs)
+    for a, r in zip(archs, results):
+      cache.put(a, r, b)
+    return [(r, True) for r in results]
+
+  return get
+
+
 def make_scorer(
     cfg: ml_collections.ConfigDict,
     teacher: Arch,
     workdir: str,
     log: Callable[[str], None] = print
-) -> tuple[Callable[[Arch], tuple[Result, bool]], dict]:
+) -> tuple[Callable[[list[Arch]], list[tuple[Result, bool]]], dict]:
   """The cached scoring function of a (merged) config, and the teacher's
-  metrics: trains or restores the teacher in `workdir`, scores candidates
-  by distillation with per-candidate seeds, caches in workdir/scores.jsonl.
+  metrics: trains or restores the teacher in `workdir`; caches in
+  workdir/scores.jsonl. Each candidate is distilled alone with its own
+  seed; with successive halving (config.distill.halving) or
+  config.compare.batch_scoring, a step's candidates train together, as
+  in the job, each charged an equal share of the batch's seconds.
   """
   import jax
   from esnac_jax.job import from_config
@@ -198,9 +233,20 @@ def make_scorer(
   evaluator = Evaluator(teacher, teacher_vars, tm['val_acc'], ds, distill,
                         from_config.constraints(cfg), cfg.distill.select,
                         cfg.distill.bn_stats, path)
-  score = cached(lambda a: evaluator([a], arch_seed(a, cfg.seed))[0][0],
-                 ScoreCache(os.path.join(workdir, 'scores.jsonl'), log))
-  return score, tm
+  cache = ScoreCache(os.path.join(workdir, 'scores.jsonl'), log)
+  if distill.halving or cfg.compare.get('batch_scoring', False):
+
+    def batch(archs: list[Arch]) -> list[Result]:
+      seed = int(batch_key(archs)[:8], 16) ^ cfg.seed
+      results = evaluator(archs, seed)[0]
+      return [
+          dataclasses.replace(r, seconds=r.seconds / len(archs))
+          for r in results
+      ]
+
+    return cached_batches(batch, cache), tm
+  one = cached(lambda a: evaluator([a], arch_seed(a, cfg.seed))[0][0], cache)
+  return lambda archs: [one(a) for a in archs], tm
 
 
 # ---- one run ----------------------------------------------------------------
@@ -220,13 +266,15 @@ class Run:
   val_accs: list[float] = dataclasses.field(default_factory=list)
   # each candidate's training seconds (for budgets in training time)
   seconds: list[float] = dataclasses.field(default_factory=list)
+  # each candidate's distillation epochs (fewer when halving stopped it)
+  epochs: list[int] = dataclasses.field(default_factory=list)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
 
 def run_method(searcher: Searcher,
-               score: Callable[[Arch], tuple[Result, bool]],
+               score: Callable[[list[Arch]], list[tuple[Result, bool]]],
                method: str,
                seed: int,
                evaluations: int,
@@ -241,8 +289,7 @@ def run_method(searcher: Searcher,
     archs = searcher.ask(min(per_step, evaluations - len(run.rewards)))
     run.propose_s += time.perf_counter() - t0
     results = []
-    for a in archs:
-      r, now = score(a)
+    for r, now in score(list(archs)):
       results.append(r)
       run.train_s += r.seconds
       run.trained_now += now
@@ -252,6 +299,7 @@ def run_method(searcher: Searcher,
     run.flops += [a.flops for a in archs]
     run.val_accs += [r.val_acc for r in results]
     run.seconds += [r.seconds for r in results]
+    run.epochs += [r.epochs for r in results]
     log(f'  {method} seed {seed} step {step}: {len(run.rewards)}/'
         f'{evaluations} evaluated, best {max(run.rewards):.4f}')
   return run
@@ -359,6 +407,8 @@ def summarise(
                     (len(reach) - len(got)))) if reach else None)
     row['propose_s'] = float(np.mean([r.propose_s for r in rs]))
     row['train_s'] = float(np.mean([r.train_s for r in rs]))
+    if all(r.epochs for r in rs):  # candidate-epochs of distillation per run
+      row['train_epochs'] = float(np.mean([sum(r.epochs) for r in rs]))
     out['methods'][m] = row
   return out
 
@@ -417,6 +467,8 @@ def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
       f'{col}@{t}s train' for t in budgets
   ] + ([f'evals to {summary["reference"]} best']
        if reach_col else []) + ['propose s', 'train s']
+  epochs_col = all('train_epochs' in r for r in summary['methods'].values())
+  head += ['train epochs'] if epochs_col else []
   rows = [head]
   for m, row in summary['methods'].items():
     cells = [m]
@@ -431,6 +483,7 @@ def format_table(summary: dict[str, Any], milestones: Sequence[int]) -> str:
                    f'({sum(x is not None for x in reach)}/{len(reach)} '
                    'seeds)')
     cells += [f'{row["propose_s"]:.1f}', f'{row["train_s"]:.1f}']
+    cells += [f'{row["train_epochs"]:.0f}'] if epochs_col else []
     rows.append(cells)
   widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
   return '\n'.join(

@@ -107,6 +107,11 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # materialised (one program per candidate) | masked (teacher network
   # under masks, one program) | masked_vmap (K candidates vmapped)
   c.distill.path = 'auto'
+  # Successive halving of each step's candidates: after each of these
+  # epochs only the better half (by validation accuracy so far) trains on,
+  # e.g. (1, 2) with 4 epochs trains for half the candidate-epochs; the
+  # others are scored by what they reached. () trains all (the original).
+  c.distill.halving = ()
 
   # Final training of the top candidates, from their search weights
   # (tr_fu_*): SGD 0.01, x0.1 at epochs 100 and 200, cross-entropy.
@@ -130,6 +135,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # 1000 prior samples per kernel at full size).
   c.compare = ml_collections.ConfigDict()
   c.compare.override = ml_collections.ConfigDict()
+  # Score each step's candidates together, as the job does (always so with
+  # distill.halving), rather than each alone with its own seed.
+  c.compare.batch_scoring = False
   c.compare.faithful = ml_collections.ConfigDict(
       dict(hidden=64, num_layers=4, pool_size=1000, max_steps=100))
   return c

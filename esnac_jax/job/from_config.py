@@ -194,7 +194,8 @@ def train_config(section: ml_collections.ConfigDict, name: str) -> TrainConfig:
                                        section.label_weight),
                        dtype=section.dtype,
                        checkpoint_every_s=section.get('checkpoint_every_s',
-                                                      60.0))
+                                                      60.0),
+                       halving=tuple(section.get('halving', ())))
   except ValueError as e:
     raise ValueError(f'config.{name}: {e}') from None
 

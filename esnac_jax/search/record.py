@@ -18,6 +18,9 @@ class Record:
   step: int  # search step that proposed and evaluated it
   best_epoch: int = 0
   seconds: float = 0.0  # training time of its batch (shared by the batch)
+  # distillation epochs it trained (fewer when successive halving stopped
+  # it; 0 where unknown, e.g. results of older versions)
+  epochs: int = 0
 
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
@@ -38,6 +41,7 @@ class Result:
   reward: float
   best_epoch: int = 0
   seconds: float = 0.0
+  epochs: int = 0  # distillation epochs trained
 
 
 def ranked(records: list[Record], k: int) -> list[int]:

@@ -29,6 +29,9 @@ class TrainConfig:
   # Long trainings (teacher, finalists) save their progress this often, so
   # a killed run resumes at the next epoch; 0 saves after every epoch.
   checkpoint_every_s: float = 60.0
+  # Successive halving of networks trained together: after each of these
+  # epochs only the better half (by best validation accuracy so far) goes on.
+  halving: tuple[int, ...] = ()
 
   def __post_init__(self):
     if self.epochs < 1:
@@ -41,6 +44,11 @@ class TrainConfig:
     if self.dtype not in ('float32', 'bfloat16'):
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got "
                        f'{self.dtype!r}')
+    h = tuple(self.halving)
+    if list(h) != sorted(set(h)) or any(not 1 <= e < self.epochs for e in h):
+      raise ValueError(f'halving must be increasing epochs within 1..'
+                       f'{self.epochs - 1} (after the last epoch nothing is '
+                       f'left to save), got {h}')
 
   @property
   def jnp_dtype(self):
@@ -92,16 +100,17 @@ def train_many(archs: list[Arch],
   fns = [train_step_fn(a, tx, cfg.loss, dtype) for a in archs]
   t_logits = logits_fn(teacher[0], dtype) if teacher else None
 
-  def train_epoch(epoch: int) -> None:
-    nonlocal states
+  def train_epoch(epoch: int, active: list[int]) -> None:
     for x, y in train_batches(ds, cfg.batch_size, seed, epoch):
       tl = t_logits(teacher[1], x) if teacher else None
-      states = [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
+      for i in active:
+        states[i] = fns[i](states[i], x, y, tl)[0]
 
-  def validate() -> list[float]:
+  def validate(active: list[int]) -> list[float]:
     return [
-        accuracy(a, s.variables, eval_batches(ds, ds.val, cfg.eval_batch_size),
-                 dtype) for a, s in zip(archs, states)
+        accuracy(archs[i], states[i].variables,
+                 eval_batches(ds, ds.val, cfg.eval_batch_size), dtype)
+        for i in active
     ]
 
   def weights(improved: list[int]) -> dict[int, dict]:
@@ -113,7 +122,7 @@ def train_many(archs: list[Arch],
 
   return keep_best_epochs(cfg.epochs, len(archs), train_epoch, validate,
                           weights, log, label, progress,
-                          (lambda: states, set_states))
+                          (lambda: states, set_states), cfg.halving)
 
 
 def keep_best_epochs(
@@ -125,19 +134,24 @@ def keep_best_epochs(
     log: Callable[[str], None] | None = None,
     label: str = 'train',
     progress: EpochProgress | None = None,
-    live: tuple[Callable[[], Any], Callable[[Any], None]] | None = None
+    live: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
+    halving: Sequence[int] = ()
 ) -> list[Trained]:
   """The epoch loop of every training path: `count` networks trained
   together, each keeping its best-validation-epoch weights.
 
-  train_epoch(epoch) trains all of them for one epoch; validate() gives
-  their validation accuracies; weights(indices) gives the host copies of
-  the weights of the networks whose accuracy just improved. With
-  `progress` and `live` (get and set the networks' training state), the
-  loop resumes from the last saved epoch and saves as it goes.
+  train_epoch(epoch, active) trains the networks at indices `active` for
+  one epoch; validate(active) gives their validation accuracies;
+  weights(indices) gives the host copies of the weights of the networks
+  whose accuracy just improved. After each epoch in `halving`, only the
+  better half of the active networks goes on (successive halving); the
+  others keep what they reached. With `progress` and `live` (get and set
+  the networks' training state), the loop resumes from the last saved
+  epoch and saves as it goes.
   """
   best: list[tuple[float, int, Any] | None] = [None] * count
   history: list[list[float]] = [[] for _ in range(count)]
+  active = list(range(count))
   start, earlier_s = 0, 0.0
   if progress is not None:
     template = {
@@ -154,15 +168,16 @@ def keep_best_epochs(
       ]
       history, start, earlier_s = (meta['history'], meta['epoch'] + 1,
                                    meta['seconds'])
+      active = meta.get('active', active)
       if log:
         log(f'{label}: resumed after epoch {start}/{epochs} from '
             f'{progress.directory}')
   t0 = time.perf_counter() - earlier_s
   for epoch in range(start, epochs):
-    train_epoch(epoch)
-    accs = validate()
+    train_epoch(epoch, active)
+    accs = dict(zip(active, validate(active)))
     improved = []
-    for i, acc in enumerate(accs):
+    for i, acc in accs.items():
       history[i].append(acc)
       if best[i] is None or acc > best[i][0]:
         improved.append(i)
@@ -170,11 +185,14 @@ def keep_best_epochs(
       copies = weights(improved)
       for i in improved:
         best[i] = (accs[i], epoch, copies[i])
+    if epoch + 1 in halving:
+      active = halved(active, [best[i][0] for i in active])
     if progress is not None and progress.due(epoch, epochs):
       progress.save(
           epoch, {
               'best': [None if b is None else [b[0], b[1]] for b in best],
               'history': history,
+              'active': active,
               'seconds': time.perf_counter() - t0
           }, {
               'live':
@@ -188,11 +206,20 @@ def keep_best_epochs(
       done = time.perf_counter() - t0
       eta = done / (epoch + 1 - start) * (epochs - epoch - 1) if \
           epoch + 1 > start else 0.0
-      shown = ', '.join(f'{h[-1]:.4f}' for h in history[:8])
+      shown = ', '.join(f'{accs[i]:.4f}' for i in list(accs)[:8])
+      going = f', {len(active)}/{count} go on' if halving else ''
       log(f'{label} epoch {epoch + 1}/{epochs}: val acc {shown}'
-          f'{" ..." if count > 8 else ""} ({done:.0f}s, ETA {eta:.0f}s)')
+          f'{" ..." if len(accs) > 8 else ""}{going} ({done:.0f}s, ETA '
+          f'{eta:.0f}s)')
   seconds = time.perf_counter() - t0
   return [Trained(b[2], b[0], b[1], h, seconds) for b, h in zip(best, history)]
+
+
+def halved(active: list[int], scores: Sequence[float]) -> list[int]:
+  """The better half (rounded up) of `active` by score, in index order;
+  the earlier index wins a tie."""
+  order = sorted(range(len(active)), key=lambda j: (-scores[j], active[j]))
+  return sorted(active[j] for j in order[:-(-len(active) // 2)])
 
 
 def accuracy_on_split(arch: Arch, variables: dict, ds: Dataset, split: Any,

@@ -172,27 +172,45 @@ def distill_masked(teacher: Arch,
   else:
     states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
 
-  def train_epoch(epoch: int) -> None:
+  def subset(active: list[int]):
+    """(rows, states, masks) of the vmapped candidates in `active`,
+    padded to a multiple of the mesh's candidate devices."""
+    if len(active) == k:
+      return None, states, masks_in
+    rows = np.array(active + [active[-1]] * (-len(active) % per))
+    sub = jax.tree_util.tree_map(lambda a: a[rows], (states, masks_in))
+    if mesh is not None:
+      sub = jax.device_put(sub, split)
+    return rows, sub[0], sub[1]
+
+  def train_epoch(epoch: int, active: list[int]) -> None:
     nonlocal states
+    rows, sub, sub_masks = subset(active) if vmap else (None, None, None)
     for x, y in train_batches(ds, cfg.batch_size, seed, epoch, part=part):
       x, y = feed(x), feed(y)
       tl = t_logits(teacher_vars, x)
       if vmap:
-        states, _ = step(states, masks_in, x, y, tl)
+        sub, _ = step(sub, sub_masks, x, y, tl)
       else:
-        states = [step(s, m, x, y, tl)[0] for s, m in zip(states, masks)]
+        for i in active:
+          states[i] = step(states[i], masks[i], x, y, tl)[0]
+    if vmap:
+      states = sub if rows is None else jax.tree_util.tree_map(
+          lambda a, b: a.at[rows].set(b), states, sub)
 
-  def validate() -> list[float]:
-    counts, total = np.zeros(k), 0
+  def validate(active: list[int]) -> list[float]:
+    counts, total = np.zeros(len(active)), 0
+    rows, sub, sub_masks = subset(active) if vmap else (None, None, None)
     for x, y, valid in eval_batches(ds, ds.val, cfg.eval_batch_size):
       total += int(valid.sum())
       if vmap:
         x, y, valid = feed_eval(x), feed_eval(y), feed_eval(valid)
-        counts += host_value(correct(states.variables, masks_in, x, y, valid))
+        got = host_value(correct(sub.variables, sub_masks, x, y, valid))
+        counts += got[:len(active)]
       else:
         counts += [
-            int(correct(s.variables, m, x, y, valid))
-            for s, m in zip(states, masks)
+            int(correct(states[i].variables, masks[i], x, y, valid))
+            for i in active
         ]
     return [float(c / max(total, 1)) for c in counts]
 
@@ -205,8 +223,14 @@ def distill_masked(teacher: Arch,
         for i in improved
     }
 
-  trained = keep_best_epochs(cfg.epochs, k, train_epoch, validate, weights, log,
-                             label)
+  trained = keep_best_epochs(cfg.epochs,
+                             k,
+                             train_epoch,
+                             validate,
+                             weights,
+                             log,
+                             label,
+                             halving=cfg.halving)
   return [
       dataclasses.replace(t, variables=extract(teacher, c, t.variables))
       for c, t in zip(children, trained)

@@ -1,0 +1,122 @@
+"""Successive halving of networks trained together (TrainConfig.halving):
+the epoch loop, both training paths, and the config checks."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import random_variables
+from esnac_jax.arch import get_teacher, sample
+from esnac_jax.data import Split, load_digits
+from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
+from esnac_jax.train.loop import halved, keep_best_epochs
+
+
+def test_halved_keeps_the_better_half_rounded_up():
+  assert halved([0, 1, 2, 3], [0.1, 0.9, 0.5, 0.7]) == [1, 3]
+  assert halved([2, 5, 7], [0.3, 0.2, 0.9]) == [2, 7]
+  assert halved([4], [0.0]) == [4]
+  assert halved([0, 1, 2, 3], [0.5] * 4) == [0, 1]  # ties: earlier first
+
+
+def test_loop_trains_only_the_survivors_and_keeps_the_rest():
+  # network i's accuracy after epoch e (1-based): i-th slope times e
+  slopes = [0.05, 0.2, 0.1, 0.15, 0.01]
+  trained = []
+
+  def train_epoch(epoch, active):
+    trained.append((epoch, list(active)))
+
+  def validate(active):
+    e = trained[-1][0] + 1
+    return [slopes[i] * e for i in active]
+
+  out = keep_best_epochs(4,
+                         5,
+                         train_epoch,
+                         validate,
+                         lambda idx: {i: f'w{i}' for i in idx},
+                         halving=(1, 2))
+  assert trained == [(0, [0, 1, 2, 3, 4]), (1, [1, 2, 3]), (2, [1, 3]),
+                     (3, [1, 3])]
+  assert [len(t.history) for t in out] == [1, 4, 2, 4, 1]
+  assert out[2].val_acc == pytest.approx(0.2) and out[2].best_epoch == 1
+  assert out[1].val_acc == pytest.approx(0.8) and out[1].best_epoch == 3
+  assert out[4].variables == 'w4'
+
+
+def test_halving_must_lie_within_the_epochs():
+  opt = OptimConfig('adam', 1e-3)
+  assert TrainConfig(4, 32, opt, halving=(1, 2)).halving == (1, 2)
+  for bad in ((4,), (0, 2), (2, 1), (1, 1)):
+    with pytest.raises(ValueError, match='halving must be increasing'):
+      TrainConfig(4, 32, opt, halving=bad)
+
+
+def _setup():
+  teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
+  tvars = jax.tree_util.tree_map(lambda a: 0.3 * a,
+                                 random_variables(teacher, seed=3))
+  tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
+                                                tvars['batch_stats'])
+  ds = load_digits()
+  ds = dataclasses.replace(ds,
+                           train=Split(ds.train.images[::8],
+                                       ds.train.labels[::8]))
+  rng = np.random.default_rng(5)
+  kids = [sample(teacher, rng) for _ in range(4)]
+  full = TrainConfig(3, 32, OptimConfig('adam', 1e-3), LossConfig('mse'))
+  return teacher, tvars, ds, kids, full
+
+
+def _check_halving(full_run, halved_run):
+  """Survivors train exactly as without halving (same minibatches); the
+  stopped ones keep their first epoch's score."""
+  survivors = [i for i, t in enumerate(halved_run) if len(t.history) == 3]
+  assert [len(t.history) for t in halved_run].count(1) == 2
+  assert len(survivors) == 2
+  firsts = [t.history[0] for t in full_run]
+  assert min(firsts[i] for i in survivors) >= max(
+      firsts[i] for i in range(4) if i not in survivors)
+  for i, (a, b) in enumerate(zip(full_run, halved_run)):
+    n = len(b.history)
+    np.testing.assert_allclose(b.history, a.history[:n], atol=2 / 179)
+    if n == 3:
+      assert b.best_epoch == a.best_epoch
+
+
+@pytest.mark.slow
+def test_materialised_path_halves():
+  from esnac_jax.train import distill_candidates
+  teacher, tvars, ds, kids, full = _setup()
+  a = distill_candidates(teacher, tvars, kids, ds, full, seed=0)
+  half = dataclasses.replace(full, halving=(1,))
+  b = distill_candidates(teacher, tvars, kids, ds, half, seed=0)
+  _check_halving(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('vmap', [False, True])
+def test_masked_path_halves(vmap):
+  from esnac_jax.train.masked import distill_masked
+  teacher, tvars, ds, kids, full = _setup()
+  a = distill_masked(teacher, tvars, kids, ds, full, seed=0, vmap=vmap)
+  half = dataclasses.replace(full, halving=(1,))
+  logs = []
+  b = distill_masked(teacher,
+                     tvars,
+                     kids,
+                     ds,
+                     half,
+                     seed=0,
+                     vmap=vmap,
+                     log=logs.append)
+  _check_halving(a, b)
+  assert ', 2/4 go on' in logs[0] and ', 2/4 go on' in logs[-1]
+  # the stopped candidates' weights are their own, extracted at size
+  for kid, t in zip(kids, b):
+    shapes = jax.tree_util.tree_map(np.shape, t.variables['params'])
+    assert shapes == jax.tree_util.tree_map(np.shape,
+                                            random_variables(kid)['params'])
