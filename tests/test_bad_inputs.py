@@ -212,6 +212,11 @@ CASES = [
     (dict(args=['--config.distill.dtype=float16']),
      r'config\.distill.*float16'),
     (dict(args=['--config.distill.lr=-1.0']), r'config\.distill.*lr'),
+    (dict(
+        args=['--config.distill.epochs=4', '--config.distill.halving=(2, 4)']),
+     r'config\.distill: halving must be increasing epochs within 1\.\.3'),
+    (dict(args=['--config.distill.halving=(1,)']),
+     r'config\.distill: halving needs epochs >= 2'),
     (dict(args=['--config.final.top_n=-1']), r'config\.final\.top_n must '
      'be >= 0'),
     (dict(args=['--config.constraints.max_params=10']),

@@ -53,6 +53,8 @@ def test_halving_must_lie_within_the_epochs():
   for bad in ((4,), (0, 2), (2, 1), (1, 1)):
     with pytest.raises(ValueError, match='halving must be increasing'):
       TrainConfig(4, 32, opt, halving=bad)
+  with pytest.raises(ValueError, match='halving needs epochs >= 2'):
+    TrainConfig(1, 32, opt, halving=(1,))
 
 
 def _setup():

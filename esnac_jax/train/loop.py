@@ -45,6 +45,9 @@ class TrainConfig:
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got "
                        f'{self.dtype!r}')
     h = tuple(self.halving)
+    if h and self.epochs < 2:
+      raise ValueError(f'halving needs epochs >= 2 (networks stop after an '
+                       f'epoch before the last), got epochs={self.epochs}')
     if list(h) != sorted(set(h)) or any(not 1 <= e < self.epochs for e in h):
       raise ValueError(f'halving must be increasing epochs within 1..'
                        f'{self.epochs - 1} (after the last epoch nothing is '
