@@ -94,3 +94,24 @@ def _release_programs_between_modules():
   yield
   from esnac_jax.train.steps import release_programs
   release_programs(threshold=0.5)
+
+
+def distillation_case(kids: int, seed: int):
+  """(teacher, its variables, digits with 1/8 of the training images,
+  `kids` children): a ResNet-18 with tame random weights, small enough for
+  distillation tests to train in seconds."""
+  import dataclasses
+  import numpy as np
+  from esnac_jax.arch import sample
+  from esnac_jax.data import Split, load_digits
+  teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
+  tvars = jax.tree_util.tree_map(lambda a: 0.3 * a,
+                                 random_variables(teacher, seed=3))
+  tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
+                                                tvars['batch_stats'])
+  ds = load_digits()
+  ds = dataclasses.replace(ds,
+                           train=Split(ds.train.images[::8],
+                                       ds.train.labels[::8]))
+  rng = np.random.default_rng(seed)
+  return teacher, tvars, ds, [sample(teacher, rng) for _ in range(kids)]

@@ -14,7 +14,8 @@ from esnac_jax.arch import get_teacher, mutate, sample
 from esnac_jax.models import inherit, make_model
 from esnac_jax.models.masked import (MaskedNet, candidate_masks, check_maskable,
                                      extract, masked_variables)
-from conftest import env_int, random_variables, tiny_teacher
+from conftest import (distillation_case, env_int, random_variables,
+                      tiny_teacher)
 
 N = env_int('ESNAC_MASKED_N', 1)
 MASKABLE = ('vgg19', 'resnet18', 'resnet34', 'mobilenetv2')
@@ -120,23 +121,10 @@ def test_shufflenet_is_refused():
 def test_masked_distillation_equals_materialised():
   """Training: the same children distilled on both paths score the same
   validation accuracies and end with the same weights (float32)."""
-  from esnac_jax.data import Split, load_digits
   from esnac_jax.train import (LossConfig, OptimConfig, TrainConfig,
                                distill_candidates)
   from esnac_jax.train.masked import distill_masked
-  import dataclasses
-  from esnac_jax.arch import get_teacher
-  teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
-  tvars = jax.tree_util.tree_map(lambda a: 0.3 * a,
-                                 random_variables(teacher, seed=3))
-  tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
-                                                tvars['batch_stats'])
-  ds = load_digits()
-  ds = dataclasses.replace(ds,
-                           train=Split(ds.train.images[::8],
-                                       ds.train.labels[::8]))
-  rng = np.random.default_rng(4)
-  kids = [sample(teacher, rng) for _ in range(2)]
+  teacher, tvars, ds, kids = distillation_case(2, seed=4)
   cfg = TrainConfig(2, 32, OptimConfig('adam', 1e-3), LossConfig('mse'))
   a = distill_candidates(teacher, tvars, kids, ds, cfg, seed=0)
   for vmap in (False, True):

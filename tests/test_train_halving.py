@@ -7,9 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import random_variables
-from esnac_jax.arch import get_teacher, sample
-from esnac_jax.data import Split, load_digits
+from conftest import distillation_case, random_variables
 from esnac_jax.train import LossConfig, OptimConfig, TrainConfig
 from esnac_jax.train.loop import halved, keep_best_epochs
 
@@ -58,17 +56,7 @@ def test_halving_must_lie_within_the_epochs():
 
 
 def _setup():
-  teacher = get_teacher('resnet18', 10, 1, 0.125, 8)
-  tvars = jax.tree_util.tree_map(lambda a: 0.3 * a,
-                                 random_variables(teacher, seed=3))
-  tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
-                                                tvars['batch_stats'])
-  ds = load_digits()
-  ds = dataclasses.replace(ds,
-                           train=Split(ds.train.images[::8],
-                                       ds.train.labels[::8]))
-  rng = np.random.default_rng(5)
-  kids = [sample(teacher, rng) for _ in range(4)]
+  teacher, tvars, ds, kids = distillation_case(4, seed=5)
   full = TrainConfig(3, 32, OptimConfig('adam', 1e-3), LossConfig('mse'))
   return teacher, tvars, ds, kids, full
 
