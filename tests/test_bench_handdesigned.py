@@ -102,6 +102,8 @@ def test_students_reads_chosen_front_and_indices():
     H.students(results, ['5'])
   with pytest.raises(ValueError, match="'chosen', 'front' or candidate"):
     H.students(results, ['best'])
+  with pytest.raises(ValueError, match='no accuracy-params front'):
+    H.students(dict(results, pareto={}), ['front'])
   with pytest.raises(ValueError, match='no chosen student'):
     H.students(dict(results, final={'chosen': None}), ['chosen'])
 

@@ -100,7 +100,11 @@ def students(results: dict[str, Any], which: Sequence[str]) -> list[int]:
                          'stage trained none); pass candidate indices')
       out.append(int(chosen['index']))
     elif w == 'front':
-      out += [int(m['index']) for m in results['pareto']['params']]
+      front = (results.get('pareto') or {}).get('params')
+      if not front:
+        raise ValueError('results.json has no accuracy-params front (written '
+                         'by an older version?); pass candidate indices')
+      out += [int(m['index']) for m in front]
     else:
       try:
         i = int(w)
