@@ -165,7 +165,9 @@ def train_and_test(arch: Arch, inherits: bool, teacher: Arch,
 
 
 def _stats(xs: Sequence[float]) -> dict[str, float]:
-  return {'mean': float(np.mean(xs)), 'std': float(np.std(xs))}
+  """Mean and std over seeds (ddof=1, as bench.compare)."""
+  std = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+  return {'mean': float(np.mean(xs)), 'std': std}
 
 
 def handdesigned(config: ml_collections.ConfigDict,
