@@ -127,7 +127,8 @@ class ScoreCache:
             d = json.loads(line)
             self.results[d['key']] = Result(d['val_acc'], d['reward'],
                                             d['best_epoch'], d['seconds'],
-                                            d.get('epochs', 0))
+                                            d.get('epochs', 0),
+                                            tuple(d.get('curve', ())))
           except (ValueError, KeyError, TypeError):
             bad += 1  # e.g. the last line of a killed run
     if bad:
@@ -148,7 +149,8 @@ class ScoreCache:
               'reward': r.reward,
               'best_epoch': r.best_epoch,
               'seconds': r.seconds,
-              'epochs': r.epochs
+              'epochs': r.epochs,
+              'curve': list(r.curve)
           }) + '\n')
 
 

@@ -106,7 +106,7 @@ class Evaluator:
             t.val_acc,
             self.constraints.reward(t.val_acc, self.teacher_val_acc,
                                     a.num_params, self.teacher.num_params),
-            t.best_epoch, t.seconds, len(t.history))
-        for a, t in zip(archs, trained)
+            t.best_epoch, t.seconds, len(t.history),
+            tuple(float(a) for a in t.history)) for a, t in zip(archs, trained)
     ]
     return results, [t.variables for t in trained]

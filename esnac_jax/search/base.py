@@ -69,9 +69,9 @@ class Searcher(abc.ABC):
                        'results')
     step = self.asks if step is None else step
     new = [
-        Record(a, a.num_params, a.flops, r.val_acc, r.reward, step,
-               r.best_epoch, r.seconds, r.epochs)
-        for a, r in zip(archs, results)
+        Record(a, a.num_params, a.flops,
+               r.val_acc, r.reward, step, r.best_epoch, r.seconds, r.epochs,
+               tuple(r.curve)) for a, r in zip(archs, results)
     ]
     self.records.extend(new)
     self._tell(new)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from esnac_jax.arch import Arch, SamplerConfig, batch_features, feature_dim
-from esnac_jax.search import pareto
+from esnac_jax.search import fidelity, pareto
 from esnac_jax.search.base import Searcher
 from esnac_jax.search.reward import Constraints
 from esnac_jax.surrogate import kernel as K
@@ -58,6 +58,8 @@ class ESNACConfig:
     proposes (an initial design: asks made while fewer than this many
     candidates are evaluated draw from the prior alone).
   random_frac: share of every later batch drawn from the prior.
+  fidelity: what the surrogate fits on when successive halving stopped
+    candidates early: 'raw' | 'extrapolate' | 'full_only' (search.fidelity).
   """
   surrogate: K.SurrogateConfig = K.SurrogateConfig()
   features: str = 'normalized'
@@ -72,6 +74,7 @@ class ESNACConfig:
   warm_start: bool = False
   init_random: int = 8
   random_frac: float = 0.25
+  fidelity: str = 'extrapolate'
 
   def __post_init__(self):
     feature_dim(self.features)  # unknown kinds raise
@@ -83,6 +86,9 @@ class ESNACConfig:
                        f'{self.pool_size} and {self.parents}')
     if self.init_random < 0:
       raise ValueError(f'init_random must be >= 0, got {self.init_random}')
+    if self.fidelity not in fidelity.MODES:
+      raise ValueError(f'unknown fidelity {self.fidelity!r}; use one of '
+                       f'{fidelity.MODES}')
     for name in ('mutate_frac', 'subset_prob', 'random_frac'):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f'{name} must be in [0, 1], got '
@@ -103,7 +109,8 @@ class ESNACConfig:
                 teacher_anchor=True,
                 warm_start=False,
                 init_random=0,
-                random_frac=0.0)
+                random_frac=0.0,
+                fidelity='raw')
     base.update(overrides)
     return cls(**base)
 
@@ -169,10 +176,11 @@ class ESNACSearcher(Searcher):
     k_init, k_score = jax.random.split(key)
     axis = self.constraints.pareto_axis
     anchor = cfg.teacher_anchor and axis is None
-    hist = ([self.teacher] if anchor else []) + [r.arch for r in self.records]
-    y = np.array(([0.0] if anchor else []) +
-                 [r.val_acc if axis else r.reward for r in self.records],
-                 np.float32)
+    used, values = fidelity.fit_targets(self.records, cfg.fidelity, axis
+                                        is not None)
+    hist = ([self.teacher] if anchor else []) + \
+        [self.records[i].arch for i in used]
+    y = np.concatenate([[0.0] if anchor else [], values]).astype(np.float32)
     subsets = rng.random((n, len(hist))) < cfg.subset_prob
     if anchor:
       subsets[:, 0] = True

@@ -21,6 +21,8 @@ class Record:
   # distillation epochs it trained (fewer when successive halving stopped
   # it; 0 where unknown, e.g. results of older versions)
   epochs: int = 0
+  # validation accuracy after each distillation epoch (empty where unknown)
+  curve: tuple[float, ...] = ()
 
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
@@ -31,6 +33,7 @@ class Record:
   def from_dict(cls, d: dict[str, Any]) -> Record:
     d = dict(d)
     d['arch'] = Arch.from_dict(d['arch'])
+    d['curve'] = tuple(d.get('curve', ()))
     return cls(**d)
 
 
@@ -42,6 +45,7 @@ class Result:
   best_epoch: int = 0
   seconds: float = 0.0
   epochs: int = 0  # distillation epochs trained
+  curve: tuple[float, ...] = ()  # validation accuracy after each epoch
 
 
 def ranked(records: list[Record], k: int) -> list[int]:
