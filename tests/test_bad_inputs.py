@@ -175,6 +175,8 @@ CASES = [
      r'config\.search\.esnac.*pixels'),
     (dict(args=['--config.search.esnac.random_frac=1.5']),
      r'random_frac must be in \[0, 1\]'),
+    (dict(args=['--config.search.esnac.fidelity=best']),
+     "unknown fidelity 'best'"),
     (dict(args=['--config.search.surrogate.hidden=0']),
      r'config\.search\.surrogate: hidden must be >= 1'),
     (dict(args=['--config.search.surrogate.hidden=100000']),

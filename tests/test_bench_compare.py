@@ -321,7 +321,10 @@ def test_batches_are_scored_together_and_cached_per_batch(tmp_path):
 
   def score(archs):
     calls.append(list(archs))
-    return [Result(0.1 * i, 0.2 * i, 1, 0.5, 2 - i) for i in range(len(archs))]
+    return [
+        Result(0.1 * i, 0.2 * i, 1, 0.5, 2 - i, (0.05, 0.1 * i)[:2 - i])
+        for i in range(len(archs))
+    ]
 
   path = str(tmp_path / 'scores.jsonl')
   get = C.cached_batches(score, C.ScoreCache(path))
@@ -333,4 +336,6 @@ def test_batches_are_scored_together_and_cached_per_batch(tmp_path):
   assert get([c, a])[1][0].reward == pytest.approx(0.2) and len(calls) == 2
   again = C.ScoreCache(path)
   assert again.get(b, C.batch_key([a, b])).epochs == 1
+  assert again.get(b, C.batch_key([a, b])).curve == (0.05,)
+  assert again.get(a, C.batch_key([a, b])).curve == (0.05, 0.0)
   assert again.get(a) is None  # not a single-candidate score

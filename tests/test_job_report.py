@@ -86,3 +86,28 @@ def test_the_pareto_section_holds_the_undominated_candidates():
                                     times=10.0,
                                     val_acc=0.60)
   assert report.pareto_section([]) == {'params': [], 'flops': []}
+
+
+def test_candidates_carry_their_epochs_and_learning_curve():
+  import numpy as np
+  from conftest import tiny_teacher
+  from esnac_jax.arch import SamplerConfig, sample
+  t = tiny_teacher('resnet18')
+  kid = sample(t, np.random.default_rng(0), SamplerConfig())
+  recs = [
+      Record(kid, kid.num_params, kid.flops, 0.6, 0.4, 1, 0, 2.0, 2, (0.6, 0.5))
+  ]
+  doc = report.results_dict({}, t, {
+      'val_acc': 0.9,
+      'test_acc': 0.9
+  }, recs, 1, {}, None)
+  c = json.loads(json.dumps(doc))['candidates'][0]
+  assert (c['epochs'], c['curve'], c['best_epoch']) == (2, [0.6, 0.5], 0)
+  assert Record.from_dict(
+      dict(
+          {
+              k: c[k] for k in ('params', 'flops', 'val_acc', 'reward', 'step',
+                               'best_epoch', 'epochs', 'curve')
+          },
+          arch=c['arch'],
+          seconds=2.0)) == recs[0]

@@ -41,6 +41,8 @@ def results_dict(config: dict,
            val_acc=r.val_acc,
            reward=r.reward,
            best_epoch=r.best_epoch,
+           epochs=r.epochs,
+           curve=list(r.curve),
            arch=r.arch.to_dict()) for i, r in enumerate(records)
   ]
   best = max(cands, key=lambda c: (c['reward'], -c['index']), default=None)
