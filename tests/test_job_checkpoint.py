@@ -1,5 +1,7 @@
 """Search state on disk: round trip, damaged steps, config mismatches."""
 
+import copy
+import json
 import os
 
 import numpy as np
@@ -135,6 +137,22 @@ def test_keys_added_since_a_search_was_saved():
   with pytest.raises(ConfigMismatchError,
                      match="lstm_impl: 'custom' -> 'flax'"):
     check_config(saved, other, '/w/search', ())
+  # a key whose every value does what the saved search did
+  for mode in ('raw', 'extrapolate'):
+    check_config(saved,
+                 dict(ok, search=dict(ok['search'], esnac={'fidelity': mode})),
+                 '/w/search', ())
+
+
+def test_a_search_saved_before_halving_resumes_with_todays_defaults():
+  from esnac_jax.configs.common import get_base_config
+  now = json.loads(get_base_config().to_json())
+  saved = copy.deepcopy(now)
+  del saved['distill']['halving'], saved['search']['esnac']['fidelity']
+  check_config(saved, now, '/w/search', ())
+  now['distill']['halving'] = [1]
+  with pytest.raises(ConfigMismatchError, match=r'halving: \[\] -> \[1\]'):
+    check_config(saved, now, '/w/search', ())
 
 
 def test_kept_indices_and_step_seed():

@@ -24,14 +24,17 @@ class ConfigMismatchError(ValueError):
 # bench settings, how processes are joined.
 MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed')
 
-# Config keys added since searches were first saved, with the value that
-# does what those searches did: a saved config without the key matches a
-# config that holds that value.
-ADDED_KEYS = {
-    'search.surrogate.lstm_impl': 'custom',
-    'teacher.onnx': '',
-    'image_size': 0,
-    'search.objective': 'reward'
+# Config keys added since searches were first saved, with the values that
+# do what those searches did: a saved config without the key matches a
+# config that holds one of them. (Without halving every fidelity mode fits
+# the same data.)
+ADDED_KEYS: dict[str, tuple[Any, ...]] = {
+    'search.surrogate.lstm_impl': ('custom',),
+    'teacher.onnx': ('',),
+    'image_size': (0,),
+    'search.objective': ('reward',),
+    'distill.halving': ([],),
+    'search.esnac.fidelity': ('extrapolate', 'raw', 'full_only'),
 }
 
 
@@ -64,7 +67,11 @@ def check_config(saved: dict, current: dict, directory: str,
                  may_change: tuple[str, ...]) -> None:
   """Raises ConfigMismatchError naming the keys that differ."""
   a, b = _flatten(saved), _flatten(current)
-  a.update({k: v for k, v in ADDED_KEYS.items() if k not in a and k in b})
+  a.update({
+      k: b[k] if b[k] in v else v[0]
+      for k, v in ADDED_KEYS.items()
+      if k not in a and k in b
+  })
   diff = [
       k for k in sorted(set(a) | set(b))
       if a.get(k) != b.get(k) and not any(k == p or k.startswith(p + '.')
