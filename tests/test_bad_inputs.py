@@ -177,6 +177,8 @@ CASES = [
      r'random_frac must be in \[0, 1\]'),
     (dict(args=['--config.search.esnac.fidelity=best']),
      "unknown fidelity 'best'"),
+    (dict(args=['--config.compile_cache=']),
+     r"config\.compile_cache='' must be auto, off or a folder"),
     (dict(args=['--config.search.surrogate.hidden=0']),
      r'config\.search\.surrogate: hidden must be >= 1'),
     (dict(args=['--config.search.surrogate.hidden=100000']),

@@ -34,6 +34,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
            coordinator_address='',
            num_processes=0,
            process_id=-1))
+  # JAX's persistent compilation cache: auto (~/.cache/esnac_jax/xla), off,
+  # or a local folder; a resumed or repeated run skips compiles done before.
+  c.compile_cache = 'auto'
 
   c.teacher = ml_collections.ConfigDict()
   # vgg19 | resnet18 | resnet34 | shufflenet | mobilenetv2

@@ -12,6 +12,7 @@ import ml_collections
 
 from esnac_jax import paths
 from esnac_jax.data import DatasetUnavailableError
+from esnac_jax.job import xla_cache
 from esnac_jax.job.loop import ConfigMismatchError
 from esnac_jax.train import CheckpointError
 
@@ -64,6 +65,8 @@ def run(config: ml_collections.ConfigDict,
       paths.check_client(where or '')
     plan = validate.check(config, workdir)
     check_workdir(workdir)
+    xla_cache.enable(config.get('compile_cache', 'auto'),
+                     log=lambda s: print(s, flush=True))
     pipeline.run(config, workdir, log=lambda s: print(s, flush=True), plan=plan)
   except (ValueError, ConfigMismatchError, CheckpointError,
           DatasetUnavailableError, FileNotFoundError) as e:

@@ -21,8 +21,9 @@ class ConfigMismatchError(ValueError):
 
 
 # Config keys a resumed search may change: more steps, the final stage,
-# bench settings, how processes are joined.
-MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed')
+# bench settings, how processes are joined, where compiles are cached.
+MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed',
+              'compile_cache')
 
 # Config keys added since searches were first saved, with the values that
 # do what those searches did: a saved config without the key matches a

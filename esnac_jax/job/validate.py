@@ -20,7 +20,7 @@ import numpy as np
 
 from esnac_jax import paths
 from esnac_jax.arch import Arch, sample
-from esnac_jax.job import from_config
+from esnac_jax.job import from_config, xla_cache
 from esnac_jax.job.evaluate import resolve_path
 from esnac_jax.models.inherit import BN_STATS, CHANNEL_SELECT
 from esnac_jax.models.weights import load_variables
@@ -116,6 +116,7 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'config.seed={seed!r} must be an integer in '
                      f'[0, {2**32 - 1}]')
   _check_enum('preset', config.get('preset', 'default'), PRESETS)
+  xla_cache.folder(config.get('compile_cache', 'auto'))
   if not isinstance(config.data_dir, str):
     raise ValueError(f'config.data_dir={config.data_dir!r} must be a path '
                      "string ('' for TFDS's default)")
