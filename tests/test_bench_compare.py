@@ -255,8 +255,20 @@ def test_compare_end_to_end_and_resume(tmp_path):
         ][0]
   assert new['rewards'] == old['rewards'] and new['trained_now'] == 0
 
+  # A comparison saved before later keys existed resumes with their
+  # defaults, and where compiles are cached may change.
+  with open(os.path.join(wd, 'compare.json')) as f:
+    saved = json.load(f)
+  old_cfg = saved['settings']['config']
+  del old_cfg['distill']['halving'], old_cfg['search']['esnac']['fidelity']
+  del old_cfg['compile_cache'], old_cfg['compare']['batch_scoring']
+  with open(os.path.join(wd, 'compare.json'), 'w') as f:
+    json.dump(saved, f)
+  cfg.compile_cache = 'off'
+  assert C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6])['runs'] == replay['runs']
+
   cfg.compare.override.distill.lr = 1e-2
-  with pytest.raises(ValueError, match='another config'):
+  with pytest.raises(ValueError, match=r'another config \(distill\.lr: '):
     C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
 
 

@@ -35,11 +35,15 @@ import ml_collections
 from esnac_jax.arch import Arch
 from esnac_jax.search import ESNACConfig, Result, Searcher, make_searcher
 from esnac_jax.search import pareto
+from esnac_jax.job.loop import config_diff
 from esnac_jax.job.report import write_json
 from esnac_jax.surrogate import SurrogateConfig
 
 METHODS = ('esnac', 'faithful', 'random', 'n2n', 'evolution')
 FORMAT = 'esnac_jax.compare/1'
+# Config keys a resumed comparison may change: none of them changes a score
+# or a proposal.
+RESUME_MAY_CHANGE = ('final', 'distributed', 'compile_cache')
 
 # ---- configuration ----------------------------------------------------------
 
@@ -588,9 +592,13 @@ def compare(
   if os.path.exists(out_path):
     with open(out_path) as f:
       old = json.load(f)
-    if old.get('settings', {}).get('config') != settings['config']:
+    diff = config_diff(
+        old.get('settings', {}).get('config') or {}, settings['config'],
+        RESUME_MAY_CHANGE)
+    if diff:
       raise ValueError(f'{out_path} holds a comparison made with another '
-                       'config; use another --workdir or delete it')
+                       f'config ({"; ".join(diff[:4])}); use another '
+                       '--workdir or delete it')
     # A longer run's first `evaluations` are a shorter run's, except for
     # N2N, whose stage split depends on the budget.
     runs = [

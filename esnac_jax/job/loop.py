@@ -35,6 +35,7 @@ ADDED_KEYS: dict[str, tuple[Any, ...]] = {
     'image_size': (0,),
     'search.objective': ('reward',),
     'distill.halving': ([],),
+    'compare.batch_scoring': (False,),
     'search.esnac.fidelity': ('extrapolate', 'raw', 'full_only'),
 }
 
@@ -64,22 +65,30 @@ def kept_indices(records: list[Record],
                        [r.val_acc for r in records], keep)
 
 
-def check_config(saved: dict, current: dict, directory: str,
-                 may_change: tuple[str, ...]) -> None:
-  """Raises ConfigMismatchError naming the keys that differ."""
+def config_diff(saved: dict, current: dict,
+                may_change: tuple[str, ...]) -> list[str]:
+  """'key: saved -> current' for every key that differs, except keys under
+  `may_change` and keys added since `saved` holding a value that does
+  what it did (ADDED_KEYS)."""
   a, b = _flatten(saved), _flatten(current)
   a.update({
       k: b[k] if b[k] in v else v[0]
       for k, v in ADDED_KEYS.items()
       if k not in a and k in b
   })
-  diff = [
-      k for k in sorted(set(a) | set(b))
+  return [
+      f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in sorted(set(a) | set(b))
       if a.get(k) != b.get(k) and not any(k == p or k.startswith(p + '.')
                                           for p in may_change)
   ]
+
+
+def check_config(saved: dict, current: dict, directory: str,
+                 may_change: tuple[str, ...]) -> None:
+  """Raises ConfigMismatchError naming the keys that differ."""
+  diff = config_diff(saved, current, may_change)
   if diff:
-    shown = '; '.join(f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in diff[:6])
+    shown = '; '.join(diff[:6])
     raise ConfigMismatchError(
         f'{directory} holds a search made with a different config ({shown}'
         f'{" ..." if len(diff) > 6 else ""}). Rerun with the same config '
