@@ -110,3 +110,59 @@ def test_masked_path_halves(vmap):
     shapes = jax.tree_util.tree_map(np.shape, t.variables['params'])
     assert shapes == jax.tree_util.tree_map(np.shape,
                                             random_variables(kid)['params'])
+
+
+def test_rank_weights_decide_who_goes_on():
+  """Weighted by reward per unit of accuracy, a small child that is less
+  accurate but ahead on reward goes on; the weights must fit."""
+  slopes = [0.05, 0.2, 0.1, 0.15, 0.01]
+  trained = []
+
+  def train_epoch(epoch, active):
+    trained.append((epoch, list(active)))
+
+  def validate(active):
+    return [slopes[i] * (trained[-1][0] + 1) for i in active]
+
+  out = keep_best_epochs(3,
+                         5,
+                         train_epoch,
+                         validate,
+                         lambda idx: {i: None for i in idx},
+                         halving=(1,),
+                         rank_weights=[1, 1, 1, 1, 100])
+  assert trained[1] == (1, [1, 3, 4])
+  assert [len(t.history) for t in out] == [1, 3, 1, 3, 3]
+  with pytest.raises(ValueError, match='2 rank weights for 5 networks'):
+    keep_best_epochs(3,
+                     5,
+                     train_epoch,
+                     validate,
+                     lambda idx: {},
+                     halving=(1,),
+                     rank_weights=[1, 2])
+
+
+def test_the_job_ranks_halving_by_the_objective():
+  from esnac_jax.arch import SamplerConfig, sample
+  from esnac_jax.job.evaluate import Evaluator
+  from esnac_jax.search import Constraints, reward
+  from conftest import tiny_teacher
+  t = tiny_teacher('resnet18')
+  rng = np.random.default_rng(0)
+  kids = [sample(t, rng, SamplerConfig()) for _ in range(3)]
+  opt = OptimConfig('adam', 1e-3)
+  ev = Evaluator(t, None, 0.8, None, TrainConfig(4, 32, opt, halving=(1, 2)))
+  w = ev.rank_weights(kids)
+  want = [reward(0.5, 0.8, k.num_params, t.num_params) for k in kids]
+  np.testing.assert_allclose(np.multiply(w, 0.5), want)
+  assert dataclasses.replace(ev,
+                             train=TrainConfig(4, 32,
+                                               opt)).rank_weights(kids) is None
+  assert dataclasses.replace(
+      ev,
+      constraints=Constraints(objective='pareto')).rank_weights(kids) is None
+  target = dataclasses.replace(ev,
+                               constraints=Constraints(objective='target',
+                                                       max_params=10**9))
+  np.testing.assert_allclose(target.rank_weights(kids), [1 / 0.8] * 3)

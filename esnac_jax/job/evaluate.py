@@ -84,10 +84,11 @@ class Evaluator:
       log: Callable[[str], None] | None = None
   ) -> tuple[list[Result], list[dict]]:
     """Results and the kept (best-epoch) weights, one per arch."""
+    rank = self.rank_weights(archs)
     if self.path == 'materialised':
       trained = distill_candidates(self.teacher, self.teacher_vars, archs,
                                    self.dataset, self.train, seed, self.select,
-                                   self.bn_stats, log)
+                                   self.bn_stats, log, rank)
     else:
       vmap = self.path == 'masked_vmap'
       mesh = candidate_mesh() if vmap and jax.device_count() > 1 else None
@@ -100,7 +101,8 @@ class Evaluator:
                                vmap=vmap,
                                bn_stats=self.bn_stats,
                                log=log,
-                               mesh=mesh)
+                               mesh=mesh,
+                               rank_weights=rank)
     results = [
         Result(
             t.val_acc,
@@ -110,3 +112,15 @@ class Evaluator:
             tuple(float(a) for a in t.history)) for a, t in zip(archs, trained)
     ]
     return results, [t.variables for t in trained]
+
+  def rank_weights(self, archs: list[Arch]) -> list[float] | None:
+    """What successive halving ranks a step's candidates by: their reward
+    (each child's reward per unit of accuracy), so a small child that is
+    ahead on reward goes on even when a larger one is more accurate. With
+    a pareto objective (every size counts) it ranks by accuracy."""
+    if not self.train.halving or self.constraints.pareto_axis is not None:
+      return None
+    return [
+        self.constraints.reward(1.0, self.teacher_val_acc, a.num_params,
+                                self.teacher.num_params) for a in archs
+    ]

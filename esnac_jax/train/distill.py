@@ -9,7 +9,7 @@ the ones kept (the original kept the last epoch's weights).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
@@ -27,8 +27,10 @@ def distill_candidates(
     seed: int,
     select: str = 'first',
     bn_stats: str = 'reset',
-    log: Callable[[str], None] | None = None) -> list[Trained]:
-  """Distils each child from the teacher; returns best-epoch results."""
+    log: Callable[[str], None] | None = None,
+    rank_weights: Sequence[float] | None = None) -> list[Trained]:
+  """Distils each child from the teacher; returns best-epoch results.
+  `rank_weights`: what successive halving ranks by (keep_best_epochs)."""
   inits = [
       inherit(teacher, c, teacher_vars, select, bn_stats) for c in children
   ]
@@ -39,7 +41,8 @@ def distill_candidates(
                     seed,
                     teacher=(teacher, teacher_vars),
                     log=log,
-                    label=f'distil x{len(children)}')
+                    label=f'distil x{len(children)}',
+                    rank_weights=rank_weights)
 
 
 def final_train(arch: Arch,

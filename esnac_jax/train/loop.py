@@ -86,12 +86,14 @@ def train_many(archs: list[Arch],
                teacher: tuple[Arch, dict] | None = None,
                log: Callable[[str], None] | None = None,
                label: str = 'train',
-               progress: EpochProgress | None = None) -> list[Trained]:
+               progress: EpochProgress | None = None,
+               rank_weights: Sequence[float] | None = None) -> list[Trained]:
   """Trains several networks in lockstep on the same minibatches.
 
   With `teacher`, its logits are computed once per batch and shared. Each
   network keeps its best-validation-epoch weights (not the last epoch's).
   With `progress`, a killed training resumes from its last saved epoch.
+  `rank_weights`: see keep_best_epochs.
   """
   for a in archs:
     check_classes(a, ds)
@@ -125,7 +127,8 @@ def train_many(archs: list[Arch],
 
   return keep_best_epochs(cfg.epochs, len(archs), train_epoch, validate,
                           weights, log, label, progress,
-                          (lambda: states, set_states), cfg.halving)
+                          (lambda: states, set_states), cfg.halving,
+                          rank_weights)
 
 
 def keep_best_epochs(
@@ -138,8 +141,8 @@ def keep_best_epochs(
     label: str = 'train',
     progress: EpochProgress | None = None,
     live: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
-    halving: Sequence[int] = ()
-) -> list[Trained]:
+    halving: Sequence[int] = (),
+    rank_weights: Sequence[float] | None = None) -> list[Trained]:
   """The epoch loop of every training path: `count` networks trained
   together, each keeping its best-validation-epoch weights.
 
@@ -148,10 +151,15 @@ def keep_best_epochs(
   weights(indices) gives the host copies of the weights of the networks
   whose accuracy just improved. After each epoch in `halving`, only the
   better half of the active networks goes on (successive halving); the
-  others keep what they reached. With `progress` and `live` (get and set
+  others keep what they reached. `rank_weights` (one per network) make
+  "better" mean a higher weight x best accuracy: the search's reward,
+  which is proportional to accuracy for a given child, rather than
+  accuracy alone (which would favour the largest children). With `progress` and `live` (get and set
   the networks' training state), the loop resumes from the last saved
   epoch and saves as it goes.
   """
+  if rank_weights is not None and len(rank_weights) != count:
+    raise ValueError(f'{len(rank_weights)} rank weights for {count} networks')
   best: list[tuple[float, int, Any] | None] = [None] * count
   history: list[list[float]] = [[] for _ in range(count)]
   active = list(range(count))
@@ -189,7 +197,8 @@ def keep_best_epochs(
       for i in improved:
         best[i] = (accs[i], epoch, copies[i])
     if epoch + 1 in halving:
-      active = halved(active, [best[i][0] for i in active])
+      w = [1.0] * count if rank_weights is None else rank_weights
+      active = halved(active, [w[i] * best[i][0] for i in active])
     if progress is not None and progress.due(epoch, epochs):
       progress.save(
           epoch, {

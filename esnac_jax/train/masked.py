@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -113,17 +113,19 @@ def host_value(a: jax.Array) -> np.ndarray:
   return out
 
 
-def distill_masked(teacher: Arch,
-                   teacher_vars: dict,
-                   children: list[Arch],
-                   ds: Dataset,
-                   cfg: TrainConfig,
-                   seed: int,
-                   vmap: bool = False,
-                   bn_stats: str = 'reset',
-                   log: Callable[[str], None] | None = None,
-                   label: str = 'distil (masked)',
-                   mesh: Mesh | None = None) -> list[Trained]:
+def distill_masked(
+    teacher: Arch,
+    teacher_vars: dict,
+    children: list[Arch],
+    ds: Dataset,
+    cfg: TrainConfig,
+    seed: int,
+    vmap: bool = False,
+    bn_stats: str = 'reset',
+    log: Callable[[str], None] | None = None,
+    label: str = 'distil (masked)',
+    mesh: Mesh | None = None,
+    rank_weights: Sequence[float] | None = None) -> list[Trained]:
   """Distils `children` from the teacher on shared minibatches (teacher
   logits once per batch); weight inheritance is 'first'-k, as the masks
   require. Returns each child's best-validation-epoch result.
@@ -145,6 +147,8 @@ def distill_masked(teacher: Arch,
   parts = mesh.shape['data'] if mesh is not None else 1
   if real % per:
     children = list(children) + [children[-1]] * (-real % per)
+    if rank_weights is not None:
+      rank_weights = list(rank_weights) + [rank_weights[-1]] * (-real % per)
   if cfg.batch_size % parts:
     raise ValueError(f'distill.batch_size={cfg.batch_size} must divide '
                      f'over the {parts} processes of the data axis')
@@ -230,7 +234,8 @@ def distill_masked(teacher: Arch,
                              weights,
                              log,
                              label,
-                             halving=cfg.halving)
+                             halving=cfg.halving,
+                             rank_weights=rank_weights)
   return [
       dataclasses.replace(t, variables=extract(teacher, c, t.variables))
       for c, t in zip(children, trained)
