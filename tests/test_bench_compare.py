@@ -268,7 +268,11 @@ def test_compare_end_to_end_and_resume(tmp_path):
   assert C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6])['runs'] == replay['runs']
 
   cfg.compare.override.distill.lr = 1e-2
-  with pytest.raises(ValueError, match=r'another config \(distill\.lr: '):
+  with pytest.raises(
+      ValueError,
+      match=
+      r'another config \(compare\.override\.distill\.lr: .*; distill\.lr: 0\.003 -> 0\.01\)'
+  ):
     C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6], log=logs.append)
 
 
