@@ -109,7 +109,7 @@ class Evaluator:
             self.constraints.reward(t.val_acc, self.teacher_val_acc,
                                     a.num_params, self.teacher.num_params),
             t.best_epoch, t.seconds, len(t.history),
-            tuple(float(a) for a in t.history)) for a, t in zip(archs, trained)
+            tuple(float(v) for v in t.history)) for a, t in zip(archs, trained)
     ]
     return results, [t.variables for t in trained]
 
