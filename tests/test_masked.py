@@ -12,8 +12,9 @@ import pytest
 
 from esnac_jax.arch import get_teacher, mutate, sample
 from esnac_jax.models import inherit, make_model
-from esnac_jax.models.masked import (MaskedNet, candidate_masks, check_maskable,
-                                     extract, masked_variables)
+from esnac_jax.models.masked import (STACK_ABOVE, MaskedNet, candidate_masks,
+                                     check_maskable, extra_pairs, extract,
+                                     masked_variables, skip_plan)
 from conftest import (distillation_case, env_int, random_variables,
                       tiny_teacher)
 
@@ -88,6 +89,56 @@ def test_masked_equals_materialised(name):
       got = extract(teacher, child, {'params': g_m, 'batch_stats': stats_m})
       _close(got['params'], g_c, f'{name} gradients')
       _close(got['batch_stats'], stats_c, f'{name} BN statistics')
+
+
+def test_skip_plan_stacks_only_crowded_shapes():
+  """Every extra pair is read exactly once, summed or from a buffer; only
+  shapes with more than STACK_ABOVE pairs use a buffer (ResNet-34's widest
+  stage does, nothing in ResNet-18 does)."""
+  for name, want_stacked in (('resnet18', False), ('resnet34', True)):
+    teacher = tiny_teacher(name)
+    pairs = extra_pairs(teacher)
+    plan = skip_plan(teacher)
+    seen = [(a, b) for b, v in plan.summed.items() for _, a in v]
+    by_row = {(buf, r): a for a, (buf, r) in plan.slot.items()}
+    for b, (buf, n, rows, ps) in plan.stacked.items():
+      assert max(rows) + 1 == n
+      for r, p in zip(rows, ps):
+        assert by_row[(buf, r)] < b and pairs[p] == (by_row[(buf, r)], b)
+        seen.append(pairs[p])
+    assert sorted(seen) == sorted(pairs)
+    assert bool(plan.stacked) == want_stacked, name
+    per_buffer = {}
+    for buf, _, _, ps in plan.stacked.values():
+      per_buffer[buf] = per_buffer.get(buf, 0) + len(ps)
+    assert all(n > STACK_ABOVE for n in per_buffer.values())
+
+
+def test_stacked_skips_equal_materialised():
+  """With every skip read from a buffer (stack_above=0) the masked network
+  still computes the child: outputs, BN statistics and gradients."""
+  teacher = tiny_teacher('resnet18')
+  rng = np.random.default_rng(3)
+  child = sample(teacher, rng)
+  while not candidate_masks(teacher, child)['edge'].any():
+    child = mutate(child, teacher, rng)
+  with jax.enable_x64(True):
+    tvars = jax.tree_util.tree_map(lambda a: 0.3 * a.astype(np.float64),
+                                   random_variables(teacher, seed=4))
+    tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
+                                                  tvars['batch_stats'])
+    x = rng.normal(size=(3,) + teacher.input_shape)
+    masked = MaskedNet(teacher, jnp.float64, stack_above=0)
+    assert masked.stack_above == 0 and skip_plan(teacher, 0).stacked
+    cvars = inherit(teacher, child, tvars, 'first', 'inherit')
+    model = make_model(child, jnp.float64)
+    out_c, stats_c, g_c = _run(model, cvars, x)
+    out_m, stats_m, g_m = _run(masked, masked_variables(tvars, 'inherit'), x,
+                               candidate_masks(teacher, child))
+    assert np.max(np.abs(out_m - out_c)) <= 1e-9 * float(np.max(np.abs(out_c)))
+    got = extract(teacher, child, {'params': g_m, 'batch_stats': stats_m})
+    _close(got['params'], g_c, 'stacked gradients')
+    _close(got['batch_stats'], stats_c, 'stacked BN statistics')
 
 
 def test_masked_float32_forward_matches(teacher_name='resnet18'):
