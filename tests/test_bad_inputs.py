@@ -179,6 +179,8 @@ CASES = [
      "unknown fidelity 'best'"),
     (dict(args=['--config.compile_cache=']),
      r"config\.compile_cache='' must be auto, off or a folder"),
+    (dict(args=['--config.data_feed=gpu']),
+     r"config\.data_feed must be one of auto, host, device, got 'gpu'"),
     (dict(args=['--config.search.surrogate.hidden=0']),
      r'config\.search\.surrogate: hidden must be >= 1'),
     (dict(args=['--config.search.surrogate.hidden=100000']),

@@ -262,9 +262,10 @@ def test_compare_end_to_end_and_resume(tmp_path):
   old_cfg = saved['settings']['config']
   del old_cfg['distill']['halving'], old_cfg['search']['esnac']['fidelity']
   del old_cfg['compile_cache'], old_cfg['compare']['batch_scoring']
+  del old_cfg['data_feed']
   with open(os.path.join(wd, 'compare.json'), 'w') as f:
     json.dump(saved, f)
-  cfg.compile_cache = 'off'
+  cfg.compile_cache, cfg.data_feed = 'off', 'host'
   assert C.compare(cfg, wd, C.METHODS, 2, 6, [3, 6])['runs'] == replay['runs']
 
   cfg.compare.override.distill.lr = 1e-2

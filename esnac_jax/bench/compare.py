@@ -43,7 +43,7 @@ METHODS = ('esnac', 'faithful', 'random', 'n2n', 'evolution')
 FORMAT = 'esnac_jax.compare/1'
 # Config keys a resumed comparison may change: none of them changes a score
 # or a proposal.
-RESUME_MAY_CHANGE = ('final', 'distributed', 'compile_cache')
+RESUME_MAY_CHANGE = ('final', 'distributed', 'compile_cache', 'data_feed')
 
 # ---- configuration ----------------------------------------------------------
 
@@ -224,14 +224,17 @@ def make_scorer(
   from esnac_jax.job.evaluate import Evaluator, resolve_path
   from esnac_jax.train import get_teacher_variables
 
-  distill = from_config.train_config(cfg.distill, 'distill')
+  distill = from_config.train_config(cfg.distill, 'distill',
+                                     cfg.get('data_feed', 'auto'))
   path = resolve_path(cfg.distill.path, teacher, cfg.distill.select,
                       jax.default_backend(), distill.dtype, distill.batch_size)
   os.makedirs(workdir, exist_ok=True)
   ds = from_config.config_dataset(cfg)
   teacher_vars, tm = get_teacher_variables(
-      teacher, ds, from_config.train_config(cfg.teacher.train, 'teacher.train'),
-      workdir, cfg.seed, log)
+      teacher, ds,
+      from_config.train_config(cfg.teacher.train, 'teacher.train',
+                               cfg.get('data_feed', 'auto')), workdir, cfg.seed,
+      log)
   log(f'teacher {teacher.name} width {cfg.teacher.width}: '
       f'{teacher.num_params:,} params, val acc {tm["val_acc"]:.4f}; '
       f'candidates: {cfg.distill.epochs} distillation epoch(s) on the {path} '

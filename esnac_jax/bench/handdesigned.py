@@ -207,8 +207,10 @@ def handdesigned(config: ml_collections.ConfigDict,
   for i in indices:  # every architecture is built before any training
     arch = Arch.from_dict(cands[i]['arch'])
     plan.append((i, contenders(teacher, arch, baselines)))
-  distill_cfg = from_config.train_config(config.distill, 'distill')
-  final_cfg = from_config.train_config(config.final, 'final')
+  distill_cfg = from_config.train_config(config.distill, 'distill',
+                                         config.get('data_feed', 'auto'))
+  final_cfg = from_config.train_config(config.final, 'final',
+                                       config.get('data_feed', 'auto'))
   teacher_vars, _ = restore_teacher(paths.join(workdir, 'teacher'), teacher)
   ds = from_config.config_dataset(config)
   t_test = results['teacher']['test_acc']

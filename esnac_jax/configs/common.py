@@ -27,6 +27,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.dataset = 'cifar100'
   c.data_dir = ''  # TFDS data dir; '' = TFDS's default
   c.image_size = 0  # resize images to NxN; 0 = as the dataset stores them
+  # Where training batches are gathered, cropped, flipped and normalised:
+  # auto (on the accelerator where there is one), host (NumPy) or device.
+  c.data_feed = 'auto'
   # Several processes (TPU pods, multi-GPU hosts): jax.distributed. With
   # initialize and no address, JAX finds the coordinator (TPU pods, SLURM).
   c.distributed = ml_collections.ConfigDict(

@@ -109,23 +109,68 @@ def resized(ds: Dataset, size: int) -> Dataset:
   return dataclasses.replace(ds, train=splits[0], val=splits[1], test=splits[2])
 
 
+def draw_augment(
+    rng: np.random.Generator, n: int, crop: int, flip: bool
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+  """The random part of `augment` for n images: crop offsets (dy, dx) in
+  0..2*crop and the flip mask (None where that augmentation is off)."""
+  dy = dx = mask = None
+  if crop:
+    dy = rng.integers(0, 2 * crop + 1, n)
+    dx = rng.integers(0, 2 * crop + 1, n)
+  if flip:
+    mask = rng.random(n) < 0.5
+  return dy, dx, mask
+
+
 def augment(images: np.ndarray, rng: np.random.Generator, crop: int,
             flip: bool) -> np.ndarray:
   """Random crop with zero padding `crop` and random horizontal flip."""
-  n, h, w, _ = images.shape
-  out = images
-  if crop:
-    padded = np.pad(images, ((0, 0), (crop, crop), (crop, crop), (0, 0)))
-    dy = rng.integers(0, 2 * crop + 1, n)
-    dx = rng.integers(0, 2 * crop + 1, n)
-    rows = dy[:, None] + np.arange(h)[None]
-    cols = dx[:, None] + np.arange(w)[None]
-    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:,
-                                                                     None, :]]
-  if flip:
-    mask = rng.random(n) < 0.5
-    out = np.where(mask[:, None, None, None], out[:, :, ::-1], out)
-  return out
+  plan = BatchPlan(np.arange(len(images)),
+                   *draw_augment(rng, len(images), crop, flip))
+  return apply_plan(images, plan, crop)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+  """One training batch as indices and augmentation draws (no pixels): the
+  host part of `train_batches`, which the device feed also uses."""
+  index: np.ndarray  # sorted rows of the training split
+  dy: np.ndarray | None
+  dx: np.ndarray | None
+  flip: np.ndarray | None
+
+
+def batch_plans(
+    ds: Dataset,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    augment_data: bool = True,
+    part: tuple[int, int] = (0, 1)
+) -> Iterator[BatchPlan]:
+  """The batches of one epoch as plans; see train_batches."""
+  split = ds.train
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+  if len(split) < batch_size:
+    raise ValueError(f'{len(split)} training examples cannot fill one batch '
+                     f'of {batch_size}')
+  index, count = part
+  if not 0 <= index < count or batch_size % count:
+    raise ValueError(f'part {part} does not split a batch of {batch_size}')
+  rows = slice(index * batch_size // count, (index + 1) * batch_size // count)
+  rng = np.random.default_rng([seed, epoch])
+  order = rng.permutation(len(split))
+  on = augment_data and bool(ds.augment_crop or ds.augment_flip)
+  for start in range(0, len(order) - batch_size + 1, batch_size):
+    idx = np.sort(order[start:start + batch_size])
+    dy = dx = flip = None
+    if on:
+      dy, dx, flip = draw_augment(rng, batch_size, ds.augment_crop,
+                                  ds.augment_flip)
+    yield BatchPlan(
+        *(None if a is None else a[rows] for a in (idx, dy, dx, flip)))
 
 
 def train_batches(
@@ -142,24 +187,23 @@ def train_batches(
   share of a minibatch that n processes train on together, the same
   minibatches whatever n.
   """
-  split = ds.train
-  if batch_size < 1:
-    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-  if len(split) < batch_size:
-    raise ValueError(f'{len(split)} training examples cannot fill one batch '
-                     f'of {batch_size}')
-  index, count = part
-  if not 0 <= index < count or batch_size % count:
-    raise ValueError(f'part {part} does not split a batch of {batch_size}')
-  rows = slice(index * batch_size // count, (index + 1) * batch_size // count)
-  rng = np.random.default_rng([seed, epoch])
-  order = rng.permutation(len(split))
-  for start in range(0, len(order) - batch_size + 1, batch_size):
-    idx = np.sort(order[start:start + batch_size])
-    x = split.images[idx]
-    if augment_data and (ds.augment_crop or ds.augment_flip):
-      x = augment(x, rng, ds.augment_crop, ds.augment_flip)
-    yield ds.normalise(x[rows]), split.labels[idx][rows]
+  for plan in batch_plans(ds, batch_size, seed, epoch, augment_data, part):
+    x = apply_plan(ds.train.images, plan, ds.augment_crop)
+    yield ds.normalise(x), ds.train.labels[plan.index]
+
+
+def apply_plan(images: np.ndarray, plan: BatchPlan, crop: int) -> np.ndarray:
+  """The raw images of a planned batch: gathered, cropped and flipped."""
+  x = images[plan.index]
+  n, h, w, _ = x.shape
+  if plan.dy is not None:
+    padded = np.pad(x, ((0, 0), (crop, crop), (crop, crop), (0, 0)))
+    rows = plan.dy[:, None] + np.arange(h)[None]
+    cols = plan.dx[:, None] + np.arange(w)[None]
+    x = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+  if plan.flip is not None:
+    x = np.where(plan.flip[:, None, None, None], x[:, :, ::-1], x)
+  return x
 
 
 def eval_batches(

@@ -178,8 +178,11 @@ def sampler_config(config: ml_collections.ConfigDict) -> SamplerConfig:
   return build(SamplerConfig, config.search_space, 'search_space')
 
 
-def train_config(section: ml_collections.ConfigDict, name: str) -> TrainConfig:
-  """A TrainConfig from a training section (teacher.train, distill, final)."""
+def train_config(section: ml_collections.ConfigDict,
+                 name: str,
+                 feed: str = 'auto') -> TrainConfig:
+  """A TrainConfig from a training section (teacher.train, distill, final);
+  `feed` is config.data_feed."""
   try:
     return TrainConfig(epochs=section.epochs,
                        batch_size=section.batch_size,
@@ -195,7 +198,8 @@ def train_config(section: ml_collections.ConfigDict, name: str) -> TrainConfig:
                        dtype=section.dtype,
                        checkpoint_every_s=section.get('checkpoint_every_s',
                                                       60.0),
-                       halving=tuple(section.get('halving', ())))
+                       halving=tuple(section.get('halving', ())),
+                       feed=feed)
   except ValueError as e:
     raise ValueError(f'config.{name}: {e}') from None
 

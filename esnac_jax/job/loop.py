@@ -21,9 +21,10 @@ class ConfigMismatchError(ValueError):
 
 
 # Config keys a resumed search may change: more steps, the final stage,
-# bench settings, how processes are joined, where compiles are cached.
+# bench settings, how processes are joined, where compiles are cached and
+# batches built (the same batches to float32 rounding).
 MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed',
-              'compile_cache')
+              'compile_cache', 'data_feed')
 
 # Config keys added since searches were first saved, with the values that
 # do what those searches did: a saved config without the key matches a

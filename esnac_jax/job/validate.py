@@ -21,6 +21,7 @@ import numpy as np
 from esnac_jax import paths
 from esnac_jax.arch import Arch, sample
 from esnac_jax.job import from_config, xla_cache
+from esnac_jax.data.device_feed import resolve_feed
 from esnac_jax.job.evaluate import resolve_path
 from esnac_jax.models.inherit import BN_STATS, CHANNEL_SELECT
 from esnac_jax.models.weights import load_variables
@@ -68,7 +69,8 @@ def check(config: ml_collections.ConfigDict,
   trains = {}
   for name, section in (('teacher.train', config.teacher.train),
                         ('distill', config.distill), ('final', config.final)):
-    trains[name] = from_config.train_config(section, name)
+    trains[name] = from_config.train_config(section, name,
+                                            config.get('data_feed', 'auto'))
     if section.batch_size > spec.train_size:
       raise ValueError(
           f'config.{name}.batch_size={section.batch_size} is larger than '
@@ -117,6 +119,11 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
                      f'[0, {2**32 - 1}]')
   _check_enum('preset', config.get('preset', 'default'), PRESETS)
   xla_cache.folder(config.get('compile_cache', 'auto'))
+  try:
+    resolve_feed(config.get('data_feed', 'auto'), jax.default_backend(),
+                 jax.process_count())
+  except ValueError as e:
+    raise ValueError(f'config.{e}') from None
   if not isinstance(config.data_dir, str):
     raise ValueError(f'config.data_dir={config.data_dir!r} must be a path '
                      "string ('' for TFDS's default)")

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from esnac_jax.arch import Arch
-from esnac_jax.data import Dataset, eval_batches, train_batches
+from esnac_jax.data import Dataset, eval_batches
+from esnac_jax.data.device_feed import FEEDS, TrainFeed
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import OptimConfig, make_optimizer
 from esnac_jax.train.progress import EpochProgress
@@ -32,6 +33,9 @@ class TrainConfig:
   # Successive halving of networks trained together: after each of these
   # epochs only the better half (by best validation accuracy so far) goes on.
   halving: tuple[int, ...] = ()
+  # Where training batches are built: 'auto', 'host' or 'device' (see
+  # data/device_feed.py).
+  feed: str = 'auto'
 
   def __post_init__(self):
     if self.epochs < 1:
@@ -41,6 +45,9 @@ class TrainConfig:
     if not self.checkpoint_every_s >= 0:
       raise ValueError(f'checkpoint_every_s must be >= 0, got '
                        f'{self.checkpoint_every_s}')
+    if self.feed not in FEEDS:
+      raise ValueError(f'feed must be one of {", ".join(FEEDS)}, got '
+                       f'{self.feed!r}')
     if self.dtype not in ('float32', 'bfloat16'):
       raise ValueError(f"dtype must be 'float32' or 'bfloat16', got "
                        f'{self.dtype!r}')
@@ -104,9 +111,10 @@ def train_many(archs: list[Arch],
   release_programs(log=log)
   fns = [train_step_fn(a, tx, cfg.loss, dtype) for a in archs]
   t_logits = logits_fn(teacher[0], dtype) if teacher else None
+  batches = TrainFeed(ds, cfg.feed)
 
   def train_epoch(epoch: int, active: list[int]) -> None:
-    for x, y in train_batches(ds, cfg.batch_size, seed, epoch):
+    for x, y in batches(cfg.batch_size, seed, epoch):
       tl = t_logits(teacher[1], x) if teacher else None
       for i in active:
         states[i] = fns[i](states[i], x, y, tl)[0]

@@ -22,7 +22,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from esnac_jax.arch import Arch
-from esnac_jax.data import Dataset, eval_batches, train_batches
+from esnac_jax.data import Dataset, eval_batches
+from esnac_jax.data.device_feed import TrainFeed
 from esnac_jax.models.masked import (candidate_masks, extract,
                                      make_masked_model, masked_variables,
                                      stack_masks)
@@ -175,6 +176,8 @@ def distill_masked(
       feed, feed_eval = _global_feeders(mesh)
   else:
     states = [jax.tree_util.tree_map(jnp.array, start) for _ in children]
+  batches = TrainFeed(ds, cfg.feed,
+                      NamedSharding(mesh, P()) if mesh is not None else None)
 
   def subset(active: list[int]):
     """(rows, states, masks) of the vmapped candidates in `active`,
@@ -190,8 +193,8 @@ def distill_masked(
   def train_epoch(epoch: int, active: list[int]) -> None:
     nonlocal states
     rows, sub, sub_masks = subset(active) if vmap else (None, None, None)
-    for x, y in train_batches(ds, cfg.batch_size, seed, epoch, part=part):
-      x, y = feed(x), feed(y)
+    for x, y in batches(cfg.batch_size, seed, epoch, part=part):
+      x, y = x if batches.on_device else feed(x), feed(y)
       tl = t_logits(teacher_vars, x)
       if vmap:
         sub, _ = step(sub, sub_masks, x, y, tl)
