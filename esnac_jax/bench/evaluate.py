@@ -42,7 +42,7 @@ def define_flags() -> None:
   """Command-line flags (defined only when run as a program, so the
   benchmarks can be imported together)."""
   flags.DEFINE_list('setups', ['digits', 'resnet18_cifar'],
-                    'digits and/or resnet18_cifar.')
+                    'digits, resnet18_cifar and/or resnet34_digits.')
   flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
   flags.DEFINE_list(
       'paths', ['materialised', 'masked', 'masked_vmap'],
@@ -60,6 +60,8 @@ def define_flags() -> None:
 SETUPS = {
     'digits': ('resnet18', 10, 1, 0.25, 8, 64, 1078),
     'resnet18_cifar': ('resnet18', 100, 3, 1.0, 32, 128, 45_000),
+    # bench.compare's ResNet-34 (1,502 possible skips: stacked ones).
+    'resnet34_digits': ('resnet34', 10, 1, 0.125, 8, 128, 1078),
 }
 EPOCHS = 10
 
