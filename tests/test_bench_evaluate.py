@@ -8,16 +8,17 @@ from esnac_jax.bench import evaluate as bench
 @pytest.mark.slow
 def test_digits_rows():
   counter = bench.CompileCounter()
-  rows = bench.run_setup('digits', [1, 2],
-                         steps=1,
-                         batch=16,
-                         counter=counter,
-                         paths=['materialised', 'masked', 'masked_vmap'])
-  assert [(r['path'], r['k']) for r in rows] == [('materialised', 1),
-                                                 ('materialised', 2),
-                                                 ('masked', 1), ('masked', 2),
-                                                 ('masked_vmap', 1),
-                                                 ('masked_vmap', 2)]
+  rows = bench.run_setup(
+      'digits', [1, 2],
+      steps=1,
+      batch=16,
+      counter=counter,
+      paths=['materialised', 'materialised_ahead', 'masked', 'masked_vmap'])
+  assert [(r['path'], r['k']) for r in rows] == [
+      (p, k)
+      for p in ('materialised', 'materialised_ahead', 'masked', 'masked_vmap')
+      for k in (1, 2)
+  ]
   by = {(r['path'], r['k']): r for r in rows}
   for r in rows:
     assert r['step_s'] > 0 and r['candidates_per_hour'] > 0
@@ -26,6 +27,9 @@ def test_digits_rows():
   # Materialised: a program per new child, at every search step.
   assert by['materialised', 2]['compiles'] >= 2
   assert by['materialised', 2]['compiles_next_step'] >= 2
+  # Compiled ahead: the same programs, compiled before the first step.
+  assert by['materialised_ahead', 2]['compiles'] >= 2
+  assert by['materialised_ahead', 2]['compiles_next_step'] >= 2
   # Masked: one program for the teacher, whatever the candidates.
   assert by['masked', 1]['compiles'] >= 1
   assert by['masked', 2]['compiles'] == 0  # reused across K

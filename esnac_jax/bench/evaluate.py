@@ -33,7 +33,8 @@ from esnac_jax.models.masked import (candidate_masks, masked_variables,
 from esnac_jax.train import LossConfig, OptimConfig
 from esnac_jax.train.optim import make_optimizer
 from esnac_jax.train.masked import masked_train_step_fn
-from esnac_jax.train.steps import create_state, logits_fn, train_step_fn
+from esnac_jax.train.steps import (compile_ahead, create_state, logits_fn,
+                                   train_step_fn)
 
 FLAGS = flags.FLAGS
 
@@ -46,7 +47,8 @@ def define_flags() -> None:
   flags.DEFINE_list('ks', ['1', '4', '8'], 'Candidates per step.')
   flags.DEFINE_list(
       'paths', ['materialised', 'masked', 'masked_vmap'],
-      'materialised (one program per child), masked (one '
+      'materialised (one program per child), materialised_ahead (the '
+      'same, compiled together in threads first), masked (one '
       'program, candidates in sequence), masked_vmap (one '
       'program per K, candidates vmapped).')
   flags.DEFINE_integer('steps', 5, 'Timed steady training steps.')
@@ -86,10 +88,14 @@ class CompileCounter:
     return self.count, self.seconds
 
 
-def _materialised(teacher, tvars, children, tx, loss, dtype):
-  """(init, step) for the real-size path: one program per child."""
+def _materialised(teacher, tvars, children, tx, loss, dtype, batch=None):
+  """(init, step) for the real-size path: one program per child; with
+  `batch` (x, y, teacher logits) the programs compile together first, as
+  train_many does."""
   fns = [train_step_fn(c, tx, loss, dtype) for c in children]
   states = [create_state(inherit(teacher, c, tvars), tx) for c in children]
+  if batch is not None:
+    fns = compile_ahead(fns, [(s,) + batch for s in states])
 
   def step(states, x, y, tl):
     return [f(s, x, y, tl)[0] for f, s in zip(fns, states)]
@@ -114,9 +120,10 @@ def _masked(teacher, tvars, children, tx, loss, vmap, dtype):
   ]
 
 
-def _setup_path(path, teacher, tvars, children, tx, loss, dtype):
-  if path == 'materialised':
-    return _materialised(teacher, tvars, children, tx, loss, dtype)
+def _setup_path(path, teacher, tvars, children, tx, loss, dtype, batch):
+  if path in ('materialised', 'materialised_ahead'):
+    return _materialised(teacher, tvars, children, tx, loss, dtype,
+                         batch if path == 'materialised_ahead' else None)
   return _masked(teacher, tvars, children, tx, loss, path == 'masked_vmap',
                  dtype)
 
@@ -146,10 +153,10 @@ def run_setup(name: str,
   for path in paths:
     for k in ks:
       children = [sample(teacher, rng) for _ in range(k)]
-      states, step = _setup_path(path, teacher, tvars, children, tx, loss,
-                                 jdtype)
       counter.start()
       t = time.perf_counter()
+      states, step = _setup_path(path, teacher, tvars, children, tx, loss,
+                                 jdtype, (x, y, t_logits(tvars, x)))
       states = step(states, x, y, t_logits(tvars, x))
       jax.block_until_ready(states)
       first = time.perf_counter() - t
@@ -161,15 +168,15 @@ def run_setup(name: str,
       per_step = (time.perf_counter() - t) / steps
       # A later search step: K new children. How many new compiles?
       again = [sample(teacher, rng) for _ in range(k)]
-      states2, step2 = _setup_path(path, teacher, tvars, again, tx, loss,
-                                   jdtype)
       counter.start()
+      states2, step2 = _setup_path(path, teacher, tvars, again, tx, loss,
+                                   jdtype, (x, y, t_logits(tvars, x)))
       jax.block_until_ready(step2(states2, x, y, t_logits(tvars, x)))
       new_compiles, _ = counter.stop()
       del states, states2
       # Executed work: a train step ~ 3x forward FLOPs per example (the
       # masked path runs the whole teacher per candidate); teacher once.
-      run_flops = (teacher.flops * k if path != 'materialised' else sum(
+      run_flops = (teacher.flops * k if path.startswith('masked') else sum(
           c.flops for c in children))
       flops = batch * (3 * run_flops + teacher.flops)
       run_s = EPOCHS * steps_per_epoch * per_step * 1.1  # + ~10% validation
