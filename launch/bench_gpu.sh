@@ -2,8 +2,8 @@
 # The accelerator benchmarks in one go, each part under its own time limit,
 # so one failure leaves the rest standing:
 #   bash launch/bench_gpu.sh [OUT_DIR]          (default bench_results/gpu)
-# Writes eval_{mat,vmap}_{fp32,bf16}.json, surrogate.json, devices.json and
-# log.txt to OUT_DIR.
+# Writes eval_{mat,vmap}_{fp32,bf16}.json, eval_ahead_fp32.json, feed.json,
+# surrogate.json, devices.json and log.txt to OUT_DIR.
 set -u
 out=${1:-bench_results/gpu}
 mkdir -p "$out"
@@ -19,6 +19,12 @@ py=${PYTHON:-python3}
       --paths=materialised --ks=1 --steps=20 --out="$out/eval_mat_fp32.json"
   timeout 150 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
       --paths=masked_vmap --ks=1,4,8 --steps=20 --out="$out/eval_vmap_fp32.json"
+  echo '== evaluate: four students compiled one by one, then in threads'
+  timeout 120 $py -m esnac_jax.bench.evaluate --setups=resnet18_cifar \
+      --paths=materialised,materialised_ahead --ks=4 --steps=10 \
+      --out="$out/eval_ahead_fp32.json"
+  echo '== feed: host and device batches against the steps they feed'
+  timeout 90 $py -m esnac_jax.bench.feed --steps=20 --out="$out/feed.json"
   echo '== surrogate: 108-layer sequences, history 160, K=8, M=1000'
   timeout 330 $py -m esnac_jax.bench.surrogate \
       --variants=default,faithful,independent,masked,shared,small,warm,original_way \

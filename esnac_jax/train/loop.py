@@ -15,8 +15,8 @@ from esnac_jax.data.device_feed import FEEDS, TrainFeed
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import OptimConfig, make_optimizer
 from esnac_jax.train.progress import EpochProgress
-from esnac_jax.train.steps import (accuracy, compile_ahead, create_state,
-                                   logits_fn, release_programs, train_step_fn)
+from esnac_jax.train.steps import (accuracy, create_state, logits_fn,
+                                   release_programs, train_step_fn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +112,6 @@ def train_many(archs: list[Arch],
   fns = [train_step_fn(a, tx, cfg.loss, dtype) for a in archs]
   t_logits = logits_fn(teacher[0], dtype) if teacher else None
   batches = TrainFeed(ds, cfg.feed)
-  if len(fns) > 1:
-    x = jax.ShapeDtypeStruct((cfg.batch_size,) + ds.image_shape, jnp.float32)
-    y = jax.ShapeDtypeStruct((cfg.batch_size,), ds.train.labels.dtype)
-    tl = jax.eval_shape(t_logits, teacher[1], x) if teacher else None
-    fns = compile_ahead(fns, [(s, x, y, tl) for s in states])
 
   def train_epoch(epoch: int, active: list[int]) -> None:
     for x, y in batches(cfg.batch_size, seed, epoch):
