@@ -94,10 +94,12 @@ def test_training_on_the_device_feed(path, monkeypatch):
                      LossConfig('mse'),
                      feed='host')
   dev = dataclasses.replace(host, feed='device')
-  if path == 'materialised':
-    run = lambda cfg: distill_candidates(teacher, tvars, kids, ds, cfg, 0)
-  else:
-    run = lambda cfg: distill_masked(teacher, tvars, kids, ds, cfg, 0, True)
+
+  def run(cfg):
+    if path == 'materialised':
+      return distill_candidates(teacher, tvars, kids, ds, cfg, 0)
+    return distill_masked(teacher, tvars, kids, ds, cfg, 0, True)
+
   a_all = run(host)
   assert not built
   b_all = run(dev)
