@@ -320,26 +320,3 @@ def test_progress_is_saved_on_its_interval_only(tmp_path):
   assert not p.due(0, 10)  # the interval has not passed
   assert not EpochProgress(str(tmp_path / 'q'), 0).due(9, 10)  # last epoch
   assert EpochProgress(str(tmp_path / 'q'), 0).due(8, 10)
-
-
-def test_compile_ahead_compiles_each_program_once():
-  """Executables compiled in threads compute what the jitted functions do,
-  keep donation, and need no compile when called."""
-  from esnac_jax.bench.evaluate import CompileCounter
-  from esnac_jax.train.steps import compile_ahead
-  fns = [
-      jax.jit(lambda x, y, k=k: (x * k + y, x.sum()), donate_argnums=0)
-      for k in range(4)
-  ]
-  x = jax.ShapeDtypeStruct((5,), jnp.float32)
-  counter = CompileCounter()
-  counter.start()
-  execs = compile_ahead(fns, [(x, 2.0)] * 4, workers=3)
-  assert counter.stop()[0] == 4
-  args = [jnp.arange(5.0) for _ in execs]
-  counter.start()
-  for k, (f, arg) in enumerate(zip(execs, args)):
-    out, total = f(arg, 2.0)
-    np.testing.assert_allclose(out, np.arange(5.0) * k + 2.0)
-    assert float(total) == 10.0 and arg.is_deleted()
-  assert counter.stop()[0] == 0

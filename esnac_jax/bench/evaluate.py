@@ -18,7 +18,10 @@ triggers.
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import time
+from typing import Callable, Sequence
 
 from absl import app, flags
 import jax
@@ -33,10 +36,26 @@ from esnac_jax.models.masked import (candidate_masks, masked_variables,
 from esnac_jax.train import LossConfig, OptimConfig
 from esnac_jax.train.optim import make_optimizer
 from esnac_jax.train.masked import masked_train_step_fn
-from esnac_jax.train.steps import (compile_ahead, create_state, logits_fn,
-                                   train_step_fn)
+from esnac_jax.train.steps import (create_state, logits_fn, train_step_fn)
 
 FLAGS = flags.FLAGS
+
+
+def compile_in_threads(fns: Sequence[Callable],
+                       args: Sequence[tuple],
+                       workers: int | None = None) -> list[Callable]:
+  """Each jitted fns[i] compiled for args[i] (arrays or ShapeDtypeStructs),
+  `workers` at a time in threads (XLA compiles outside the GIL): the
+  `materialised_ahead` path. On a 2-core CPU it saves nothing, since one
+  XLA:CPU compile already uses both cores; on a GPU host compiles leave
+  cores idle. Returns the executables, called like the functions (same
+  inputs, donation kept)."""
+  workers = workers or min(len(fns), os.cpu_count() or 1)
+  if workers <= 1 or len(fns) <= 1:
+    return [f.lower(*a).compile() for f, a in zip(fns, args)]
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    return list(
+        pool.map(lambda fa: fa[0].lower(*fa[1]).compile(), zip(fns, args)))
 
 
 def define_flags() -> None:
@@ -95,7 +114,7 @@ def _materialised(teacher, tvars, children, tx, loss, dtype, batch=None):
   fns = [train_step_fn(c, tx, loss, dtype) for c in children]
   states = [create_state(inherit(teacher, c, tvars), tx) for c in children]
   if batch is not None:
-    fns = compile_ahead(fns, [(s,) + batch for s in states])
+    fns = compile_in_threads(fns, [(s,) + batch for s in states])
 
   def step(states, x, y, tl):
     return [f(s, x, y, tl)[0] for f, s in zip(fns, states)]

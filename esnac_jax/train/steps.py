@@ -12,11 +12,9 @@ them when a process nears the limit.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import gc
-import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax
 import jax
@@ -113,22 +111,6 @@ def accuracy(arch: Arch, variables: dict, batches, dtype=jnp.float32) -> float:
     correct += int(f(variables, x, y, valid))
     total += int(valid.sum())
   return correct / max(total, 1)
-
-
-def compile_ahead(fns: Sequence[Callable],
-                  args: Sequence[tuple],
-                  workers: int | None = None) -> list[Callable]:
-  """Each jitted fns[i] compiled for args[i] (arrays or ShapeDtypeStructs),
-  several at a time: XLA compiles outside the GIL, so K students compile in
-  about K / workers times one student's time instead of K times. Returns
-  the executables, called like the functions (same inputs, donation
-  kept)."""
-  workers = workers or min(len(fns), os.cpu_count() or 1)
-  if workers <= 1 or len(fns) <= 1:
-    return [f.lower(*a).compile() for f, a in zip(fns, args)]
-  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-    return list(
-        pool.map(lambda fa: fa[0].lower(*fa[1]).compile(), zip(fns, args)))
 
 
 def map_count_fraction() -> float:
