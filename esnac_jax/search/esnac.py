@@ -67,7 +67,7 @@ class ESNACConfig:
   pool_size: int = 1000
   pool_per_kernel: bool = False
   mutate_frac: float = 0.5
-  parents: int = 8
+  parents: int = 32
   acquisition: str = 'ei'
   subset_prob: float = 0.5
   teacher_anchor: bool = True
