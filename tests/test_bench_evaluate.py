@@ -52,15 +52,14 @@ def test_sharing_counts_programs():
 def test_compile_in_threads_compiles_each_program_once():
   """Executables compiled in threads compute what the jitted functions do,
   keep donation, and need no compile when called."""
-  from esnac_jax.bench.evaluate import CompileCounter, compile_in_threads
   fns = [
       jax.jit(lambda x, y, k=k: (x * k + y, x.sum()), donate_argnums=0)
       for k in range(4)
   ]
   x = jax.ShapeDtypeStruct((5,), jnp.float32)
-  counter = CompileCounter()
+  counter = bench.CompileCounter()
   counter.start()
-  execs = compile_in_threads(fns, [(x, 2.0)] * 4, workers=3)
+  execs = bench.compile_in_threads(fns, [(x, 2.0)] * 4, workers=3)
   assert counter.stop()[0] == 4
   args = [jnp.arange(5.0) for _ in execs]
   counter.start()

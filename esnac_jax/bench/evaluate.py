@@ -36,7 +36,7 @@ from esnac_jax.models.masked import (candidate_masks, masked_variables,
 from esnac_jax.train import LossConfig, OptimConfig
 from esnac_jax.train.optim import make_optimizer
 from esnac_jax.train.masked import masked_train_step_fn
-from esnac_jax.train.steps import (create_state, logits_fn, train_step_fn)
+from esnac_jax.train.steps import create_state, logits_fn, train_step_fn
 
 FLAGS = flags.FLAGS
 
