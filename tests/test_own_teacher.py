@@ -4,6 +4,7 @@ searched through the command, and the student taken away with
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -210,3 +211,37 @@ def test_an_onnx_teacher_through_the_command(tmp_path):
   assert res['teacher']['params'] == arch.num_params
   assert res['teacher']['val_acc'] == pytest.approx(trained.val_acc)
   assert len(res['candidates']) == 2
+
+
+@pytest.mark.slow
+def test_a_teacher_that_learnt_nothing_is_refused_before_the_search(tmp_path):
+  """Weights whose classifier is all zeros answer one class for every
+  image: the job measures them, then refuses in one line, exit status 2,
+  and nothing of a search is written."""
+  arch = branchy_net()
+  doc = tmp_path / 'teacher.json'
+  doc.write_text(arch.to_json())
+  v = jax.device_get(init_variables(arch, jax.random.key(0)))
+  fc = max(v['params'])  # the last layer: the classifier
+  v['params'][fc] = jax.tree_util.tree_map(np.zeros_like, v['params'][fc])
+  weights = tmp_path / 'teacher.msgpack'
+  weights.write_bytes(serialization.to_bytes(v))
+  workdir = tmp_path / 'w'
+  p = subprocess.run([
+      sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
+      f'--workdir={workdir}', f'--config.teacher.arch={doc}',
+      f'--config.teacher.weights={weights}', '--config.teacher.width=1.0',
+      '--config.search.steps=1', '--config.search.candidates_per_step=2'
+  ],
+                     cwd=ROOT,
+                     env=ENV,
+                     capture_output=True,
+                     text=True,
+                     timeout=600)
+  assert p.returncode == 2, p.stderr[-3000:]
+  [line] = [s for s in p.stderr.splitlines() if s.strip()]
+  assert re.search(
+      r'the teacher scores 0\.\d{4} validation accuracy, no better than '
+      r'always answering the most common class \(0\.\d{4}\)', line), line
+  assert not (workdir / 'search').exists()
+  assert not (workdir / 'results.json').exists()

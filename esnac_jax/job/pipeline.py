@@ -17,6 +17,7 @@ from typing import Callable
 
 import jax
 import ml_collections
+import numpy as np
 
 from esnac_jax import distributed, paths
 from esnac_jax.provenance import provenance
@@ -80,11 +81,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     teacher_metrics = json.loads(
         distributed.broadcast_text(json.dumps(teacher_metrics)))
 
-  if not teacher_metrics['val_acc'] > 0:
-    raise ValueError(
-        f'the teacher scores 0 validation accuracy, so the reward (relative '
-        f'to it) is undefined; train it longer (config.teacher.train) after '
-        f'deleting {paths.join(workdir, "teacher")}, or check the data')
+  check_teacher_learnt(teacher_metrics['val_acc'], ds.val.labels,
+                       paths.join(workdir, 'teacher'))
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        plan.distill, plan.constraints, config.distill.select,
@@ -185,6 +183,22 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
       '; train others fully with --config.final.indices=I,J')
   log(breakdown(dict(out.timing, teacher_s=teacher_s, final_s=final_s)))
   return doc
+
+
+def check_teacher_learnt(val_acc: float, val_labels: np.ndarray,
+                         teacher_dir: str) -> None:
+  """Refuses a teacher no better than always answering the validation
+  split's most common class: every reward is relative to its accuracy, so
+  a search against it would rank students by noise."""
+  labels = np.asarray(val_labels).astype(np.int64)
+  majority = np.bincount(labels).max() / len(labels) if len(labels) else 0.0
+  if not val_acc > majority:
+    raise ValueError(
+        f'the teacher scores {val_acc:.4f} validation accuracy, no better '
+        f'than always answering the most common class ({majority:.4f}), so '
+        f'rewards relative to it mean nothing; train it longer '
+        f'(config.teacher.train.epochs) after deleting {teacher_dir}, or '
+        f'check the weights and the data')
 
 
 def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
