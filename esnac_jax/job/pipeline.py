@@ -34,6 +34,9 @@ from esnac_jax.surrogate.transfer import FORMAT as EMBEDDING_FORMAT
 from esnac_jax.surrogate.transfer import save_embedding, saved_meta
 from esnac_jax.train import get_teacher_variables
 
+# Below this many validation images the log warns that accuracies are coarse.
+SMALL_VAL = 100
+
 
 def run(config: ml_collections.ConfigDict,
         workdir: str,
@@ -63,6 +66,10 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   primary = distributed.is_primary()
   log(f'data: {ds.name}, {len(ds.train)} train / {len(ds.val)} val / '
       f'{len(ds.test)} test images')
+  if len(ds.val) < SMALL_VAL:
+    log(f'warning: the validation split has {len(ds.val)} images, so every '
+        f'accuracy the search ranks by moves in steps of '
+        f'{1 / len(ds.val):.4f}; {SMALL_VAL} or more rank more finely')
   log(f'teacher: {teacher.name} width {config.teacher.width}, '
       f'{teacher.num_params:,} params, {teacher.flops / 1e6:.1f} MFLOPs')
   t_teacher = time.perf_counter()
@@ -81,8 +88,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     teacher_metrics = json.loads(
         distributed.broadcast_text(json.dumps(teacher_metrics)))
 
-  check_teacher_learnt(teacher_metrics['val_acc'], ds.val.labels,
-                       paths.join(workdir, 'teacher'))
+  if config.teacher.get('check_learnt', True):
+    check_teacher_learnt(teacher_metrics['val_acc'], ds.val.labels,
+                         paths.join(workdir, 'teacher'))
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        plan.distill, plan.constraints, config.distill.select,
@@ -198,7 +206,8 @@ def check_teacher_learnt(val_acc: float, val_labels: np.ndarray,
         f'than always answering the most common class ({majority:.4f}), so '
         f'rewards relative to it mean nothing; train it longer '
         f'(config.teacher.train.epochs) after deleting {teacher_dir}, or '
-        f'check the weights and the data')
+        f'check the weights and the data (config.teacher.check_learnt=False '
+        f'runs anyway)')
 
 
 def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
