@@ -93,10 +93,27 @@ def _residual_net(flatten='Flatten'):
   if flatten == 'Flatten':  # a 4x4 map: rows of the Linear reorder
     f = n.node('Flatten', [c], 'flat', axis=1)
     features = 16 * 4 * 4
-  else:  # global pooling, then x.view(N, -1)
+  elif flatten == 'Reshape':  # global pooling, then x.view(N, -1)
     c = n.node('GlobalAveragePool', [c], 'gap')
     f = n.node('Reshape', [c, n.const('shape', np.array([0, -1]))], 'flat')
     features = 16
+  else:  # x.view(x.size(0), -1) exported with a dynamic batch
+    c = n.node('MaxPool', [c], 'pool2', kernel_shape=[2, 2], strides=[2, 2])
+
+    def constant(name, a):
+      return n.node('Constant', [],
+                    name,
+                    value=numpy_helper.from_array(np.asarray(a), name))
+
+    s = n.node('Shape', [c], 'size')
+    b = n.node('Gather', [s, constant('i0', np.array(0))], 'size0', axis=0)
+    b = n.node('Unsqueeze', [b, constant('ax', np.array([0]))], 'size0.u')
+    b = n.node('Cast', [b], 'size0.c', to=TensorProto.INT64)
+    target = n.node('Concat', [b, constant('rest', np.array([-1]))],
+                    'target',
+                    axis=0)
+    f = n.node('Reshape', [c, target], 'flat')
+    features = 16 * 2 * 2
   w = n.rng.normal(0, .1, (5, features)).astype('f4')
   out = n.node('Gemm', [
       f,
@@ -109,7 +126,7 @@ def _residual_net(flatten='Flatten'):
   return n.model(out, (3, 8, 8), 5)
 
 
-@pytest.mark.parametrize('flatten', ['Flatten', 'Reshape'])
+@pytest.mark.parametrize('flatten', ['Flatten', 'Reshape', 'view'])
 def test_a_pytorch_style_graph_gives_onnxruntime_logits(flatten):
   model = _residual_net(flatten)
   arch, variables = load_onnx(model.SerializeToString(), name='mine')

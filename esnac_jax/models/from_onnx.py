@@ -6,8 +6,10 @@ What PyTorch exports for a CNN of these layers is read: Conv (square
 kernels, symmetric padding, groups, no dilation), BatchNormalization,
 Relu, Add (a residual sum), Concat on channels, MaxPool, AveragePool,
 GlobalAveragePool or ReduceMean over H and W, Flatten or a Reshape to
-[N, -1], Gemm or MatMul + Add (a Linear), the Reshape-Transpose-Reshape
-of a channel shuffle, Identity and Dropout (inference: nothing), and the
+[N, -1] (its target a constant or computed by Shape, Gather, Unsqueeze,
+Concat..., as x.view(x.size(0), -1) exports with a dynamic batch), Gemm
+or MatMul + Add (a Linear), the Reshape-Transpose-Reshape of a channel
+shuffle, Identity and Dropout (inference: nothing), and the
 Sub/Div/Transpose prologue `esnac_jax.export` writes (whose files read
 back to the same Arch: their Identity nodes are the Arch's identity
 layers). The graph runs in NCHW; the Arch and
@@ -31,6 +33,10 @@ SUPPORTED = ('Conv', 'BatchNormalization', 'Relu', 'Clip', 'Add', 'Sum',
              'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool',
              'ReduceMean', 'Flatten', 'Reshape', 'Gemm', 'MatMul', 'Identity',
              'Dropout', 'Transpose', 'Sub', 'Div', 'Constant')
+# Shape arithmetic, as exporters write x.view(x.size(0), -1) with a dynamic
+# batch: Shape of an image tensor, then these on constants, folded here.
+SHAPE_OPS = ('Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Cast',
+             'Slice', 'Mul')
 
 
 class OnnxImportError(ValueError):
@@ -153,6 +159,56 @@ class _Reader:
                             f'min={low}, max={high}')
     return float(high)
 
+  def _fold(self, node: Any) -> bool:
+    """Folds shape arithmetic into a constant; False for any other node.
+    A Shape's batch dimension becomes 0, which a Reshape reads as "keep
+    this dimension"."""
+    op, ins = node.op_type, [i for i in node.input if i]
+    if op == 'Shape':
+      t = self._in(node)
+      if t.layout == 'nchw':
+        dims = [0, *self._shape_of(t.srcs)]
+      elif t.layout == 'flat':
+        dims = [0, int(np.prod(self._shape_of(t.srcs)))]
+      else:
+        raise OnnxImportError(f'{self._where(node)}: the shape of a '
+                              f'{t.layout} tensor is not read')
+      self.consts[node.output[0]] = np.asarray(dims, np.int64)
+      return True
+    if op not in SHAPE_OPS or not ins or \
+        not all(i in self.consts for i in ins):
+      return False
+    a, attrs = [self.consts[i] for i in ins], self._attrs(node)
+    if op == 'Gather':
+      out = np.take(a[0], a[1], axis=attrs.get('axis', 0))
+    elif op in ('Unsqueeze', 'Squeeze'):
+      axes = a[1] if len(a) > 1 else attrs.get('axes')
+      out = a[0]
+      if op == 'Squeeze':
+        out = np.squeeze(out, None if axes is None else tuple(
+            int(x) % out.ndim for x in np.ravel(axes)))
+      else:
+        for ax in sorted(int(x) % (out.ndim + len(np.ravel(axes)))
+                         for x in np.ravel(axes)):
+          out = np.expand_dims(out, ax)
+    elif op == 'Concat':
+      out = np.concatenate([np.atleast_1d(x) for x in a],
+                           axis=attrs.get('axis', 0))
+    elif op == 'Cast':
+      out = a[0]  # shapes stay integers whatever the cast
+    elif op == 'Slice':
+      starts, ends = np.ravel(a[1]), np.ravel(a[2])
+      axes = np.ravel(a[3]) if len(a) > 3 else range(len(starts))
+      steps = np.ravel(a[4]) if len(a) > 4 else [1] * len(starts)
+      index = [slice(None)] * a[0].ndim
+      for s, e, ax, st in zip(starts, ends, axes, steps):
+        index[int(ax)] = slice(int(s), int(e), int(st))
+      out = a[0][tuple(index)]
+    else:  # Mul
+      out = a[0] * a[1]
+    self.consts[node.output[0]] = np.asarray(out)
+    return True
+
   def _const(self, node: Any, i: int) -> np.ndarray:
     if len(node.input) <= i or node.input[i] not in self.consts:
       raise OnnxImportError(f'{self._where(node)}: input {i} must be a '
@@ -216,6 +272,8 @@ class _Reader:
 
   def _node(self, node: Any) -> None:
     op = node.op_type
+    if self._fold(node):
+      return
     if op not in SUPPORTED:
       raise OnnxImportError(f'{self._where(node)} has no esnac_jax layer; '
                             f'supported: {", ".join(SUPPORTED)}')
