@@ -238,9 +238,10 @@ def save_stablehlo(path: str, arch: Arch, variables: dict, mean: Any,
 
 
 def main(argv: list[str]) -> None:
-  from absl import flags
+  from absl import flags, logging
   from esnac_jax.student import load_student
   f = flags.FLAGS
+  logging.set_verbosity(logging.WARNING)  # orbax's info lines are noise here
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}')
   if not f.workdir or not f.out:
