@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from esnac_jax.arch import get_teacher, mutate, sample
+from esnac_jax.arch import SamplerConfig, get_teacher, mutate, sample
 from esnac_jax.models import inherit, make_model
 from esnac_jax.models.masked import (STACK_ABOVE, MaskedNet, candidate_masks,
                                      check_maskable, extra_pairs, extract,
-                                     masked_variables, skip_plan)
+                                     masked_variables, relaid_channels,
+                                     skip_plan)
 from conftest import (distillation_case, env_int, random_variables,
                       tiny_teacher)
 
@@ -372,3 +373,83 @@ def test_two_processes_match_one_device(tmp_path):
     for a, b in zip(one['leaves'], o['leaves']):
       for x, y in zip(a, b):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)
+
+
+def _custom_teacher(rng, concat: bool):
+  """A small random ArchBuilder teacher: residual, depthwise, plain and
+  downsampling blocks (ReLU or ReLU6), and with `concat` a two-branch
+  block whose outputs are concatenated."""
+  from esnac_jax.arch import INPUT, ArchBuilder
+  b = ArchBuilder((8, 8, 3), 'custom')
+
+  def cbr(x, c, k=3, s=1, groups=1, relu=True, name=''):
+    x = b.bn(b.conv(x, c, k, s, k // 2, groups=groups, name=name),
+             name=name + '.bn')
+    clip = float(rng.choice([0.0, 6.0]))
+    return b.relu(x, name=name + '.r', clip=clip) if relu else x
+
+  x, c, hw = cbr(INPUT, 8, name='stem'), 8, 8
+  kinds = ['res', 'dw', 'down', 'plain']
+  for i, kind in enumerate(
+      rng.permutation(kinds)[:3].tolist() + (['branch'] if concat else [])):
+    n = f'b{i}'
+    if kind == 'res':
+      h = cbr(cbr(x, c, name=n + 'a'), c, relu=False, name=n + 'b')
+      x = b.relu([h, x], name=n + '.sum')
+    elif kind == 'dw':
+      x = cbr(cbr(x, c, groups=c, name=n + 'dw'), c, 1, name=n + 'pw')
+    elif kind == 'down':
+      x, c, hw = cbr(x, 2 * c, s=2, name=n + 'd'), 2 * c, hw // 2
+    elif kind == 'plain':
+      x = cbr(x, c, name=n + 'p')
+    else:
+      x = b.concat(
+          [cbr(x, c // 2, 1, name=n + 'l'),
+           cbr(x, c // 2, name=n + 'r')],
+          name=n + '.cat')
+      x = cbr(x, c, name=n + 'after')
+  x = b.flatten(b.avgpool(x, hw, 1, name='gap'), name='flat')
+  b.linear(x, 5, name='fc')
+  return b.build()
+
+
+def test_custom_teachers_masked_equal_materialised():
+  """Random teachers of one's own that the masked path accepts compute
+  every child exactly as the materialised path does."""
+  rng = np.random.default_rng(0)
+  with jax.enable_x64(True):
+    for k in range(3):
+      teacher = _custom_teacher(rng, concat=False)
+      check_maskable(teacher)
+      tvars = jax.tree_util.tree_map(lambda a: 0.3 * a.astype(np.float64),
+                                     random_variables(teacher, seed=k))
+      tvars['batch_stats'] = jax.tree_util.tree_map(lambda a: np.abs(a) + 0.5,
+                                                    tvars['batch_stats'])
+      mvars = masked_variables(tvars, 'inherit')
+      masked = MaskedNet(teacher, jnp.float64)
+      x = rng.normal(size=(2,) + teacher.input_shape)
+      cfg = SamplerConfig(skip_probs=(0.05, 0.3))
+      for _ in range(4):
+        child = mutate(sample(teacher, rng, cfg), teacher, rng)
+        want = make_model(child, jnp.float64).apply(
+            inherit(teacher, child, tvars, 'first', 'inherit'), x)
+        got = masked.apply(mvars, x, candidate_masks(teacher, child))
+        assert np.max(np.abs(got -
+                             want)) <= 1e-9 * (float(np.max(np.abs(want))) +
+                                               1e-12), teacher.to_json()
+
+
+def test_a_teacher_whose_children_move_concat_channels_is_refused():
+  """Removing the layer after a concat (or a skip into it) hands a child
+  channels that lie elsewhere in the teacher's tensors: the masked path
+  refuses the teacher, and `auto` takes the materialised one."""
+  from esnac_jax.job.evaluate import resolve_path
+  teacher = _custom_teacher(np.random.default_rng(1), concat=True)
+  assert relaid_channels(teacher)
+  with pytest.raises(ValueError,
+                     match=r"masked path cannot run custom: in a child, .* "
+                     r"lie elsewhere in the teacher's tensors"):
+    check_maskable(teacher)
+  assert resolve_path('auto', teacher, 'first', 'gpu') == 'materialised'
+  for name in MASKABLE:
+    assert relaid_channels(tiny_teacher(name)) == []

@@ -45,7 +45,7 @@ import numpy as np
 
 from esnac_jax.arch.core import Arch
 from esnac_jax.arch.operators import check_child, removable_layers, skip_pairs
-from esnac_jax.arch.widths import analyse, is_depthwise
+from esnac_jax.arch.widths import Space, analyse, is_depthwise
 from esnac_jax.models.inherit import _space_index, inherit, kept_channels
 from esnac_jax.models.network import ArchNet
 
@@ -82,6 +82,40 @@ def check_maskable(teacher: Arch) -> None:
           f"('{layer.name}') is a channel shuffle or grouped convolution, "
           "whose kept channels are not a masked subset of the teacher's; "
           "use the materialised path (config.distill.path='materialised')")
+  moved = relaid_channels(teacher)
+  if moved:
+    i, j = moved[0]
+    what = (f"removing layer {i} ('{teacher.layers[i].name}') passes on "
+            'its input channels' if i == j else
+            f"a skip from layer {i} ('{teacher.layers[i].name}') to layer "
+            f"{j} ('{teacher.layers[j].name}') adds channels")
+    raise ValueError(
+        f'the masked path cannot run {teacher.name}: in a child, {what} '
+        "that lie elsewhere in the teacher's tensors (e.g. a concat's "
+        'output), which a masked subset of them cannot hold; use the '
+        "materialised path (config.distill.path='materialised')")
+
+
+def relaid_channels(teacher: Arch) -> list[tuple[int, int]]:
+  """(from, to) layer pairs where a child moves channels between tensors
+  laid out differently in the teacher: a removed layer (its input becomes
+  its output) or an extra skip. The masked network keeps every channel at
+  its teacher position, so there it would drop or misplace them."""
+  sa = analyse(teacher)
+
+  def same(a: Space, b: Space) -> bool:
+    if a == b:
+      return True
+    return (a.hw == b.hw and len(a.atoms) == len(b.atoms) == 1 and
+            sa.width[a.atoms[0]] == sa.width[b.atoms[0]])  # both [0, w)
+
+  pairs = [(i, i)
+           for i in removable_layers(teacher)
+           if not same(sa.in_spaces[i], sa.out_spaces[i])]
+  pairs += [(a, b)
+            for a, b in extra_pairs(teacher)
+            if not same(sa.out_spaces[a], sa.in_spaces[b])]
+  return pairs
 
 
 class MaskedNet(ArchNet):
