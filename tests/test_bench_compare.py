@@ -356,3 +356,40 @@ def test_batches_are_scored_together_and_cached_per_batch(tmp_path):
   assert again.get(b, C.batch_key([a, b])).curve == (0.05,)
   assert again.get(a, C.batch_key([a, b])).curve == (0.05, 0.0)
   assert again.get(a) is None  # not a single-candidate score
+
+
+def catnet(input_size, in_channels, num_classes):
+  """A user's builder without a width: two branches concatenated, then a
+  removable conv (so the masked path cannot run it)."""
+  from esnac_jax.arch import INPUT, ArchBuilder
+  b = ArchBuilder((input_size, input_size, in_channels), 'catnet')
+
+  def cbr(x, c, k, name):
+    return b.relu(b.bn(b.conv(x, c, k, 1, k // 2, name=name),
+                       name=name + '.bn'))
+
+  x = cbr(INPUT, 8, 3, 'stem')
+  x = b.concat([cbr(x, 4, 1, 'l'), cbr(x, 4, 3, 'r')], name='cat')
+  x = cbr(x, 8, 3, 'after')
+  b.linear(b.flatten(b.avgpool(x, input_size, 1)), num_classes, name='fc')
+  return b.build()
+
+
+@pytest.mark.slow
+def test_a_widthless_builder_that_cannot_be_masked(tmp_path):
+  """bench.compare's width and masked-path overrides are for the zoo: a
+  builder without a width is built as it is, and a teacher the masked path
+  cannot run is scored on the materialised path."""
+  cfg, logs = _tiny_config(), []
+  doc = C.compare_teachers(cfg,
+                           str(tmp_path / 'w'), ['test_bench_compare:catnet'],
+                           ['random'],
+                           seeds=1,
+                           evaluations=2,
+                           milestones=[2],
+                           log=logs.append)
+  info = doc['teacher_info']['test_bench_compare:catnet']
+  assert info['params'] == catnet(8, 1, 10).num_params
+  assert any('masked path cannot run catnet' in s and
+             'scores catnet on the materialised path' in s for s in logs)
+  assert any('on the materialised path' in s and 'width 1.0' in s for s in logs)

@@ -698,6 +698,10 @@ def compare_teachers(
   for name in teachers:
     c = ml_collections.ConfigDict(config.to_dict())
     c.teacher.name = name
+    if not from_config.builder_takes_width(name):  # built as it is
+      c.teacher.width = 1.0
+      if 'width' in c.compare.override.get('teacher', {}):
+        c.compare.override.teacher.width = 1.0
     from_config.teacher_arch(merged_config(c))  # bad names fail here
     configs[name] = c
   docs = {}

@@ -127,6 +127,20 @@ def _check_fits(arch: Arch, spec: Any, what: str) -> None:
                      f'{want[0]} to {want[1]}')
 
 
+def builder_takes_width(name: str) -> bool:
+  """Whether a teacher builder 'module:function' takes a width (True for
+  zoo names and for builders that cannot be loaded: _built_teacher names
+  those)."""
+  if ':' not in name:
+    return True
+  module_name, _, attr = name.partition(':')
+  try:
+    fn = getattr(importlib.import_module(module_name), attr)
+    return 'width' in inspect.signature(fn).parameters
+  except Exception:  # noqa: BLE001  (reported where the teacher is built)
+    return True
+
+
 def _built_teacher(name: str, spec: Any, width: float) -> Arch:
   """The Arch a user's builder 'module:function' returns for `spec`."""
   module_name, _, attr = name.partition(':')
