@@ -185,11 +185,12 @@ class _Reader:
       axes = a[1] if len(a) > 1 else attrs.get('axes')
       out = a[0]
       if op == 'Squeeze':
-        out = np.squeeze(out, None if axes is None else tuple(
-            int(x) % out.ndim for x in np.ravel(axes)))
+        out = np.squeeze(
+            out, None if axes is None else tuple(
+                int(x) % out.ndim for x in np.ravel(axes)))
       else:
-        for ax in sorted(int(x) % (out.ndim + len(np.ravel(axes)))
-                         for x in np.ravel(axes)):
+        for ax in sorted(
+            int(x) % (out.ndim + len(np.ravel(axes))) for x in np.ravel(axes)):
           out = np.expand_dims(out, ax)
     elif op == 'Concat':
       out = np.concatenate([np.atleast_1d(x) for x in a],
