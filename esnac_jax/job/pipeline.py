@@ -88,9 +88,17 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
     teacher_metrics = json.loads(
         distributed.broadcast_text(json.dumps(teacher_metrics)))
 
+  if not teacher_metrics['val_acc'] > 0:
+    raise ValueError(
+        f'the teacher scores 0 validation accuracy, so the reward (relative '
+        f'to it) is undefined; train it longer (config.teacher.train) after '
+        f'deleting {paths.join(workdir, "teacher")}, or check the data')
   if config.teacher.get('check_learnt', True):
-    check_teacher_learnt(teacher_metrics['val_acc'], ds.val.labels,
-                         paths.join(workdir, 'teacher'))
+    warning = check_teacher_learnt(teacher_metrics['val_acc'], ds.val.labels,
+                                   paths.join(workdir, 'teacher'),
+                                   bool(teacher_metrics.get('weights_from')))
+    if warning:
+      log(f'warning: {warning}')
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        plan.distill, plan.constraints, config.distill.select,
@@ -194,20 +202,25 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
 
 
 def check_teacher_learnt(val_acc: float, val_labels: np.ndarray,
-                         teacher_dir: str) -> None:
-  """Refuses a teacher no better than always answering the validation
-  split's most common class: every reward is relative to its accuracy, so
-  a search against it would rank students by noise."""
+                         teacher_dir: str, given: bool) -> str:
+  """A teacher no better than always answering the validation split's
+  most common class makes every reward (relative to its accuracy) noise.
+  Given weights (`given`) are refused, a bad input found before any
+  training; a teacher trained here gets a warning (returned), so a dry run
+  on data nothing can learn (e.g. TFDS's mock data) still runs; '' when
+  the teacher has learnt."""
   labels = np.asarray(val_labels).astype(np.int64)
   majority = np.bincount(labels).max() / len(labels) if len(labels) else 0.0
-  if not val_acc > majority:
-    raise ValueError(
-        f'the teacher scores {val_acc:.4f} validation accuracy, no better '
-        f'than always answering the most common class ({majority:.4f}), so '
-        f'rewards relative to it mean nothing; train it longer '
-        f'(config.teacher.train.epochs) after deleting {teacher_dir}, or '
-        f'check the weights and the data (config.teacher.check_learnt=False '
-        f'runs anyway)')
+  if val_acc > majority:
+    return ''
+  what = (f'the teacher scores {val_acc:.4f} validation accuracy, no better '
+          f'than always answering the most common class ({majority:.4f}), '
+          'so rewards relative to it mean nothing')
+  if given:
+    raise ValueError(f'{what}; check the weights and the data '
+                     '(config.teacher.check_learnt=False runs anyway)')
+  return (f'{what}; train it longer (config.teacher.train.epochs) after '
+          f'deleting {teacher_dir}, or check the data')
 
 
 def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
