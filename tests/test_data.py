@@ -150,6 +150,12 @@ def test_npz_dataset_with_a_carved_validation_split(tmp_path):
   ds = load_dataset(_write(tmp_path, arrays, 'f.npz'))
   assert len(ds.train) == 60 and len(ds.val) == 5
   assert ds.image_shape == (6, 6, 1)
+  # Labels shaped [N, 1], as Keras' datasets give them, read as [N].
+  arrays = {
+      k: v[:, None] if k.startswith('y') else v for k, v in arrays.items()
+  }
+  again = load_dataset(_write(tmp_path, arrays, 'g.npz'))
+  np.testing.assert_array_equal(again.test.labels, ds.test.labels)
 
 
 def _drop(key):
@@ -178,6 +184,12 @@ def _set(key, value):
     (lambda a:
      [a.__setitem__(k, a[k][:, :, :5]) for k in ('x_train', 'x_test')],
      'images are 6x5'),
+    (lambda a: [
+        a.__setitem__(k, np.transpose(a[k], (0, 3, 1, 2)))
+        for k in ('x_train', 'x_test')
+    ], r'x_train of shape \(60, 3, 6, 6\) looks like \[N, C, H, W\]; give '
+     r'\[N, H, W, C\]'),
+    (_set('y_train', np.zeros((60, 2), int)), r'y_train must be \[60\] labels'),
 ])
 def test_malformed_npz_is_refused_in_one_line(tmp_path, change, message):
   from esnac_jax.data import dataset_spec

@@ -103,6 +103,10 @@ def _split(arrays: dict, split: str, path: str) -> Split:
   if x.ndim != 4:
     raise DataError(f'{path}: x_{split} must be images [N, H, W, C] or '
                     f'[N, H, W], got shape {x.shape}')
+  if x.shape[1] <= 4 < x.shape[2] == x.shape[3]:  # PyTorch's layout
+    raise DataError(f'{path}: x_{split} of shape {x.shape} looks like '
+                    '[N, C, H, W]; give [N, H, W, C] images, e.g. '
+                    'np.transpose(x, (0, 2, 3, 1))')
   if not np.issubdtype(x.dtype, np.number) or np.issubdtype(
       x.dtype, np.complexfloating):
     raise DataError(f'{path}: x_{split} must be numbers, got {x.dtype}')
@@ -110,6 +114,8 @@ def _split(arrays: dict, split: str, path: str) -> Split:
     raise DataError(f'{path}: x_{split} is empty')
   if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
     raise DataError(f'{path}: x_{split} holds NaN or infinite values')
+  if y.ndim == 2 and y.shape[1] == 1:  # as Keras' datasets give them
+    y = y[:, 0]
   if y.ndim != 1 or len(y) != len(x):
     raise DataError(f'{path}: y_{split} must be [{len(x)}] labels (one per '
                     f'image of x_{split}), got shape {y.shape}')
