@@ -309,8 +309,7 @@ def test_any_tfds_dataset_resized_through_main(tmp_path):
   teacher is built for the data's channels and classes."""
   cmd = [sys.executable, '-c', MOCKED_TFDS_MAIN] + _cmd(
       str(tmp_path / 'w'), '--config.dataset=tfds:tf_flowers',
-      '--config.image_size=10', '--config.final.top_n=1',
-      '--config.teacher.check_learnt=False')[3:]
+      '--config.image_size=10', '--config.final.top_n=1')[3:]
   p = _run(cmd)
   assert p.returncode == 0, p.stderr[-3000:]
   assert 'data: tfds:tf_flowers, 108 train / 12 val / 120 test images' in \
@@ -343,7 +342,7 @@ def test_cifar_path_with_mocked_tfds(tmp_path):
       '--config.search.surrogate.num_layers=1', '--config.distill.epochs=1',
       '--config.distill.batch_size=12', '--config.final.epochs=1',
       '--config.final.batch_size=12', '--config.final.top_n=1',
-      '--config.distill.path=masked', '--config.teacher.check_learnt=False'
+      '--config.distill.path=masked'
   ]
   p = _run(cmd)
   assert p.returncode == 0, p.stderr[-3000:]

@@ -214,10 +214,10 @@ def test_an_onnx_teacher_through_the_command(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_teacher_that_learnt_nothing_is_refused_before_the_search(tmp_path):
+def test_a_teacher_that_learnt_nothing_gets_a_warning(tmp_path):
   """Weights whose classifier is all zeros answer one class for every
-  image: the job measures them, then refuses in one line, exit status 2,
-  and nothing of a search is written."""
+  image: the job says so before the search, and still runs (a dry run on
+  random weights is allowed)."""
   arch = branchy_net()
   doc = tmp_path / 'teacher.json'
   doc.write_text(arch.to_json())
@@ -231,17 +231,21 @@ def test_a_teacher_that_learnt_nothing_is_refused_before_the_search(tmp_path):
       sys.executable, '-m', 'esnac_jax.main', '--config=configs/digits.py',
       f'--workdir={workdir}', f'--config.teacher.arch={doc}',
       f'--config.teacher.weights={weights}', '--config.teacher.width=1.0',
-      '--config.search.steps=1', '--config.search.candidates_per_step=2'
+      '--config.search.steps=1', '--config.search.candidates_per_step=2',
+      '--config.search.esnac.init_random=2', '--config.distill.epochs=1',
+      '--config.final.top_n=0'
   ],
                      cwd=ROOT,
                      env=ENV,
                      capture_output=True,
                      text=True,
                      timeout=600)
-  assert p.returncode == 2, p.stderr[-3000:]
-  [line] = [s for s in p.stderr.splitlines() if s.strip()]
-  assert re.search(
-      r'the teacher scores 0\.\d{4} validation accuracy, no better than '
-      r'always answering the most common class \(0\.\d{4}\)', line), line
-  assert not (workdir / 'search').exists()
-  assert not (workdir / 'results.json').exists()
+  assert p.returncode == 0, p.stderr[-3000:]
+  [line] = [s for s in p.stdout.splitlines() if 'most common class' in s]
+  assert re.fullmatch(
+      r'warning: the teacher scores 0\.\d{4} validation accuracy, no better '
+      r'than always answering the most common class \(0\.\d{4}\), so '
+      r'rewards relative to it mean little; check the weights and the data',
+      line), line
+  assert p.stdout.index(line) < p.stdout.index('step 1/1')
+  assert (workdir / 'results.json').exists()

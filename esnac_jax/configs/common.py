@@ -52,10 +52,6 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   c.teacher.arch = ''
   c.teacher.onnx = ''  # an ONNX file: the same as teacher.arch=FILE.onnx
   c.teacher.weights = ''
-  # Given weights no better than always answering the validation split's
-  # most common class are refused before the search (a teacher trained
-  # that badly here is warned about); False: no check.
-  c.teacher.check_learnt = True
   # Trained only when workdir/teacher holds no checkpoint.
   c.teacher.train = _train(epochs=200,
                            batch_size=128,

@@ -22,10 +22,9 @@ class ConfigMismatchError(ValueError):
 
 # Config keys a resumed search may change: more steps, the final stage,
 # bench settings, how processes are joined, where compiles are cached and
-# batches built (the same batches to float32 rounding), whether a teacher
-# that learnt nothing is refused.
+# batches built (the same batches to float32 rounding).
 MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed',
-              'compile_cache', 'data_feed', 'teacher.check_learnt')
+              'compile_cache', 'data_feed')
 
 # Config keys added since searches were first saved, with the values that
 # do what those searches did: a saved config without the key matches a
@@ -39,7 +38,6 @@ ADDED_KEYS: dict[str, tuple[Any, ...]] = {
     'distill.halving': ([],),
     'compare.batch_scoring': (False,),
     'search.esnac.fidelity': ('extrapolate', 'raw', 'full_only'),
-    'teacher.check_learnt': (True, False),
 }
 
 

@@ -93,12 +93,11 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
         f'the teacher scores 0 validation accuracy, so the reward (relative '
         f'to it) is undefined; train it longer (config.teacher.train) after '
         f'deleting {paths.join(workdir, "teacher")}, or check the data')
-  if config.teacher.get('check_learnt', True):
-    warning = check_teacher_learnt(teacher_metrics['val_acc'], ds.val.labels,
-                                   paths.join(workdir, 'teacher'),
-                                   bool(teacher_metrics.get('weights_from')))
-    if warning:
-      log(f'warning: {warning}')
+  warning = teacher_warning(teacher_metrics['val_acc'], ds.val.labels,
+                            paths.join(workdir, 'teacher'),
+                            bool(teacher_metrics.get('weights_from')))
+  if warning:
+    log(f'warning: {warning}')
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        plan.distill, plan.constraints, config.distill.select,
@@ -201,26 +200,22 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   return doc
 
 
-def check_teacher_learnt(val_acc: float, val_labels: np.ndarray,
-                         teacher_dir: str, given: bool) -> str:
-  """A teacher no better than always answering the validation split's
-  most common class makes every reward (relative to its accuracy) noise.
-  Given weights (`given`) are refused, a bad input found before any
-  training; a teacher trained here gets a warning (returned), so a dry run
-  on data nothing can learn (e.g. TFDS's mock data) still runs; '' when
-  the teacher has learnt."""
+def teacher_warning(val_acc: float, val_labels: np.ndarray, teacher_dir: str,
+                    given: bool) -> str:
+  """A warning for a teacher no better than always answering the validation
+  split's most common class, whose accuracy makes every reward (relative to
+  it) noise; '' for a teacher that has learnt. Not a refusal: a dry run on
+  random weights or on data nothing can learn (TFDS's mock data) runs."""
   labels = np.asarray(val_labels).astype(np.int64)
   majority = np.bincount(labels).max() / len(labels) if len(labels) else 0.0
   if val_acc > majority:
     return ''
-  what = (f'the teacher scores {val_acc:.4f} validation accuracy, no better '
+  fix = ('check the weights and the data' if given else
+         f'train it longer (config.teacher.train.epochs) after deleting '
+         f'{teacher_dir}, or check the data')
+  return (f'the teacher scores {val_acc:.4f} validation accuracy, no better '
           f'than always answering the most common class ({majority:.4f}), '
-          'so rewards relative to it mean nothing')
-  if given:
-    raise ValueError(f'{what}; check the weights and the data '
-                     '(config.teacher.check_learnt=False runs anyway)')
-  return (f'{what}; train it longer (config.teacher.train.epochs) after '
-          f'deleting {teacher_dir}, or check the data')
+          f'so rewards relative to it mean little; {fix}')
 
 
 def _save_embedding(searcher, config: ml_collections.ConfigDict, teacher,
