@@ -109,6 +109,10 @@ def wrong_classes(input_size, in_channels, num_classes):
   return vgg_chain(input_size, in_channels, 7, width=0.25)
 def no_args():
   return None
+def broken(input_size, in_channels, num_classes):
+  raise RuntimeError('a bug in my builder')
+def type_error_inside(input_size, in_channels, num_classes):
+  return len(3)
 ''')
   config = _load(os.path.join(ROOT, 'configs', 'digits.py'))
   config.teacher.name = 'my_nets:tiny'
@@ -127,7 +131,11 @@ def no_args():
       ('my_nets:wrong_classes', r'describes a network from \(8, 8, 1\) to '
        r"\(7,\); dataset 'digits' needs \(8, 8, 1\) to \(10,\)"),
       ('my_nets:no_args', 'must accept input_size, in_channels and '
-       'num_classes')
+       'num_classes'),
+      ('my_nets:broken', "'my_nets:broken' raised RuntimeError: a bug in my "
+       'builder'),
+      ('my_nets:type_error_inside', "raised TypeError: object of type 'int' "
+       'has no len')
   ]:
     config.teacher.name = name
     with pytest.raises(ValueError, match=f'config.teacher: .*{message}'):

@@ -159,10 +159,15 @@ def _built_teacher(name: str, spec: Any, width: float) -> Arch:
     raise ValueError(f'teacher builder {name!r} takes no width; leave '
                      f'config.teacher.width at 1.0 (got {width})')
   try:
-    arch = fn(**kwargs)
+    inspect.signature(fn).bind(**kwargs)
   except TypeError as e:
     raise ValueError(f'teacher builder {name!r} must accept input_size, '
                      f'in_channels and num_classes ({e})') from None
+  try:
+    arch = fn(**kwargs)
+  except Exception as e:  # noqa: BLE001  (the user's code: one line)
+    raise ValueError(f'teacher builder {name!r} raised {type(e).__name__}: '
+                     f'{e}') from e
   if not isinstance(arch, Arch):
     raise ValueError(f'teacher builder {name!r} returned '
                      f'{type(arch).__name__}, not an Arch')
