@@ -452,4 +452,4 @@ def test_a_teacher_whose_children_move_concat_channels_is_refused():
     check_maskable(teacher)
   assert resolve_path('auto', teacher, 'first', 'gpu') == 'materialised'
   for name in MASKABLE:
-    assert relaid_channels(tiny_teacher(name)) == []
+    assert relaid_channels(tiny_teacher(name)) == ()

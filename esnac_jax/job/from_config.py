@@ -127,29 +127,32 @@ def _check_fits(arch: Arch, spec: Any, what: str) -> None:
                      f'{want[0]} to {want[1]}')
 
 
+def _load_builder(name: str) -> Any:
+  """The function of a teacher builder 'module:function'."""
+  module_name, _, attr = name.partition(':')
+  try:
+    return getattr(importlib.import_module(module_name), attr)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(f'teacher builder {name!r} cannot be loaded '
+                     f'({type(e).__name__}: {e}); give module:function, '
+                     'importable from the working directory or PYTHONPATH')
+
+
 def builder_takes_width(name: str) -> bool:
   """Whether a teacher builder 'module:function' takes a width (True for
   zoo names and for builders that cannot be loaded: _built_teacher names
   those)."""
   if ':' not in name:
     return True
-  module_name, _, attr = name.partition(':')
   try:
-    fn = getattr(importlib.import_module(module_name), attr)
-    return 'width' in inspect.signature(fn).parameters
-  except Exception:  # noqa: BLE001  (reported where the teacher is built)
+    return 'width' in inspect.signature(_load_builder(name)).parameters
+  except (ValueError, TypeError):  # not loadable, or no signature
     return True
 
 
 def _built_teacher(name: str, spec: Any, width: float) -> Arch:
   """The Arch a user's builder 'module:function' returns for `spec`."""
-  module_name, _, attr = name.partition(':')
-  try:
-    fn = getattr(importlib.import_module(module_name), attr)
-  except (ImportError, AttributeError) as e:
-    raise ValueError(f'teacher builder {name!r} cannot be loaded '
-                     f'({type(e).__name__}: {e}); give module:function, '
-                     'importable from the working directory or PYTHONPATH')
+  fn = _load_builder(name)
   kwargs = dict(input_size=spec.image_size,
                 in_channels=spec.channels,
                 num_classes=spec.num_classes)

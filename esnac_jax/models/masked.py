@@ -96,7 +96,8 @@ def check_maskable(teacher: Arch) -> None:
         "materialised path (config.distill.path='materialised')")
 
 
-def relaid_channels(teacher: Arch) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=16)
+def relaid_channels(teacher: Arch) -> tuple[tuple[int, int], ...]:
   """(from, to) layer pairs where a child moves channels between tensors
   laid out differently in the teacher: a removed layer (its input becomes
   its output) or an extra skip. The masked network keeps every channel at
@@ -115,7 +116,7 @@ def relaid_channels(teacher: Arch) -> list[tuple[int, int]]:
   pairs += [(a, b)
             for a, b in extra_pairs(teacher)
             if not same(sa.out_spaces[a], sa.in_spaces[b])]
-  return pairs
+  return tuple(pairs)
 
 
 class MaskedNet(ArchNet):
