@@ -223,6 +223,11 @@ CASES = [
      r'config\.distill: halving must be increasing epochs within 1\.\.3'),
     (dict(args=['--config.distill.halving=(1,)']),
      r'config\.distill: halving needs epochs >= 2'),
+    (dict(args=[
+        '--config.distill.stop_hopeless=True', '--config.search.objective='
+        'pareto'
+    ]), r"stop_hopeless=True needs one score to beat; with search\.objective="
+     r"'pareto'"),
     (dict(args=['--config.final.top_n=-1']), r'config\.final\.top_n must '
      'be >= 0'),
     (dict(args=['--config.constraints.max_params=10']),

@@ -336,7 +336,7 @@ def test_batches_are_scored_together_and_cached_per_batch(tmp_path):
   a, b, c = (sample(t, rng, SamplerConfig()) for _ in range(3))
   calls = []
 
-  def score(archs):
+  def score(archs, history=()):
     calls.append(list(archs))
     return [
         Result(0.1 * i, 0.2 * i, 1, 0.5, 2 - i, (0.05, 0.1 * i)[:2 - i])
@@ -356,6 +356,28 @@ def test_batches_are_scored_together_and_cached_per_batch(tmp_path):
   assert again.get(b, C.batch_key([a, b])).curve == (0.05,)
   assert again.get(a, C.batch_key([a, b])).curve == (0.05, 0.0)
   assert again.get(a) is None  # not a single-candidate score
+
+
+def test_batches_scored_by_the_history_are_cached_per_history(tmp_path):
+  """With distill.stop_hopeless a batch's scores depend on the search's
+  best so far: the cache keys on what the rule reads."""
+  from esnac_jax.arch import SamplerConfig, get_teacher, sample
+  t = get_teacher('resnet18', 10, 1, 0.125, 8)
+  rng = np.random.default_rng(1)
+  a, b = (sample(t, rng, SamplerConfig()) for _ in range(2))
+  seen = []
+
+  def score(archs, history=()):
+    seen.append(len(history))
+    return [Result(0.5, 0.4, 1, 1.0, 2, (0.4, 0.5)) for _ in archs]
+
+  get = C.cached_batches(score, C.ScoreCache(str(tmp_path / 's.jsonl')),
+                         lambda history: f'best {len(history)}')
+  get([a, b], [1, 2])
+  get([a, b], [3, 4])
+  assert seen == [2]  # the same context: cached
+  get([a, b], [1, 2, 3])
+  assert seen == [2, 3]
 
 
 def catnet(input_size, in_channels, num_classes):

@@ -44,6 +44,19 @@ def test_epoch_gains_come_from_the_full_budget_curves(archs):
   assert gains == pytest.approx({1: 0.3, 2: 0.15, 3: 0.1})
 
 
+def test_max_gains_bound_what_a_candidate_can_still_gain(archs):
+  recs = _halved(archs)
+  # full-budget curves [.5 .6 .7 .8] and [.4 .6 .6 .7]: from epoch 1 the
+  # larger gain is 0.3, from 2 it is 0.2, from 3 it is 0.1
+  assert F.max_gains(recs, min_curves=2) == pytest.approx({
+      1: 0.3,
+      2: 0.2,
+      3: 0.1
+  })
+  assert F.max_gains(recs, min_curves=3) == {}  # too few to bound
+  assert F.max_gains([], min_curves=1) == {}
+
+
 def test_extrapolate_lifts_stopped_candidates_by_their_epochs_gain(archs):
   recs = _halved(archs)
   idx, y = F.fit_targets(recs, 'extrapolate')

@@ -1,5 +1,7 @@
-"""Successive halving of networks trained together (TrainConfig.halving):
-the epoch loop, both training paths, and the config checks."""
+"""Early stopping of networks trained together: successive halving
+(TrainConfig.halving) and the stop rule (distill.stop_hopeless), in the
+epoch loop, both training paths, the job's evaluator and the config
+checks."""
 
 import dataclasses
 
@@ -166,3 +168,108 @@ def test_the_job_ranks_halving_by_the_objective():
                                constraints=Constraints(objective='target',
                                                        max_params=10**9))
   np.testing.assert_allclose(target.rank_weights(kids), [1 / 0.8] * 3)
+
+
+def test_the_stop_rule_stops_networks_after_an_epoch_before_the_last():
+  slopes = [0.05, 0.2, 0.1, 0.15]
+  trained, asked = [], []
+
+  def train_epoch(epoch, active):
+    trained.append((epoch, list(active)))
+
+  def validate(active):
+    return [slopes[i] * (trained[-1][0] + 1) for i in active]
+
+  def stop(i, done, acc):
+    asked.append(done)
+    return acc < 0.1 * done  # network 0 after epoch 1, network 2 never
+
+  out = keep_best_epochs(3,
+                         4,
+                         train_epoch,
+                         validate,
+                         lambda idx: {i: i for i in idx},
+                         stop=stop)
+  assert trained == [(0, [0, 1, 2, 3]), (1, [1, 2, 3]), (2, [1, 2, 3])]
+  assert [len(t.history) for t in out] == [1, 3, 3, 3]
+  assert max(asked) == 2  # never asked after the last epoch
+  # everyone stopped: the loop ends without training an empty set
+  trained.clear()
+  out = keep_best_epochs(3,
+                         4,
+                         train_epoch,
+                         validate,
+                         lambda idx: {i: i for i in idx},
+                         stop=lambda i, done, acc: True)
+  assert trained == [(0, [0, 1, 2, 3])]
+  assert [t.best_epoch for t in out] == [0] * 4
+
+
+def _history(t, curves, rewards):
+  from esnac_jax.arch import SamplerConfig, sample
+  from esnac_jax.search import Record
+  rng = np.random.default_rng(3)
+  out = []
+  for curve, r in zip(curves, rewards):
+    a = sample(t, rng, SamplerConfig())
+    out.append(
+        Record(a, a.num_params, a.flops, max(curve), r, 1, 0, 1.0, len(curve),
+               tuple(curve)))
+  return out
+
+
+def test_the_job_stops_only_candidates_that_cannot_win():
+  from esnac_jax.arch import SamplerConfig, sample
+  from esnac_jax.job.evaluate import Evaluator
+  from esnac_jax.search import Constraints, reward
+  from conftest import tiny_teacher
+  t = tiny_teacher('resnet18')
+  rng = np.random.default_rng(0)
+  kids = [sample(t, rng, SamplerConfig()) for _ in range(2)]
+  opt = OptimConfig('adam', 1e-3)
+  ev = Evaluator(t, None, 0.8, None, TrainConfig(3, 32, opt))
+  # four full 3-epoch curves: the largest gain from epoch 1 is 0.3, from 2
+  # it is 0.1
+  curves = [(0.5, 0.7, 0.8), (0.4, 0.5, 0.6), (0.6, 0.6, 0.6), (0.3, 0.5, 0.6)]
+  history = _history(t, curves, [0.2, 0.9, 0.3, 0.1])
+  stop = ev.hopeless_rule(kids, history)
+  for i, kid in enumerate(kids):
+    per_acc = reward(1.0, 0.8, kid.num_params, t.num_params)
+    # after epoch 1 the bound is reward(acc + 0.3); after 2 reward(acc + 0.1)
+    for done, gain in ((1, 0.3), (2, 0.1)):
+      edge = 0.9 / per_acc - gain  # accuracy whose bound is the best, 0.9
+      if edge + 0.01 < 1:
+        assert not stop(i, done, edge + 0.01)
+      assert stop(i, done, edge - 0.01) == (edge - 0.01 + gain < 1)
+  # too few full curves to bound the gains: no rule
+  assert ev.hopeless_rule(kids, history[:3]) is None
+  # under the target objective the score is accuracy / teacher accuracy
+  target = dataclasses.replace(ev,
+                               constraints=Constraints(objective='target',
+                                                       max_params=10**9))
+  stop = target.hopeless_rule(kids, history)
+  assert stop(0, 2, 0.6) and not stop(0, 2, 0.63)  # (acc + 0.1) / 0.8 vs 0.9
+
+
+@pytest.mark.slow
+def test_materialised_path_stops_hopeless_candidates():
+  """Candidates the rule stops keep their first epoch; the others train
+  exactly as without it (the same minibatches)."""
+  from esnac_jax.train import distill_candidates
+  teacher, tvars, ds, kids, full = _setup()
+  a = distill_candidates(teacher, tvars, kids, ds, full, seed=0)
+  low = sorted(range(4), key=lambda i: a[i].history[0])[:2]
+  asked = {}
+
+  def stop(i, done, acc):
+    asked[i, done] = acc
+    return i in low
+
+  b = distill_candidates(teacher, tvars, kids, ds, full, seed=0, stop=stop)
+  assert [len(t.history) == 1 for t in b] == [i in low for i in range(4)]
+  for i, (x, y) in enumerate(zip(a, b)):
+    n = len(y.history)
+    np.testing.assert_allclose(y.history, x.history[:n], atol=2 / 179)
+    assert asked[i, 1] == pytest.approx(y.history[0])
+  assert sorted(asked) == sorted([(i, 1) for i in range(4)] +
+                                 [(i, 2) for i in range(4) if i not in low])

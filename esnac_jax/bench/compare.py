@@ -35,6 +35,8 @@ import ml_collections
 from esnac_jax.arch import Arch
 from esnac_jax.search import ESNACConfig, Result, Searcher, make_searcher
 from esnac_jax.search import pareto
+from esnac_jax.search.fidelity import max_gains
+from esnac_jax.search.record import Record
 from esnac_jax.job.loop import config_diff
 from esnac_jax.job.report import write_json
 from esnac_jax.surrogate import SurrogateConfig
@@ -187,18 +189,26 @@ def batch_key(archs: Sequence[Arch]) -> str:
 
 
 def cached_batches(
-    score: Callable[[list[Arch]], list[Result]],
-    cache: ScoreCache) -> Callable[[list[Arch]], list[tuple[Result, bool]]]:
+    score: Callable[..., list[Result]],
+    cache: ScoreCache,
+    context: Callable[[Sequence[Record]], str] = lambda history: ''
+) -> Callable[..., list[tuple[Result, bool]]]:
   """(result, trained_now) per candidate of a batch trained together
   (successive halving ranks a candidate against its batch), cached per
-  (candidate, batch)."""
+  (candidate, batch, context(history)): `context` names what else of the
+  search's history the scores depend on (distill.stop_hopeless)."""
 
-  def get(archs: list[Arch]) -> list[tuple[Result, bool]]:
+  def get(
+      archs: list[Arch], history: Sequence[Record] = ()
+  ) -> list[tuple[Result, bool]]:
     b = batch_key(archs)
+    extra = context(history)
+    if extra:
+      b = hashlib.sha256(f'{b}|{extra}'.encode()).hexdigest()
     hits = [cache.get(a, b) for a in archs]
     if all(h is not None for h in hits):
       return [(h, False) for h in hits]
-    results = score(archs)
+    results = score(archs, history)
     for a, r in zip(archs, results):
       cache.put(a, r, b)
     return [(r, True) for r in results]
@@ -247,23 +257,33 @@ def make_scorer(
       f'{teacher.num_params:,} params, val acc {tm["val_acc"]:.4f}; '
       f'candidates: {cfg.distill.epochs} distillation epoch(s) on the {path} '
       'path')
+  stop_hopeless = cfg.distill.get('stop_hopeless', False)
   evaluator = Evaluator(teacher, teacher_vars, tm['val_acc'], ds, distill,
                         from_config.constraints(cfg), cfg.distill.select,
-                        cfg.distill.bn_stats, path)
+                        cfg.distill.bn_stats, path, stop_hopeless)
   cache = ScoreCache(os.path.join(workdir, 'scores.jsonl'), log)
-  if distill.halving or cfg.compare.get('batch_scoring', False):
+  if distill.halving or stop_hopeless or cfg.compare.get(
+      'batch_scoring', False):
 
-    def batch(archs: list[Arch]) -> list[Result]:
+    def batch(archs: list[Arch], history: Sequence[Record]) -> list[Result]:
       seed = int(batch_key(archs)[:8], 16) ^ cfg.seed
-      results = evaluator(archs, seed)[0]
+      results = evaluator(archs, seed, history=history)[0]
       return [
           dataclasses.replace(r, seconds=r.seconds / len(archs))
           for r in results
       ]
 
-    return cached_batches(batch, cache), tm
+    def context(history: Sequence[Record]) -> str:
+      """What the early stopping rule reads from the history."""
+      gains = max_gains(history) if stop_hopeless else {}
+      if not gains:
+        return ''
+      best = max(r.reward for r in history)
+      return json.dumps([round(best, 9), sorted(gains.items())])
+
+    return cached_batches(batch, cache, context), tm
   one = cached(lambda a: evaluator([a], arch_seed(a, cfg.seed))[0][0], cache)
-  return lambda archs: [one(a) for a in archs], tm
+  return lambda archs, history=(): [one(a) for a in archs], tm
 
 
 # ---- one run ----------------------------------------------------------------
@@ -306,7 +326,7 @@ def run_method(searcher: Searcher,
     archs = searcher.ask(min(per_step, evaluations - len(run.rewards)))
     run.propose_s += time.perf_counter() - t0
     results = []
-    for r, now in score(list(archs)):
+    for r, now in score(list(archs), searcher.records):
       results.append(r)
       run.train_s += r.seconds
       run.trained_now += now

@@ -118,6 +118,10 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # e.g. (1, 2) with 4 epochs trains for half the candidate-epochs; the
   # others are scored by what they reached. () trains all (the original).
   c.distill.halving = ()
+  # Stop a candidate after an epoch once it cannot beat the best score so
+  # far even if it then gained as much as any full-budget candidate did
+  # from that epoch on (objectives reward and target).
+  c.distill.stop_hopeless = False
 
   # Final training of the top candidates, from their search weights
   # (tr_fu_*): SGD 0.01, x0.1 at epochs 100 and 200, cross-entropy.

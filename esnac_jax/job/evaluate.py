@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
-from esnac_jax.search.record import Result
+from esnac_jax.search.fidelity import max_gains
+from esnac_jax.search.record import Record, Result
 from esnac_jax.search.reward import Constraints
 from esnac_jax.models.masked import check_maskable
 from esnac_jax.train import TrainConfig, distill_candidates
+from esnac_jax.train.loop import Stop
 from esnac_jax.train.masked import candidate_mesh, distill_masked
 
 PATHS = ('auto', 'materialised', 'masked', 'masked_vmap')
@@ -76,19 +78,23 @@ class Evaluator:
   select: str = 'first'
   bn_stats: str = 'reset'
   path: str = 'materialised'  # a resolved path (see resolve_path)
+  stop_hopeless: bool = False  # see hopeless_rule
 
   def __call__(
       self,
       archs: list[Arch],
       seed: int,
-      log: Callable[[str], None] | None = None
+      log: Callable[[str], None] | None = None,
+      history: Sequence[Record] = ()
   ) -> tuple[list[Result], list[dict]]:
-    """Results and the kept (best-epoch) weights, one per arch."""
+    """Results and the kept (best-epoch) weights, one per arch. `history`:
+    the search's records so far (for stop_hopeless)."""
     rank = self.rank_weights(archs)
+    stop = self.hopeless_rule(archs, history) if self.stop_hopeless else None
     if self.path == 'materialised':
       trained = distill_candidates(self.teacher, self.teacher_vars, archs,
                                    self.dataset, self.train, seed, self.select,
-                                   self.bn_stats, log, rank)
+                                   self.bn_stats, log, rank, stop)
     else:
       vmap = self.path == 'masked_vmap'
       mesh = candidate_mesh() if vmap and jax.device_count() > 1 else None
@@ -102,7 +108,8 @@ class Evaluator:
                                bn_stats=self.bn_stats,
                                log=log,
                                mesh=mesh,
-                               rank_weights=rank)
+                               rank_weights=rank,
+                               stop=stop)
     results = [
         Result(
             t.val_acc,
@@ -124,3 +131,28 @@ class Evaluator:
         self.constraints.reward(1.0, self.teacher_val_acc, a.num_params,
                                 self.teacher.num_params) for a in archs
     ]
+
+  def hopeless_rule(self, archs: list[Arch],
+                    history: Sequence[Record]) -> Stop | None:
+    """Early stopping that never stops a candidate that could still win:
+    after epoch e a candidate stops when its score at the accuracy it has
+    reached plus the largest gain from epoch e on that any full-budget
+    candidate of `history` made (fidelity.max_gains), capped at 1, is
+    below the best score in `history`. None (no stopping) before enough
+    full learning curves exist."""
+    gains = max_gains(history)
+    if not gains:
+      return None
+    best = max(r.reward for r in history)
+    teacher_acc, teacher_params = (self.teacher_val_acc,
+                                   self.teacher.num_params)
+
+    def stop(i: int, done: int, acc: float) -> bool:
+      if done not in gains:
+        return False
+      bound = self.constraints.reward(min(1.0, acc + max(gains[done], 0.0)),
+                                      teacher_acc, archs[i].num_params,
+                                      teacher_params)
+      return bound < best
+
+    return stop

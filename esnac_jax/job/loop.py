@@ -29,7 +29,8 @@ MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed',
 # Config keys added since searches were first saved, with the values that
 # do what those searches did: a saved config without the key matches a
 # config that holds one of them. (Without halving every fidelity mode fits
-# the same data.)
+# the same data, and without early stopping every candidate trains the
+# full budget.)
 ADDED_KEYS: dict[str, tuple[Any, ...]] = {
     'search.surrogate.lstm_impl': ('custom',),
     'teacher.onnx': ('',),
@@ -38,6 +39,7 @@ ADDED_KEYS: dict[str, tuple[Any, ...]] = {
     'distill.halving': ([],),
     'compare.batch_scoring': (False,),
     'search.esnac.fidelity': ('extrapolate', 'raw', 'full_only'),
+    'distill.stop_hopeless': (False,),
 }
 
 

@@ -101,7 +101,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   log(f'candidates train on the {path} path')
   evaluate = Evaluator(teacher, teacher_vars, teacher_metrics['val_acc'], ds,
                        plan.distill, plan.constraints, config.distill.select,
-                       config.distill.bn_stats, path)
+                       config.distill.bn_stats, path,
+                       config.distill.get('stop_hopeless', False))
   steps = config.search.steps
   writers = []  # the TensorBoard writer, made when a step is first written
   results_path = paths.join(workdir, 'results.json')
@@ -144,7 +145,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
   ckpt = SearchCheckpointer(paths.join(workdir, 'search'))
   try:
     out = run_search(searcher,
-                     evaluate,
+                     lambda archs, seed, log: evaluate(
+                         archs, seed, log, history=searcher.records),
                      ckpt,
                      steps=steps,
                      per_step=config.search.candidates_per_step,

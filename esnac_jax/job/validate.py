@@ -96,6 +96,7 @@ def check(config: ml_collections.ConfigDict,
     except ValueError as e:
       raise ValueError(f'config.teacher.weights: {e}') from None
   constraints = from_config.constraints(config)
+  _check_stop_hopeless(config.distill.get('stop_hopeless', False), constraints)
   searcher = from_config.make_searcher(config, teacher)
   _check_satisfiable(constraints, searcher, config.seed)
   config_dict = json.loads(config.to_json())
@@ -103,6 +104,17 @@ def check(config: ml_collections.ConfigDict,
     check_saved_search(config_dict, workdir)
   return Plan(teacher, searcher, trains['teacher.train'], trains['distill'],
               trains['final'], constraints, path, config_dict, weights)
+
+
+def _check_stop_hopeless(value, constraints: Constraints) -> None:
+  if not isinstance(value, bool):
+    raise ValueError(f'config.distill.stop_hopeless={value!r} must be True '
+                     'or False')
+  if value and constraints.pareto_axis is not None:
+    raise ValueError(
+        f'config.distill.stop_hopeless=True needs one score to beat; with '
+        f'search.objective={constraints.objective!r} every size counts: use '
+        "the 'reward' or 'target' objective, or distill.halving")
 
 
 def _check_enum(key: str, value, allowed) -> None:

@@ -43,6 +43,22 @@ def epoch_gains(records: Sequence[Record]) -> dict[int, float]:
   }
 
 
+def max_gains(records: Sequence[Record],
+              min_curves: int = 4) -> dict[int, float]:
+  """{e: the largest gain any full-budget record made from its best
+  accuracy within the first e epochs to its final one}, for every e below
+  the full budget: an optimistic bound on how far a candidate can still
+  climb (distill.stop_hopeless). Empty below `min_curves` such records."""
+  full = full_budget(records)
+  done = [r for r in records if r.epochs == full and len(r.curve) == full]
+  if len(done) < max(min_curves, 1):
+    return {}
+  return {
+      e: float(max(r.val_acc - max(r.curve[:e]) for r in done))
+      for e in range(1, full)
+  }
+
+
 def fit_targets(records: Sequence[Record],
                 mode: str,
                 accuracy: bool = False) -> tuple[list[int], np.ndarray]:

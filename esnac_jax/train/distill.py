@@ -14,23 +14,24 @@ from typing import Callable, Sequence
 from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset
 from esnac_jax.models import inherit
-from esnac_jax.train.loop import TrainConfig, Trained, train_many
+from esnac_jax.train.loop import Stop, TrainConfig, Trained, train_many
 from esnac_jax.train.progress import EpochProgress
 
 
-def distill_candidates(
-    teacher: Arch,
-    teacher_vars: dict,
-    children: list[Arch],
-    ds: Dataset,
-    cfg: TrainConfig,
-    seed: int,
-    select: str = 'first',
-    bn_stats: str = 'reset',
-    log: Callable[[str], None] | None = None,
-    rank_weights: Sequence[float] | None = None) -> list[Trained]:
+def distill_candidates(teacher: Arch,
+                       teacher_vars: dict,
+                       children: list[Arch],
+                       ds: Dataset,
+                       cfg: TrainConfig,
+                       seed: int,
+                       select: str = 'first',
+                       bn_stats: str = 'reset',
+                       log: Callable[[str], None] | None = None,
+                       rank_weights: Sequence[float] | None = None,
+                       stop: Stop | None = None) -> list[Trained]:
   """Distils each child from the teacher; returns best-epoch results.
-  `rank_weights`: what successive halving ranks by (keep_best_epochs)."""
+  `rank_weights`: what successive halving ranks by; `stop`: an early
+  stopping rule (both: keep_best_epochs)."""
   inits = [
       inherit(teacher, c, teacher_vars, select, bn_stats) for c in children
   ]
@@ -42,7 +43,8 @@ def distill_candidates(
                     teacher=(teacher, teacher_vars),
                     log=log,
                     label=f'distil x{len(children)}',
-                    rank_weights=rank_weights)
+                    rank_weights=rank_weights,
+                    stop=stop)
 
 
 def final_train(arch: Arch,

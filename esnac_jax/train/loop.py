@@ -18,6 +18,9 @@ from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train.steps import (accuracy, create_state, logits_fn,
                                    release_programs, train_step_fn)
 
+# stop(network index, epochs done, best accuracy so far) -> stop it now?
+Stop = Callable[[int, int, float], bool]
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -94,13 +97,14 @@ def train_many(archs: list[Arch],
                log: Callable[[str], None] | None = None,
                label: str = 'train',
                progress: EpochProgress | None = None,
-               rank_weights: Sequence[float] | None = None) -> list[Trained]:
+               rank_weights: Sequence[float] | None = None,
+               stop: Stop | None = None) -> list[Trained]:
   """Trains several networks in lockstep on the same minibatches.
 
   With `teacher`, its logits are computed once per batch and shared. Each
   network keeps its best-validation-epoch weights (not the last epoch's).
   With `progress`, a killed training resumes from its last saved epoch.
-  `rank_weights`: see keep_best_epochs.
+  `rank_weights`, `stop`: see keep_best_epochs.
   """
   for a in archs:
     check_classes(a, ds)
@@ -136,21 +140,22 @@ def train_many(archs: list[Arch],
   return keep_best_epochs(cfg.epochs, len(archs), train_epoch, validate,
                           weights, log, label, progress,
                           (lambda: states, set_states), cfg.halving,
-                          rank_weights)
+                          rank_weights, stop)
 
 
-def keep_best_epochs(
-    epochs: int,
-    count: int,
-    train_epoch: Callable[[int], None],
-    validate: Callable[[], Sequence[float]],
-    weights: Callable[[list[int]], dict[int, Any]],
-    log: Callable[[str], None] | None = None,
-    label: str = 'train',
-    progress: EpochProgress | None = None,
-    live: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
-    halving: Sequence[int] = (),
-    rank_weights: Sequence[float] | None = None) -> list[Trained]:
+def keep_best_epochs(epochs: int,
+                     count: int,
+                     train_epoch: Callable[[int], None],
+                     validate: Callable[[], Sequence[float]],
+                     weights: Callable[[list[int]], dict[int, Any]],
+                     log: Callable[[str], None] | None = None,
+                     label: str = 'train',
+                     progress: EpochProgress | None = None,
+                     live: tuple[Callable[[], Any], Callable[[Any], None]] |
+                     None = None,
+                     halving: Sequence[int] = (),
+                     rank_weights: Sequence[float] | None = None,
+                     stop: Stop | None = None) -> list[Trained]:
   """The epoch loop of every training path: `count` networks trained
   together, each keeping its best-validation-epoch weights.
 
@@ -162,7 +167,10 @@ def keep_best_epochs(
   others keep what they reached. `rank_weights` (one per network) make
   "better" mean a higher weight x best accuracy: the search's reward,
   which is proportional to accuracy for a given child, rather than
-  accuracy alone (which would favour the largest children). With `progress` and `live` (get and set
+  accuracy alone (which would favour the largest children).
+  stop(i, epochs_done, best_acc) says whether network i, after
+  `epochs_done` epochs (before the last) with this best accuracy so far,
+  stops where it is (distill.stop_hopeless). With `progress` and `live` (get and set
   the networks' training state), the loop resumes from the last saved
   epoch and saves as it goes.
   """
@@ -193,6 +201,8 @@ def keep_best_epochs(
             f'{progress.directory}')
   t0 = time.perf_counter() - earlier_s
   for epoch in range(start, epochs):
+    if not active:  # every network stopped early
+      break
     train_epoch(epoch, active)
     accs = dict(zip(active, validate(active)))
     improved = []
@@ -207,6 +217,8 @@ def keep_best_epochs(
     if epoch + 1 in halving:
       w = [1.0] * count if rank_weights is None else rank_weights
       active = halved(active, [w[i] * best[i][0] for i in active])
+    if stop is not None and epoch + 1 < epochs:
+      active = [i for i in active if not stop(i, epoch + 1, best[i][0])]
     if progress is not None and progress.due(epoch, epochs):
       progress.save(
           epoch, {
@@ -227,7 +239,7 @@ def keep_best_epochs(
       eta = done / (epoch + 1 - start) * (epochs - epoch - 1) if \
           epoch + 1 > start else 0.0
       shown = ', '.join(f'{accs[i]:.4f}' for i in list(accs)[:8])
-      going = f', {len(active)}/{count} go on' if halving else ''
+      going = f', {len(active)}/{count} go on' if halving or stop else ''
       log(f'{label} epoch {epoch + 1}/{epochs}: val acc {shown}'
           f'{" ..." if len(accs) > 8 else ""}{going} ({done:.0f}s, ETA '
           f'{eta:.0f}s)')

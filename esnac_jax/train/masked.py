@@ -27,7 +27,7 @@ from esnac_jax.data.device_feed import TrainFeed
 from esnac_jax.models.masked import (candidate_masks, extract,
                                      make_masked_model, masked_variables,
                                      stack_masks)
-from esnac_jax.train.loop import (TrainConfig, Trained, check_classes,
+from esnac_jax.train.loop import (Stop, TrainConfig, Trained, check_classes,
                                   keep_best_epochs)
 from esnac_jax.train.losses import LossConfig
 from esnac_jax.train.optim import make_optimizer
@@ -114,19 +114,19 @@ def host_value(a: jax.Array) -> np.ndarray:
   return out
 
 
-def distill_masked(
-    teacher: Arch,
-    teacher_vars: dict,
-    children: list[Arch],
-    ds: Dataset,
-    cfg: TrainConfig,
-    seed: int,
-    vmap: bool = False,
-    bn_stats: str = 'reset',
-    log: Callable[[str], None] | None = None,
-    label: str = 'distil (masked)',
-    mesh: Mesh | None = None,
-    rank_weights: Sequence[float] | None = None) -> list[Trained]:
+def distill_masked(teacher: Arch,
+                   teacher_vars: dict,
+                   children: list[Arch],
+                   ds: Dataset,
+                   cfg: TrainConfig,
+                   seed: int,
+                   vmap: bool = False,
+                   bn_stats: str = 'reset',
+                   log: Callable[[str], None] | None = None,
+                   label: str = 'distil (masked)',
+                   mesh: Mesh | None = None,
+                   rank_weights: Sequence[float] | None = None,
+                   stop: Stop | None = None) -> list[Trained]:
   """Distils `children` from the teacher on shared minibatches (teacher
   logits once per batch); weight inheritance is 'first'-k, as the masks
   require. Returns each child's best-validation-epoch result.
@@ -238,7 +238,9 @@ def distill_masked(
                              log,
                              label,
                              halving=cfg.halving,
-                             rank_weights=rank_weights)
+                             rank_weights=rank_weights,
+                             stop=stop if stop is None else
+                             (lambda i, e, a: stop(min(i, real - 1), e, a)))
   return [
       dataclasses.replace(t, variables=extract(teacher, c, t.variables))
       for c, t in zip(children, trained)
