@@ -199,6 +199,38 @@ def test_target_objective_finds_accurate_students_under_a_limit(
 
 
 @pytest.mark.slow
+def test_stop_hopeless_stops_exactly_the_candidates_that_cannot_win(tmp_path):
+  """distill.stop_hopeless in the job: a candidate trains fewer epochs
+  exactly when, after some epoch, its reward at its accuracy so far plus
+  the largest gain of the earlier full-budget candidates from that epoch
+  is below the best reward of the earlier steps."""
+  workdir = str(tmp_path / 'stop')
+  p = _run(
+      _cmd(workdir, '--config.distill.stop_hopeless=True',
+           '--config.distill.epochs=3', '--config.search.steps=3',
+           '--config.search.candidates_per_step=4'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  with open(os.path.join(workdir, 'results.json')) as f:
+    doc = json.load(f)
+  cands, t = doc['candidates'], doc['teacher']
+  assert [c['epochs'] for c in cands[:4]] == [3] * 4  # nothing to beat yet
+  for c in cands[4:]:
+    earlier = [e for e in cands if e['step'] < c['step']]
+    full = [e for e in earlier if e['epochs'] == 3]
+    best = max(e['reward'] for e in earlier)
+    per_acc = reward(1.0, t['val_acc'], c['params'], t['params'])
+    stopped_after = None
+    for done in (1, 2):
+      gain = max(e['val_acc'] - max(e['curve'][:done]) for e in full)
+      reached = max(c['curve'][:done])
+      if per_acc * min(1.0, reached + max(gain, 0.0)) < best - 1e-6:
+        stopped_after = done
+        break
+    assert c['epochs'] == (stopped_after or 3), c
+    assert len(c['curve']) == c['epochs']
+
+
+@pytest.mark.slow
 def test_pareto_objective_trains_members_of_the_front(tmp_path):
   """objective=pareto: the final stage trains members of the accuracy-size
   front (not the top rewards), and each candidate keeps the original's

@@ -252,20 +252,36 @@ def test_the_job_stops_only_candidates_that_cannot_win():
 
 
 @pytest.mark.slow
-def test_materialised_path_stops_hopeless_candidates():
+@pytest.mark.parametrize('path', ['materialised', 'masked_vmap'])
+def test_both_paths_stop_the_candidates_the_rule_names(path):
   """Candidates the rule stops keep their first epoch; the others train
-  exactly as without it (the same minibatches)."""
+  exactly as without it (the same minibatches). Vmapped, the three left
+  run padded to four."""
   from esnac_jax.train import distill_candidates
+  from esnac_jax.train.masked import distill_masked
   teacher, tvars, ds, kids, full = _setup()
-  a = distill_candidates(teacher, tvars, kids, ds, full, seed=0)
-  low = sorted(range(4), key=lambda i: a[i].history[0])[:2]
+
+  def train(**kw):
+    if path == 'materialised':
+      return distill_candidates(teacher, tvars, kids, ds, full, seed=0, **kw)
+    return distill_masked(teacher,
+                          tvars,
+                          kids,
+                          ds,
+                          full,
+                          seed=0,
+                          vmap=True,
+                          **kw)
+
+  a = train()
+  low = sorted(range(4), key=lambda i: a[i].history[0])[:1]
   asked = {}
 
   def stop(i, done, acc):
     asked[i, done] = acc
     return i in low
 
-  b = distill_candidates(teacher, tvars, kids, ds, full, seed=0, stop=stop)
+  b = train(stop=stop)
   assert [len(t.history) == 1 for t in b] == [i in low for i in range(4)]
   for i, (x, y) in enumerate(zip(a, b)):
     n = len(y.history)

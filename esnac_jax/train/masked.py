@@ -180,11 +180,15 @@ def distill_masked(teacher: Arch,
                       NamedSharding(mesh, P()) if mesh is not None else None)
 
   def subset(active: list[int]):
-    """(rows, states, masks) of the vmapped candidates in `active`,
-    padded to a multiple of the mesh's candidate devices."""
+    """(rows, states, masks) of the vmapped candidates in `active`, padded
+    with copies of the last to a power of two (early stopping leaves any
+    count, and each count is a compile) and to a multiple of the mesh's
+    candidate devices."""
     if len(active) == k:
       return None, states, masks_in
-    rows = np.array(active + [active[-1]] * (-len(active) % per))
+    size = min(1 << (len(active) - 1).bit_length(), k)
+    size += -size % per
+    rows = np.array(active + [active[-1]] * (size - len(active)))
     sub = jax.tree_util.tree_map(lambda a: a[rows], (states, masks_in))
     if mesh is not None:
       sub = jax.device_put(sub, split)
