@@ -119,6 +119,39 @@ def test_rerun_of_a_finished_search_does_no_new_work(reference):
 
 
 @pytest.mark.slow
+def test_an_extended_search_keeps_its_earlier_finalists(reference, tmp_path):
+  """More search steps on a finished workdir: the earlier final stage's
+  finalist is copied into the new one and chosen among, not trained again
+  nor forgotten; finalists trained with other final settings are not."""
+  workdir = str(tmp_path / 'extended')
+  shutil.copytree(reference[0], workdir)
+  with open(os.path.join(workdir, 'results.json')) as f:
+    before = json.load(f)['final']
+  old = before['chosen']
+  p = _run(_cmd(workdir, '--config.search.steps=4'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert f'candidate {old["index"]} already trained in ' in p.stdout
+  assert f'training candidate {old["index"]} ' not in p.stdout
+  with open(os.path.join(workdir, 'results.json')) as f:
+    final = json.load(f)['final']
+  entries = {e['index']: e for e in final['candidates']}
+  assert entries[old['index']]['val_acc'] == old['val_acc']
+  assert entries[old['index']]['copied_from'].endswith('final-step3')
+  assert final['chosen']['val_reward'] == max(
+      e['val_reward'] for e in entries.values())
+  assert final['chosen']['val_reward'] >= old['val_reward']
+  from esnac_jax import load_student
+  assert load_student(workdir).index == final['chosen']['index']
+  p = _run(_cmd(workdir, '--config.search.steps=5', '--config.final.epochs=3'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert 'trained with other (or unrecorded) final settings' in p.stdout
+  with open(os.path.join(workdir, 'results.json')) as f:
+    final = json.load(f)['final']
+  assert len(final['candidates']) == 1
+  assert 'copied_from' not in final['candidates'][0]
+
+
+@pytest.mark.slow
 def test_final_indices_train_more_candidates_of_a_finished_run(
     reference, tmp_path):
   """final.indices on a finished workdir: those candidates are trained and

@@ -1,10 +1,16 @@
 """Final stage: fully train the top candidates, select on validation, test
 the chosen one once. Candidates the user asks for (final.indices) are
 trained too, and tested, but not chosen among. Each finished candidate is
-checkpointed, so a killed final stage resumes with the next one."""
+checkpointed, so a killed final stage resumes with the next one. A search
+extended with more steps keeps the finalists of its earlier final stages
+(trained with the same settings) among those it chooses from, copied
+rather than trained again."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 from typing import Any, Callable, Sequence
 
 from esnac_jax import checkpoints, paths
@@ -17,26 +23,75 @@ from esnac_jax.train import (CheckpointError, TrainConfig, accuracy_on_test,
                              final_train)
 
 
-def final_stage(
-    records: list[Record],
-    kept: list[int],
-    weights: dict[int, dict],
-    teacher: Arch,
-    teacher_vars: dict,
-    teacher_metrics: dict,
-    ds: Dataset,
-    cfg: TrainConfig,
-    seed: int,
-    directory: str,
-    log: Callable[[str], None] = print,
-    requested: Sequence[int] = (),
-    initial: Callable[[int], dict] | None = None,
-    score: Callable[[float, float, int, int], float] = reward) -> dict:
+def settings(cfg: TrainConfig) -> str:
+  """What makes two final trainings of one candidate the same: everything
+  in `cfg` but how often progress is saved and where batches are built."""
+  d = dataclasses.asdict(cfg)
+  d.pop('checkpoint_every_s')
+  d.pop('feed')
+  return json.dumps(d, sort_keys=True, default=str)
+
+
+def earlier_finalists(workdir: str,
+                      steps: int,
+                      cfg: TrainConfig,
+                      log: Callable[[str], None] = print) -> dict[int, str]:
+  """{candidate index: the final-stepK directory (K < steps) that trained
+  it with the settings of `cfg`} for the finalists, not requested ones, of
+  earlier final stages of this workdir; the latest K wins."""
+  root = paths.path(workdir)
+  if not root.exists():
+    return {}
+  found = sorted((int(m.group(1)), p.name)
+                 for p in root.iterdir()
+                 if (m := re.fullmatch(r'final-step(\d+)', p.name)) and
+                 int(m.group(1)) < steps)
+  out, other = {}, []
+  want = settings(cfg)
+  for _, name in found:
+    directory = paths.join(workdir, name)
+    with checkpoints.manager(directory, create=False) as mngr:
+      for rank in mngr.all_steps():
+        meta = _read(directory, rank,
+                     lambda: checkpoints.restore_meta(mngr, rank))
+        if not isinstance(meta, dict) or meta.get('requested') or \
+            meta.get('index') is None:
+          continue
+        if meta.get('settings') != want:
+          other.append(name)
+          continue
+        out[meta['index']] = directory
+  if other:
+    log(f'final: the finalists of {", ".join(sorted(set(other)))} were '
+        'trained with other (or unrecorded) final settings, so they are not '
+        'chosen among')
+  return out
+
+
+def final_stage(records: list[Record],
+                kept: list[int],
+                weights: dict[int, dict],
+                teacher: Arch,
+                teacher_vars: dict,
+                teacher_metrics: dict,
+                ds: Dataset,
+                cfg: TrainConfig,
+                seed: int,
+                directory: str,
+                log: Callable[[str], None] = print,
+                requested: Sequence[int] = (),
+                initial: Callable[[int], dict] | None = None,
+                score: Callable[[float, float, int, int], float] = reward,
+                earlier: dict[int, str] | None = None) -> dict:
   """Trains records[kept[i]] at rank i from their search weights, then
   each `requested` candidate not among them (from its search weights if
   kept, else from `initial(index)`) at a rank of its own; returns the
   'final' section of results.json. `score(acc, teacher_acc, params,
-  teacher_params)` is the search's objective (the reward by default)."""
+  teacher_params)` is the search's objective (the reward by default).
+  `earlier` (earlier_finalists): candidates already trained in another
+  directory, copied from there; those not in `kept` join it."""
+  earlier = earlier or {}
+  kept = list(kept) + [i for i in sorted(earlier) if i not in kept]
   mngr = checkpoints.manager(directory)
   done = set(mngr.all_steps())
   extra = [i for i in dict.fromkeys(requested) if i not in kept]
@@ -59,6 +114,10 @@ def final_stage(
             f'rank {rank}, expected {idx}; delete {directory} to redo the '
             'final stage')
       log(f'{label}: candidate {idx} already trained '
+          f"(val acc {meta['val_acc']:.4f})")
+    elif idx in earlier and rank < len(kept):
+      meta = _copy(earlier[idx], idx, mngr, rank)
+      log(f'{label}: candidate {idx} already trained in {earlier[idx]} '
           f"(val acc {meta['val_acc']:.4f})")
     else:
       start = weights.get(idx)
@@ -89,10 +148,13 @@ def final_stage(
           'best_epoch': trained.best_epoch,
           'epochs': cfg.epochs,
           'val_history': trained.history,
-          'seconds': trained.seconds
+          'seconds': trained.seconds,
+          'requested': rank >= len(kept),
+          'settings': settings(cfg)
       }
       checkpoints.save(mngr, rank, meta, variables=trained.variables)
       progress.discard()
+    meta = {k: v for k, v in meta.items() if k != 'settings'}
     meta['val_reward'] = score(meta['val_acc'], teacher_metrics['val_acc'],
                                rec.params, teacher.num_params)
     meta['requested'] = rank >= len(kept)
@@ -134,6 +196,24 @@ def final_stage(
       f'{chosen["times"]:.1f}x smaller, test reward '
       f'{chosen["test_reward"]:.4f}')
   return {'candidates': entries, 'chosen': chosen}
+
+
+def _copy(source: str, index: int, mngr, rank: int) -> dict:
+  """Saves candidate `index`'s final training from directory `source` at
+  `rank` of `mngr`; returns its meta."""
+  with checkpoints.manager(source, create=False) as src:
+    for r in src.all_steps():
+      meta = _read(source, r, lambda: checkpoints.restore_meta(src, r))
+      if isinstance(meta, dict) and meta.get('index') == index and \
+          not meta.get('requested'):
+        variables = _read(source, r,
+                          lambda: checkpoints.restore_tree(src, r, 'variables'))
+        break
+    else:
+      raise CheckpointError(f'{source} no longer holds candidate {index}')
+  meta = dict(meta, rank=rank, copied_from=source)
+  checkpoints.save(mngr, rank, meta, variables=variables)
+  return meta
 
 
 def _read(directory: str, rank: int, restore: Callable[[], Any]) -> Any:

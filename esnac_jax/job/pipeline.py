@@ -25,7 +25,7 @@ from esnac_jax.search import pareto
 from esnac_jax.job import from_config, validate
 from esnac_jax.job.checkpoint import SearchCheckpointer
 from esnac_jax.job.evaluate import Evaluator
-from esnac_jax.job.final import final_stage
+from esnac_jax.job.final import earlier_finalists, final_stage
 from esnac_jax.job.loop import SearchOutcome, kept_indices, run_search
 from esnac_jax.job import report
 from esnac_jax.job.timing import CompileClock, breakdown
@@ -183,7 +183,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, log: Callable[[str],
                       log,
                       requested=from_config.final_indices(config),
                       initial=initial,
-                      score=plan.constraints.reward)
+                      score=plan.constraints.reward,
+                      earlier=earlier_finalists(workdir, steps, plan.final,
+                                                log))
   final_s = time.perf_counter() - t_final
   doc = write_outputs(out, steps, final)
   for writer in writers:
