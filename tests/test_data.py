@@ -190,6 +190,17 @@ def _set(key, value):
     ], r'x_train of shape \(60, 3, 6, 6\) looks like \[N, C, H, W\]; give '
      r'\[N, H, W, C\]'),
     (_set('y_train', np.zeros((60, 2), int)), r'y_train must be \[60\] labels'),
+    (_set('y_test',
+          np.arange(20) % 4 + 3), r'the test split holds '
+     r'class\(es\) 4, 5, 6 that no training image has'),
+    # class 3's one image is the first that the carve's seeded draw (seed
+    # 0) moves to the validation split
+    (lambda a: a.__setitem__(
+        'y_train',
+        np.where(
+            np.arange(60) == np.random.default_rng(0).permutation(60)[0], 3,
+            np.arange(60) % 3)),
+     r'the val split holds class\(es\) 3 .* once a tenth of x_train became'),
 ])
 def test_malformed_npz_is_refused_in_one_line(tmp_path, change, message):
   from esnac_jax.data import dataset_spec
@@ -197,6 +208,24 @@ def test_malformed_npz_is_refused_in_one_line(tmp_path, change, message):
   change(arrays)
   with pytest.raises(ValueError, match=message):
     dataset_spec(_write(tmp_path, arrays))
+
+
+def test_a_rewritten_npz_file_is_read_again(tmp_path):
+  """The loader's cache knows a file rewritten within the same second at
+  the same size (and even given its old modification time back)."""
+  import os
+  from esnac_jax.data import load_dataset
+  arrays = _arrays()
+  name = _write(tmp_path, arrays)
+  path = name[len('npz:'):]
+  before = os.stat(path)
+  first = load_dataset(name)
+  arrays['x_test'] = 255 - arrays['x_test']
+  _write(tmp_path, arrays)
+  assert os.stat(path).st_size == before.st_size
+  os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+  second = load_dataset(name)
+  np.testing.assert_array_equal(second.test.images, 255 - first.test.images)
 
 
 def test_npz_files_that_cannot_be_read(tmp_path):

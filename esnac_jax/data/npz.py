@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 
 import numpy as np
 
@@ -34,21 +35,27 @@ def load_npz(name: str) -> Dataset:
   the job all ask for it)."""
   path = name[len(PREFIX):]
   try:
-    st = paths.path(path).stat()
+    if paths.is_remote(path):
+      st = paths.path(path).stat()
+      version = (st.mtime, st.length)
+    else:  # to the nanosecond, and a rewrite always moves ctime
+      st = os.stat(path)
+      version = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
   except OSError:
     raise DataError(f'no dataset file at {path}') from None
-  return _load(name, st.mtime, st.length)
+  return _load(name, version)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(name: str, mtime: float, size: int) -> Dataset:
+def _load(name: str, version: tuple) -> Dataset:
   path = name[len(PREFIX):]
   arrays = _read(path)
   splits = {}
   for split in ('train', 'val', 'test'):
     if f'x_{split}' in arrays or split != 'val':
       splits[split] = _split(arrays, split, path)
-  if 'val' not in splits:
+  carved = 'val' not in splits
+  if carved:
     splits['train'], splits['val'] = carve(splits['train'], VAL_FRACTION,
                                            SPLIT_SEED)
   shapes = {s: v.images.shape[1:] for s, v in splits.items()}
@@ -57,6 +64,16 @@ def _load(name: str, mtime: float, size: int) -> Dataset:
                     f'{shapes}')
   labels = np.concatenate([s.labels for s in splits.values()])
   classes = int(labels.max()) + 1
+  learnt = set(np.unique(splits['train'].labels).tolist())
+  for split in ('val', 'test'):
+    unseen = sorted(set(np.unique(splits[split].labels).tolist()) - learnt)
+    if unseen:
+      where = (' once a tenth of x_train became the validation split'
+               if carved else '')
+      raise DataError(f'{path}: the {split} split holds class(es) '
+                      f'{", ".join(map(str, unseen[:5]))} that no training '
+                      f'image has{where}, so no network can learn them; '
+                      'check the labels')
   if classes < 2:
     raise DataError(f'{path}: the labels hold a single class; a classifier '
                     'needs at least 2')
