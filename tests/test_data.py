@@ -166,42 +166,46 @@ def _set(key, value):
   return lambda a: a.__setitem__(key, value)
 
 
-@pytest.mark.parametrize('change,message', [
-    (_drop('y_test'), 'lacks y_test'),
-    (_set('x_val', np.zeros((3, 6, 6, 3))), 'only one of x_val and y_val'),
-    (_set('x_train', np.zeros((60, 36))), r'x_train must be images'),
-    (_set('x_train', np.full((60, 6, 6, 3), np.nan)), 'NaN or infinite'),
-    (_set('y_train', np.arange(59)), r'y_train must be \[60\] labels'),
-    (_set('y_train', np.full(60, 0.5)), 'must be integer class labels'),
-    (_set('y_train', -np.ones(60, int)), 'negative label -1'),
-    (_set('x_test', np.zeros((0, 6, 6, 3), np.uint8)), 'x_test is empty'),
-    (_set('x_test', np.zeros(
-        (20, 5, 5, 3), np.uint8)), 'images of different shapes'),
-    (lambda a: [
-        a.__setitem__('y_train', np.zeros(60, int)),
-        a.__setitem__('y_test', np.zeros(20, int))
-    ], 'single class'),
-    (lambda a:
-     [a.__setitem__(k, a[k][:, :, :5]) for k in ('x_train', 'x_test')],
-     'images are 6x5'),
-    (lambda a: [
-        a.__setitem__(k, np.transpose(a[k], (0, 3, 1, 2)))
-        for k in ('x_train', 'x_test')
-    ], r'x_train of shape \(60, 3, 6, 6\) looks like \[N, C, H, W\]; give '
-     r'\[N, H, W, C\]'),
-    (_set('y_train', np.zeros((60, 2), int)), r'y_train must be \[60\] labels'),
-    (_set('y_test',
-          np.arange(20) % 4 + 3), r'the test split holds '
-     r'class\(es\) 4, 5, 6 that no training image has'),
-    # class 3's one image is the first that the carve's seeded draw (seed
-    # 0) moves to the validation split
-    (lambda a: a.__setitem__(
-        'y_train',
-        np.where(
-            np.arange(60) == np.random.default_rng(0).permutation(60)[0], 3,
-            np.arange(60) % 3)),
-     r'the val split holds class\(es\) 3 .* once a tenth of x_train became'),
-])
+@pytest.mark.parametrize(
+    'change,message',
+    [
+        (_drop('y_test'), 'lacks y_test'),
+        (_set('x_val', np.zeros((3, 6, 6, 3))), 'only one of x_val and y_val'),
+        (_set('x_train', np.zeros((60, 36))), r'x_train must be images'),
+        (_set('x_train', np.full((60, 6, 6, 3), np.nan)), 'NaN or infinite'),
+        (_set('y_train', np.arange(59)), r'y_train must be \[60\] labels'),
+        (_set('y_train', np.full(60, 0.5)), 'must be integer class labels'),
+        (_set('y_train', -np.ones(60, int)), 'negative label -1'),
+        (_set('x_test', np.zeros((0, 6, 6, 3), np.uint8)), 'x_test is empty'),
+        (_set('x_test', np.zeros(
+            (20, 5, 5, 3), np.uint8)), 'images of different shapes'),
+        (lambda a: [
+            a.__setitem__('y_train', np.zeros(60, int)),
+            a.__setitem__('y_test', np.zeros(20, int))
+        ], 'single class'),
+        (lambda a:
+         [a.__setitem__(k, a[k][:, :, :5]) for k in ('x_train', 'x_test')],
+         'images are 6x5'),
+        (lambda a: [
+            a.__setitem__(k, np.transpose(a[k], (0, 3, 1, 2)))
+            for k in ('x_train', 'x_test')
+        ], r'x_train of shape \(60, 3, 6, 6\) looks like \[N, C, H, W\]; give '
+         r'\[N, H, W, C\]'),
+        (_set('y_train', np.zeros(
+            (60, 2), int)), r'y_train must be \[60\] labels'),
+        (_set('y_test',
+              np.arange(20) % 4 + 3), r'the test split holds '
+         r'class\(es\) 4, 5, 6 that no training image has'),
+        # class 3's one image is the first that the carve's seeded draw (seed
+        # 0) moves to the validation split
+        (lambda a: a.__setitem__(
+            'y_train',
+            np.where(
+                np.arange(60) == np.random.default_rng(0).permutation(60)[0], 3,
+                np.arange(60) % 3)),
+         r'the val split holds class\(es\) 3 .* once a tenth of x_train became'
+        ),
+    ])
 def test_malformed_npz_is_refused_in_one_line(tmp_path, change, message):
   from esnac_jax.data import dataset_spec
   arrays = _arrays()
