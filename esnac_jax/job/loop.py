@@ -40,6 +40,7 @@ ADDED_KEYS: dict[str, tuple[Any, ...]] = {
     'compare.batch_scoring': (False,),
     'search.esnac.fidelity': ('extrapolate', 'raw', 'full_only'),
     'distill.stop_hopeless': (False,),
+    'search.esnac.skip_hopeless': (False,),
 }
 
 

@@ -60,6 +60,10 @@ class ESNACConfig:
   random_frac: share of every later batch drawn from the prior.
   fidelity: what the surrogate fits on when successive halving stopped
     candidates early: 'raw' | 'extrapolate' | 'full_only' (search.fidelity).
+  skip_hopeless: never propose a candidate whose score at accuracy 1
+    would not beat the best so far (objectives reward and target: the
+    size factor c(2 - c) of the reward bounds what a child can reach), as
+    long as the pool holds any other.
   """
   surrogate: K.SurrogateConfig = K.SurrogateConfig()
   features: str = 'normalized'
@@ -75,6 +79,7 @@ class ESNACConfig:
   init_random: int = 8
   random_frac: float = 0.25
   fidelity: str = 'extrapolate'
+  skip_hopeless: bool = False
 
   def __post_init__(self):
     feature_dim(self.features)  # unknown kinds raise
@@ -110,7 +115,8 @@ class ESNACConfig:
                 warm_start=False,
                 init_random=0,
                 random_frac=0.0,
-                fidelity='raw')
+                fidelity='raw',
+                skip_hopeless=False)
     base.update(overrides)
     return cls(**base)
 
@@ -262,7 +268,10 @@ class ESNACSearcher(Searcher):
                        key=k_score,
                        per_kernel=cfg.pool_per_kernel,
                        ahead=self._ahead)
-      picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
+      scores = np.asarray(scores)
+      if cfg.skip_hopeless:
+        scores = np.where(self.can_win(pools, scores.shape), scores, -np.inf)
+      picks = select_batch(scores, ids, exclude=seen_keys)
     else:
       picks = self._pareto_picks(params, pf, pm, py, ymask_k, new, pools, ids,
                                  seen_keys, axis)
@@ -272,6 +281,29 @@ class ESNACSearcher(Searcher):
     if len(out) < n:  # kernels left with nothing new: fill from the prior
       out += self.draw(rng, n - len(out), exclude=seen | set(out))
     return out
+
+  def can_win(self, pools, shape: tuple[int, int]) -> np.ndarray:
+    """[K, M]: whether each pool candidate could beat the best record so
+    far at validation accuracy 1. A record's reward is its size factor
+    (c(2 - c), or 1 under `target`) times its accuracy over the teacher's,
+    so candidate x can beat record b only if factor(x) > factor(b) acc(b).
+    All True before any record has a positive reward."""
+    best = max(self.records, key=lambda r: r.reward, default=None)
+    if best is None or not best.reward > 0:
+      return np.ones(shape, bool)
+    tp = self.teacher.num_params
+
+    def factor(params):
+      if self.constraints.objective == 'target':
+        return np.ones_like(np.asarray(params, np.float64))
+      c = 1.0 - np.asarray(params, np.float64) / tp
+      return c * (2.0 - c)
+
+    bound = float(factor(best.params)) * best.val_acc
+    win = np.stack([factor(p.sizes('params')) > bound for p in pools])
+    if not win.any():  # nothing could: rank the pool as it is
+      return np.ones(shape, bool)
+    return np.broadcast_to(win, shape)
 
   def front_parents(self, k: int) -> list[Arch]:
     """Up to k members of the accuracy-size front, spread along it: the
