@@ -35,6 +35,7 @@ import numpy as np
 
 from esnac_jax.arch import Arch, batch_features
 from esnac_jax.bench import compare as C
+from esnac_jax.bench import scoring as S
 from esnac_jax.job.report import write_json
 from esnac_jax.surrogate import kernel as K
 from esnac_jax.surrogate.acquisition import expected_improvement
@@ -151,7 +152,7 @@ def calibration(config: ml_collections.ConfigDict,
   cfg = C.merged_config(config)
   teacher = from_config.teacher_arch(cfg)
   ecfg = from_config.esnac_config(cfg)
-  score, tm = C.make_scorer(cfg, teacher, workdir, log)
+  score, tm = S.make_scorer(cfg, teacher, workdir, log)
   archs, y = scored_prior_draws(cfg, teacher, score, candidates, log)
   kind = ecfg.features
   feats = batch_features(archs, teacher, kind)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from esnac_jax.bench import compare as C
+from esnac_jax.bench import scoring as S
 from esnac_jax.job.report import write_json
 
 FORMAT = 'esnac_jax.transfer/1'
@@ -43,7 +44,7 @@ def source_embedding(cfg: ml_collections.ConfigDict,
     log(f'source embedding: reusing {path}')
     return path
   teacher = from_config.teacher_arch(cfg)
-  score, _ = C.make_scorer(cfg, teacher, workdir, log)
+  score, _ = S.make_scorer(cfg, teacher, workdir, log)
   per_step = cfg.search.candidates_per_step
   searcher = C.make_method('esnac', cfg, teacher, cfg.seed,
                            -(-evaluations // per_step))
@@ -92,7 +93,7 @@ def transfer(config: ml_collections.ConfigDict,
                           source_evaluations, log)
   runs: list[C.Run] = []
   for target, (tcfg, teacher) in variants.items():
-    score, _ = C.make_scorer(tcfg, teacher, os.path.join(workdir, target), log)
+    score, _ = S.make_scorer(tcfg, teacher, os.path.join(workdir, target), log)
     frozen = ml_collections.ConfigDict(tcfg.to_dict())
     frozen.search.surrogate.init_from = path
     frozen.search.surrogate.train_embedding = False
