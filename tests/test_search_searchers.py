@@ -206,11 +206,13 @@ def test_small_search_space_gives_a_smaller_pool():
 
 def test_skip_hopeless_proposes_only_children_that_could_win():
   """With a best record b, a child can win only if its size factor c(2-c)
-  exceeds b's times b's accuracy: for the reward objective, only children
-  smaller than b. Under `target` every feasible size could win."""
+  exceeds b's times b's accuracy: at accuracy 1, only children smaller
+  than b. Every proposal, the prior's share too, is; under `target`
+  every feasible size could win."""
   from esnac_jax.arch import sample
-  config = dataclasses.replace(TINY, skip_hopeless=True)
+  config = dataclasses.replace(TINY, skip_hopeless=True, random_frac=0.5)
   s = _searcher('esnac', 3, config=config)
+  assert s.winnable() is s.constraints  # nothing to beat yet
   _round(s, 4)
   t = s.teacher
   rng = np.random.default_rng(7)
@@ -219,13 +221,15 @@ def test_skip_hopeless_proposes_only_children_that_could_win():
   b = next(a for a in kids[len(kids) // 2:] if a not in s.seen)
   s.tell([b], [Result(1.0, reward(1.0, 0.9, b.num_params, t.num_params))])
   assert s.best(1)[0].arch == b
-  smaller = [a for a in kids if a.num_params < b.num_params]
-  assert smaller  # the pool can hold children that could win
+  assert s.winnable().max_params == b.num_params - 1
   for a in s.ask(4):
     assert a.num_params < b.num_params
-  pool = s.candidates(rng, 16, [b], 0.5, set(), distinct=True, at_least=1)
-  win = s.can_win([pool], (1, len(pool)))
-  np.testing.assert_array_equal(win[0], pool.sizes('params') < b.num_params)
+  # at accuracy 0.5, children up to the size whose factor is half b's
+  s.records[-1] = dataclasses.replace(s.records[-1], val_acc=0.5)
+  limit = s.winnable().max_params
+  c = 1 - b.num_params / t.num_params
+  for p in (limit, limit + 1):
+    cp = 1 - p / t.num_params
+    assert (cp * (2 - cp) > 0.5 * c * (2 - c)) == (p == limit)
   s.constraints = Constraints(objective='target', max_params=10**9)
-  s.records[-1] = dataclasses.replace(s.records[-1], val_acc=0.95)
-  assert s.can_win([pool], (1, len(pool))).all()
+  assert s.winnable() is s.constraints

@@ -148,8 +148,10 @@ class Searcher(abc.ABC):
            mutate_frac: float = 0.0,
            exclude: set[Arch] | frozenset = frozenset(),
            distinct: bool = True,
-           at_least: int | None = None) -> list[Arch]:
-    """n candidates admitted by the constraints and not in `exclude`: a
+           at_least: int | None = None,
+           constraints: Constraints | None = None) -> list[Arch]:
+    """n candidates admitted by `constraints` (default: the searcher's)
+    and not in `exclude`: a
     fraction `mutate_frac` are one-step mutations of random `parents`, the
     rest samples from the prior. Distinct unless `distinct=False` (the
     original drew its pools i.i.d.). A search space too small for n new
@@ -157,7 +159,7 @@ class Searcher(abc.ABC):
     else a ValueError; once `at_least` are found, MAX_MISSES tries in a row
     without a new one end the search."""
     return self.candidates(rng, n, parents, mutate_frac, self.keys(exclude),
-                           distinct, at_least).all_archs()
+                           distinct, at_least, constraints).all_archs()
 
   def candidates(self,
                  rng: np.random.Generator,
@@ -166,10 +168,12 @@ class Searcher(abc.ABC):
                  mutate_frac: float = 0.0,
                  exclude: set[Hashable] | frozenset = frozenset(),
                  distinct: bool = True,
-                 at_least: int | None = None) -> Candidates:
+                 at_least: int | None = None,
+                 constraints: Constraints | None = None) -> Candidates:
     """As `draw`, with `exclude` given as keys (`key`), returned as a
     `Candidates` pool whose prior draws stay arrays when the teacher has an
     encoder."""
+    cons = self.constraints if constraints is None else constraints
     archs: list[Arch] = []
     keys: list[Hashable] = []
     got: set[Hashable] = set()
@@ -196,10 +200,10 @@ class Searcher(abc.ABC):
     parts = []
 
     def take(pool: Pool, ok: np.ndarray) -> None:
-      if self.constraints.max_params is not None:
-        ok &= enc.num_params(pool) <= self.constraints.max_params
-      if self.constraints.max_flops is not None:
-        ok &= enc.flops(pool) <= self.constraints.max_flops
+      if cons.max_params is not None:
+        ok &= enc.num_params(pool) <= cons.max_params
+      if cons.max_flops is not None:
+        ok &= enc.flops(pool) <= cons.max_flops
       keep = []
       for i, k in enumerate(enc.keys(pool)):
         if admit(k, bool(ok[i])):
@@ -229,13 +233,13 @@ class Searcher(abc.ABC):
           a = mutate(parent, self.teacher, rng, self.sampler)
         except ValueError:
           continue
-        if admit(self.key(a), self.constraints.admits(a)):
+        if admit(self.key(a), cons.admits(a)):
           archs.append(a)
     if enc is None:
       while tries < budget and not done():
         tries += 1
         a = sample(self.teacher, rng, self.sampler)
-        if admit(a, self.constraints.admits(a)):
+        if admit(a, cons.admits(a)):
           archs.append(a)
     else:
       for m in rounds(n):
@@ -245,7 +249,7 @@ class Searcher(abc.ABC):
       return Candidates(archs, rows, enc, keys)
     raise ValueError(
         f'could draw only {len(keys)} of {n} admissible new candidates in '
-        f'{budget} tries; the constraints ({self.constraints}) or the search '
+        f'{budget} tries; the constraints ({cons}) or the search '
         'space are too tight')
 
 

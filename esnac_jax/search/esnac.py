@@ -21,6 +21,7 @@ added to the front at its predicted mean before the next (search.pareto).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -60,10 +61,10 @@ class ESNACConfig:
   random_frac: share of every later batch drawn from the prior.
   fidelity: what the surrogate fits on when successive halving stopped
     candidates early: 'raw' | 'extrapolate' | 'full_only' (search.fidelity).
-  skip_hopeless: never propose a candidate whose score at accuracy 1
-    would not beat the best so far (objectives reward and target: the
-    size factor c(2 - c) of the reward bounds what a child can reach), as
-    long as the pool holds any other.
+  skip_hopeless: never propose a candidate whose reward at accuracy 1
+    would not beat the best so far (objective reward: the size factor
+    c(2 - c) bounds what a child can reach, so this is a parameter limit
+    that tightens as the best improves), while any other can be drawn.
   """
   surrogate: K.SurrogateConfig = K.SurrogateConfig()
   features: str = 'normalized'
@@ -171,8 +172,23 @@ class ESNACSearcher(Searcher):
     n_prior = int(round(n * cfg.random_frac))
     out = self._propose(n - n_prior, rng, key) if n > n_prior else []
     if n_prior:
-      out += self.draw(rng, n_prior, exclude=self.seen | set(out))
+      out += self._winnable(self.draw,
+                            rng,
+                            n_prior,
+                            exclude=self.seen | set(out))
     return out
+
+  def _winnable(self, fn, *args, **kwargs):
+    """fn(*args, **kwargs) (draw or candidates) under `winnable()`, or
+    under the searcher's own constraints where nothing within that limit
+    can be drawn."""
+    cons = self.winnable()
+    if cons is not self.constraints:
+      try:
+        return fn(*args, constraints=cons, **kwargs)
+      except ValueError:
+        pass
+    return fn(*args, **kwargs)
 
   def _propose(self, n: int, rng: np.random.Generator,
                key: jax.Array) -> list[Arch]:
@@ -197,13 +213,14 @@ class ESNACSearcher(Searcher):
         self.front_parents(cfg.parents)
     # A pool is best effort: a small search space gives a smaller one.
     pools = [
-        self.candidates(rng,
-                        cfg.pool_size,
-                        parents,
-                        cfg.mutate_frac,
-                        seen_keys,
-                        distinct=not cfg.pool_per_kernel,
-                        at_least=1)
+        self._winnable(self.candidates,
+                       rng,
+                       cfg.pool_size,
+                       parents,
+                       cfg.mutate_frac,
+                       seen_keys,
+                       distinct=not cfg.pool_per_kernel,
+                       at_least=1)
         for _ in range(n if cfg.pool_per_kernel else 1)
     ]
 
@@ -268,10 +285,7 @@ class ESNACSearcher(Searcher):
                        key=k_score,
                        per_kernel=cfg.pool_per_kernel,
                        ahead=self._ahead)
-      scores = np.asarray(scores)
-      if cfg.skip_hopeless:
-        scores = np.where(self.can_win(pools, scores.shape), scores, -np.inf)
-      picks = select_batch(scores, ids, exclude=seen_keys)
+      picks = select_batch(np.asarray(scores), ids, exclude=seen_keys)
     else:
       picks = self._pareto_picks(params, pf, pm, py, ymask_k, new, pools, ids,
                                  seen_keys, axis)
@@ -279,31 +293,33 @@ class ESNACSearcher(Searcher):
                        None if cfg.shared_lstm else (sub, subsets))
     out = [pools[k if cfg.pool_per_kernel else 0].arch(m) for k, m in picks]
     if len(out) < n:  # kernels left with nothing new: fill from the prior
-      out += self.draw(rng, n - len(out), exclude=seen | set(out))
+      out += self._winnable(self.draw,
+                            rng,
+                            n - len(out),
+                            exclude=seen | set(out))
     return out
 
-  def can_win(self, pools, shape: tuple[int, int]) -> np.ndarray:
-    """[K, M]: whether each pool candidate could beat the best record so
-    far at validation accuracy 1. A record's reward is its size factor
-    (c(2 - c), or 1 under `target`) times its accuracy over the teacher's,
-    so candidate x can beat record b only if factor(x) > factor(b) acc(b).
-    All True before any record has a positive reward."""
+  def winnable(self) -> Constraints:
+    """The searcher's constraints, with skip_hopeless under the reward
+    objective also a parameter limit below which alone a child could beat
+    the best record b at validation accuracy 1: its reward is c(2 - c)
+    times its accuracy over the teacher's, so it needs c(2 - c) >
+    c_b(2 - c_b) acc_b, i.e. params < teacher params * sqrt(1 - that)."""
+    cons = self.constraints
+    if not self.config.skip_hopeless or cons.objective != 'reward':
+      return cons
     best = max(self.records, key=lambda r: r.reward, default=None)
     if best is None or not best.reward > 0:
-      return np.ones(shape, bool)
+      return cons
     tp = self.teacher.num_params
-
-    def factor(params):
-      if self.constraints.objective == 'target':
-        return np.ones_like(np.asarray(params, np.float64))
-      c = 1.0 - np.asarray(params, np.float64) / tp
-      return c * (2.0 - c)
-
-    bound = float(factor(best.params)) * best.val_acc
-    win = np.stack([factor(p.sizes('params')) > bound for p in pools])
-    if not win.any():  # nothing could: rank the pool as it is
-      return np.ones(shape, bool)
-    return np.broadcast_to(win, shape)
+    c = 1.0 - best.params / tp
+    bound = c * (2.0 - c) * best.val_acc
+    limit = math.ceil(tp * math.sqrt(max(0.0, 1.0 - bound))) - 1
+    if limit < 1:
+      return cons
+    if cons.max_params is not None:
+      limit = min(limit, cons.max_params)
+    return dataclasses.replace(cons, max_params=limit)
 
   def front_parents(self, k: int) -> list[Arch]:
     """Up to k members of the accuracy-size front, spread along it: the
