@@ -224,10 +224,14 @@ CASES = [
     (dict(args=['--config.distill.halving=(1,)']),
      r'config\.distill: halving needs epochs >= 2'),
     (dict(args=[
-        '--config.distill.stop_hopeless=True', '--config.search.objective='
-        'pareto'
+        '--config.distill.stop_hopeless=True', '--config.distill.epochs=2',
+        '--config.search.objective=pareto'
     ]), r"stop_hopeless=True needs one score to beat; with search\.objective="
      r"'pareto'"),
+    (dict(args=[
+        '--config.distill.stop_hopeless=True', '--config.distill.epochs=1'
+    ]), r'stop_hopeless=True stops candidates after an epoch before the '
+     r'last; with distill\.epochs=1 there is none'),
     (dict(args=['--config.final.top_n=-1']), r'config\.final\.top_n must '
      'be >= 0'),
     (dict(args=['--config.constraints.max_params=10']),

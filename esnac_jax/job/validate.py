@@ -96,7 +96,8 @@ def check(config: ml_collections.ConfigDict,
     except ValueError as e:
       raise ValueError(f'config.teacher.weights: {e}') from None
   constraints = from_config.constraints(config)
-  _check_stop_hopeless(config.distill.get('stop_hopeless', False), constraints)
+  _check_stop_hopeless(config.distill.get('stop_hopeless', False), constraints,
+                       trains['distill'].epochs)
   searcher = from_config.make_searcher(config, teacher)
   _check_satisfiable(constraints, searcher, config.seed)
   config_dict = json.loads(config.to_json())
@@ -106,10 +107,14 @@ def check(config: ml_collections.ConfigDict,
               trains['final'], constraints, path, config_dict, weights)
 
 
-def _check_stop_hopeless(value, constraints: Constraints) -> None:
+def _check_stop_hopeless(value, constraints: Constraints, epochs: int) -> None:
   if not isinstance(value, bool):
     raise ValueError(f'config.distill.stop_hopeless={value!r} must be True '
                      'or False')
+  if value and epochs < 2:
+    raise ValueError(f'config.distill.stop_hopeless=True stops candidates '
+                     f'after an epoch before the last; with distill.epochs='
+                     f'{epochs} there is none: set distill.epochs >= 2')
   if value and constraints.pareto_axis is not None:
     raise ValueError(
         f'config.distill.stop_hopeless=True needs one score to beat; with '
