@@ -232,6 +232,8 @@ CASES = [
         '--config.distill.stop_hopeless=True', '--config.distill.epochs=1'
     ]), r'stop_hopeless=True stops candidates after an epoch before the '
      r'last; with distill\.epochs=1 there is none'),
+    (dict(args=['--config.xla_cpu_fast_compile=fast']),
+     r"xla_cpu_fast_compile='fast' is not one of auto, on, off"),
     (dict(args=['--config.final.top_n=-1']), r'config\.final\.top_n must '
      'be >= 0'),
     (dict(args=['--config.constraints.max_params=10']),

@@ -43,7 +43,8 @@ METHODS = ('esnac', 'faithful', 'random', 'n2n', 'evolution')
 FORMAT = 'esnac_jax.compare/1'
 # Config keys a resumed comparison may change: none of them changes a score
 # or a proposal.
-RESUME_MAY_CHANGE = ('final', 'distributed', 'compile_cache', 'data_feed')
+RESUME_MAY_CHANGE = ('final', 'distributed', 'compile_cache',
+                     'xla_cpu_fast_compile', 'data_feed')
 
 # ---- configuration ----------------------------------------------------------
 

@@ -40,6 +40,9 @@ def get_base_config(preset: str = 'default') -> ml_collections.ConfigDict:
   # JAX's persistent compilation cache: auto (~/.cache/esnac_jax/xla), off,
   # or a local folder; a resumed or repeated run skips compiles done before.
   c.compile_cache = 'auto'
+  # XLA:CPU options that compile small students faster: auto | on | off
+  # (esnac_jax/job/xla_flags.py).
+  c.xla_cpu_fast_compile = 'auto'
 
   c.teacher = ml_collections.ConfigDict()
   # vgg19 | resnet18 | resnet34 | shufflenet | mobilenetv2

@@ -12,7 +12,7 @@ import ml_collections
 
 from esnac_jax import paths
 from esnac_jax.data import DatasetUnavailableError
-from esnac_jax.job import xla_cache
+from esnac_jax.job import xla_cache, xla_flags
 from esnac_jax.job.loop import ConfigMismatchError
 from esnac_jax.train import CheckpointError
 
@@ -50,6 +50,8 @@ def run(config: ml_collections.ConfigDict,
   is loaded or the workdir is written; a bad one exits with one line
   (`verbose` adds its traceback)."""
   try:
+    xla_flags.apply(config.get('xla_cpu_fast_compile', 'auto'),
+                    log=lambda s: print(s, flush=True))
     dist = config.get('distributed')
     if dist is not None and dist.initialize:
       from esnac_jax import distributed

@@ -24,7 +24,7 @@ class ConfigMismatchError(ValueError):
 # bench settings, how processes are joined, where compiles are cached and
 # batches built (the same batches to float32 rounding).
 MAY_CHANGE = ('search.steps', 'final', 'compare', 'distributed',
-              'compile_cache', 'data_feed')
+              'compile_cache', 'xla_cpu_fast_compile', 'data_feed')
 
 # Config keys added since searches were first saved, with the values that
 # do what those searches did: a saved config without the key matches a
