@@ -134,12 +134,12 @@ class Evaluator:
 
   def hopeless_rule(self, archs: list[Arch],
                     history: Sequence[Record]) -> Stop | None:
-    """Early stopping that never stops a candidate that could still win:
-    after epoch e a candidate stops when its score at the accuracy it has
-    reached plus the largest gain from epoch e on that any full-budget
-    candidate of `history` made (fidelity.max_gains), capped at 1, is
-    below the best score in `history`. None (no stopping) before enough
-    full learning curves exist."""
+    """Early stopping of the candidates that, by the learning curves seen
+    so far, cannot win: after epoch e a candidate stops when its score at
+    the accuracy it has reached plus the largest gain from epoch e on that
+    any full-budget candidate of `history` made (fidelity.max_gains),
+    capped at 1, is below the best score in `history`. None (no stopping)
+    before enough full learning curves exist."""
     gains = max_gains(history)
     if not gains:
       return None
