@@ -21,7 +21,6 @@ import ml_collections
 
 from esnac_jax.arch import Arch
 from esnac_jax.search import Result
-from esnac_jax.search.fidelity import max_gains
 from esnac_jax.search.record import Record
 
 
@@ -194,10 +193,10 @@ def make_scorer(
 
     def context(history: Sequence[Record]) -> str:
       """What the early stopping rule reads from the history."""
-      gains = max_gains(history) if stop_hopeless else {}
-      if not gains:
+      inputs = evaluator.hopeless_inputs(history) if stop_hopeless else None
+      if inputs is None:
         return ''
-      best = max(r.reward for r in history)
+      best, gains = inputs
       return json.dumps([round(best, 9), sorted(gains.items())])
 
     return cached_batches(batch, cache, context), tm

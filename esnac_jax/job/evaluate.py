@@ -132,6 +132,15 @@ class Evaluator:
                                 self.teacher.num_params) for a in archs
     ]
 
+  def hopeless_inputs(
+      self, history: Sequence[Record]) -> tuple[float, dict[int, float]] | None:
+    """What hopeless_rule reads from the history: the best score and the
+    largest gain from each epoch on; None when it stops nothing."""
+    gains = max_gains(history)
+    if not gains:
+      return None
+    return max(r.reward for r in history), gains
+
   def hopeless_rule(self, archs: list[Arch],
                     history: Sequence[Record]) -> Stop | None:
     """Early stopping of the candidates that, by the learning curves seen
@@ -140,10 +149,10 @@ class Evaluator:
     any full-budget candidate of `history` made (fidelity.max_gains),
     capped at 1, is below the best score in `history`. None (no stopping)
     before enough full learning curves exist."""
-    gains = max_gains(history)
-    if not gains:
+    inputs = self.hopeless_inputs(history)
+    if inputs is None:
       return None
-    best = max(r.reward for r in history)
+    best, gains = inputs
     teacher_acc, teacher_params = (self.teacher_val_acc,
                                    self.teacher.num_params)
 
