@@ -32,13 +32,15 @@ def settings(cfg: TrainConfig) -> str:
   return json.dumps(d, sort_keys=True, default=str)
 
 
-def earlier_finalists(workdir: str,
-                      steps: int,
-                      cfg: TrainConfig,
-                      log: Callable[[str], None] = print) -> dict[int, str]:
-  """{candidate index: the final-stepK directory (K < steps) that trained
-  it with the settings of `cfg`} for the finalists, not requested ones, of
-  earlier final stages of this workdir; the latest K wins."""
+def earlier_finalists(
+    workdir: str,
+    steps: int,
+    cfg: TrainConfig,
+    log: Callable[[str], None] = print) -> dict[int, tuple[str, int]]:
+  """{candidate index: (the final-stepK directory (K < steps) that trained
+  it with the settings of `cfg`, its rank there)} for the finalists, not
+  requested ones, of earlier final stages of this workdir; the latest K
+  wins."""
   root = paths.path(workdir)
   if not root.exists():
     return {}
@@ -60,7 +62,7 @@ def earlier_finalists(workdir: str,
         if meta.get('settings') != want:
           other.append(name)
           continue
-        out[meta['index']] = directory
+        out[meta['index']] = (directory, rank)
   if other:
     log(f'final: the finalists of {", ".join(sorted(set(other)))} were '
         'trained with other (or unrecorded) final settings, so they are not '
@@ -82,7 +84,7 @@ def final_stage(records: list[Record],
                 requested: Sequence[int] = (),
                 initial: Callable[[int], dict] | None = None,
                 score: Callable[[float, float, int, int], float] = reward,
-                earlier: dict[int, str] | None = None) -> dict:
+                earlier: dict[int, tuple[str, int]] | None = None) -> dict:
   """Trains records[kept[i]] at rank i from their search weights, then
   each `requested` candidate not among them (from its search weights if
   kept, else from `initial(index)`) at a rank of its own; returns the
@@ -116,8 +118,8 @@ def final_stage(records: list[Record],
       log(f'{label}: candidate {idx} already trained '
           f"(val acc {meta['val_acc']:.4f})")
     elif idx in earlier and rank < len(kept):
-      meta = _copy(earlier[idx], idx, mngr, rank)
-      log(f'{label}: candidate {idx} already trained in {earlier[idx]} '
+      meta = _copy(*earlier[idx], mngr, rank)
+      log(f'{label}: candidate {idx} already trained in {earlier[idx][0]} '
           f"(val acc {meta['val_acc']:.4f})")
     else:
       start = weights.get(idx)
@@ -198,19 +200,15 @@ def final_stage(records: list[Record],
   return {'candidates': entries, 'chosen': chosen}
 
 
-def _copy(source: str, index: int, mngr, rank: int) -> dict:
-  """Saves candidate `index`'s final training from directory `source` at
+def _copy(source: str, source_rank: int, mngr, rank: int) -> dict:
+  """Saves the final training at `source_rank` of directory `source` at
   `rank` of `mngr`; returns its meta."""
   with checkpoints.manager(source, create=False) as src:
-    for r in src.all_steps():
-      meta = _read(source, r, lambda: checkpoints.restore_meta(src, r))
-      if isinstance(meta, dict) and meta.get('index') == index and \
-          not meta.get('requested'):
-        variables = _read(source, r,
-                          lambda: checkpoints.restore_tree(src, r, 'variables'))
-        break
-    else:
-      raise CheckpointError(f'{source} no longer holds candidate {index}')
+    meta = _read(source, source_rank,
+                 lambda: checkpoints.restore_meta(src, source_rank))
+    variables = _read(
+        source, source_rank,
+        lambda: checkpoints.restore_tree(src, source_rank, 'variables'))
   meta = dict(meta, rank=rank, copied_from=source)
   checkpoints.save(mngr, rank, meta, variables=variables)
   return meta
