@@ -218,6 +218,14 @@ CASES = [
     (dict(args=['--config.distill.dtype=float16']),
      r'config\.distill.*float16'),
     (dict(args=['--config.distill.lr=-1.0']), r'config\.distill.*lr'),
+    (dict(args=['--config.distill.lr=inf']), r'config\.distill: lr must be '
+     'a finite number > 0, got inf'),
+    (dict(args=['--config.teacher.train.momentum=1.0']),
+     r'config\.teacher\.train: momentum must be in \[0, 1\)'),
+    (dict(args=['--config.distill.temperature=nan']), r'config\.distill: '
+     'temperature must be a finite number > 0, got nan'),
+    (dict(args=['--config.final.boundaries=(3,2)']), r'config\.final: '
+     r'boundaries must be increasing whole epochs >= 1, got \(3, 2\)'),
     (dict(
         args=['--config.distill.epochs=4', '--config.distill.halving=(2, 4)']),
      r'config\.distill: halving must be increasing epochs within 1\.\.3'),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +24,12 @@ class LossConfig:
   def __post_init__(self):
     if self.kind not in LOSSES:
       raise ValueError(f'unknown loss {self.kind!r}; use one of {LOSSES}')
-    if not self.temperature > 0:
-      raise ValueError(f'temperature must be > 0, got {self.temperature}')
-    if self.label_weight < 0:
-      raise ValueError(f'label_weight must be >= 0, got {self.label_weight}')
+    if not 0 < self.temperature < math.inf:
+      raise ValueError(f'temperature must be a finite number > 0, got '
+                       f'{self.temperature}')
+    if not 0 <= self.label_weight < math.inf:
+      raise ValueError(f'label_weight must be a finite number >= 0, got '
+                       f'{self.label_weight}')
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

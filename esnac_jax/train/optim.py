@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +36,26 @@ class OptimConfig:
     if self.schedule not in SCHEDULES:
       raise ValueError(f'unknown schedule {self.schedule!r}; use one of '
                        f'{SCHEDULES}')
-    if not self.lr > 0:
-      raise ValueError(f'lr must be > 0, got {self.lr}')
+    if not 0 < self.lr < math.inf:
+      raise ValueError(f'lr must be a finite number > 0, got {self.lr}')
+    if not 0 <= self.momentum < 1:
+      raise ValueError(f'momentum must be in [0, 1), got {self.momentum}')
+    if not 0 <= self.weight_decay < math.inf:
+      raise ValueError(f'weight_decay must be a finite number >= 0, got '
+                       f'{self.weight_decay}')
+    if not 0 < self.gamma < math.inf:
+      raise ValueError(f'gamma must be a finite number > 0, got {self.gamma}')
+    b = self.boundaries
+    if any(not _whole(e) or e < 1 for e in b) or list(b) != sorted(set(b)):
+      raise ValueError(f'boundaries must be increasing whole epochs >= 1, got '
+                       f'{b}')
+
+
+def _whole(x) -> bool:
+  try:
+    return not isinstance(x, bool) and float(x).is_integer()
+  except (TypeError, ValueError):
+    return False
 
 
 @functools.lru_cache(maxsize=64)
