@@ -176,6 +176,10 @@ def _set(key, value):
         (_set('y_train', np.arange(59)), r'y_train must be \[60\] labels'),
         (_set('y_train', np.full(60, 0.5)), 'must be integer class labels'),
         (_set('y_train', -np.ones(60, int)), 'negative label -1'),
+        (_set('y_train', np.where(np.arange(60) == 7, 10**9,
+                                  np.arange(60) % 3)),
+         r'the largest label, 1000000000, means 1,000,000,001 classes for 80 '
+         r'images; labels are 0\.\.classes-1'),
         (_set('x_test', np.zeros((0, 6, 6, 3), np.uint8)), 'x_test is empty'),
         (_set('x_test', np.zeros(
             (20, 5, 5, 3), np.uint8)), 'images of different shapes'),

@@ -64,6 +64,11 @@ def _load(name: str, version: tuple) -> Dataset:
                     f'{shapes}')
   labels = np.concatenate([s.labels for s in splits.values()])
   classes = int(labels.max()) + 1
+  if classes > len(labels):
+    raise DataError(f'{path}: the largest label, {classes - 1}, means '
+                    f'{classes:,} classes for {len(labels):,} images; labels '
+                    'are 0..classes-1 (remap them, e.g. with '
+                    'np.unique(y, return_inverse=True))')
   learnt = set(np.unique(splits['train'].labels).tolist())
   for split in ('val', 'test'):
     unseen = sorted(set(np.unique(splits[split].labels).tolist()) - learnt)
