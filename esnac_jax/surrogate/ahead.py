@@ -1,6 +1,6 @@
 """Surrogate programs compiled before they are needed.
 
-A growing history is padded to buckets (kernel.bucket_size), so each time it
+A growing history is padded to buckets (history.bucket_size), so each time it
 crosses a bucket the fit and scoring programs compile again, on the critical
 path of the proposal. `Ahead` compiles the next bucket's programs in a
 background thread (while the step's candidates train) and runs those
