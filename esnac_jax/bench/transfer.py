@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from esnac_jax.bench import compare as C
+from esnac_jax.bench import summaries
 from esnac_jax.bench import scoring as S
 from esnac_jax.job.report import write_json
 
@@ -91,7 +92,7 @@ def transfer(config: ml_collections.ConfigDict,
     variants[target] = (tcfg, from_config.teacher_arch(tcfg))
   path = source_embedding(cfg, os.path.join(workdir, 'source'),
                           source_evaluations, log)
-  runs: list[C.Run] = []
+  runs: list[summaries.Run] = []
   for target, (tcfg, teacher) in variants.items():
     score, _ = S.make_scorer(tcfg, teacher, os.path.join(workdir, target), log)
     frozen = ml_collections.ConfigDict(tcfg.to_dict())
@@ -109,7 +110,7 @@ def transfer(config: ml_collections.ConfigDict,
         runs.append(run)
         log(f'{name} seed {cfg.seed + i}: best {max(run.rewards):.4f}; '
             f'propose {run.propose_s:.0f}s, train {run.train_s:.0f}s')
-  summary = C.summarise(runs, milestones, reference='')
+  summary = summaries.summarise(runs, milestones, reference='')
   doc = {
       'format': FORMAT,
       'source': {
@@ -122,7 +123,7 @@ def transfer(config: ml_collections.ConfigDict,
   }
   os.makedirs(workdir, exist_ok=True)
   write_json(os.path.join(workdir, 'transfer.json'), doc)
-  C.plot_compare(os.path.join(workdir, 'transfer.png'), runs)
+  summaries.plot_compare(os.path.join(workdir, 'transfer.png'), runs)
   return doc
 
 
@@ -152,7 +153,7 @@ def main(argv) -> None:
                    f.source_evaluations,
                    milestones,
                    log=log)
-    print('\n' + C.format_table(doc['summary'], milestones))
+    print('\n' + summaries.format_table(doc['summary'], milestones))
 
   run_search_cli(argv, run)
 
