@@ -353,7 +353,72 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
                        0,
                        log=logs.append,
                        progress=EpochProgress(directory, 0))
-  assert len(logs) == 3 and again.history == whole.history
+  assert 'does not fit this training' in logs[0]
+  assert len(logs) == 4 and again.history == whole.history
+
+
+def test_a_save_with_the_per_parameter_optimiser_layout_resumes(
+    digits, tmp_path):
+  """Progress saved before optimiser states were flat (one moment tree per
+  parameter) resumes, converted, and ends as an uninterrupted run."""
+  from jax.flatten_util import ravel_pytree
+  from esnac_jax.models import init_variables
+  from esnac_jax.train.loop import train_many
+  from esnac_jax.train.progress import EpochProgress
+  from esnac_jax.train.steps import create_state
+  arch = _small_net()
+  cfg = TrainConfig(epochs=3,
+                    batch_size=64,
+                    checkpoint_every_s=0,
+                    optim=OptimConfig('adam', 1e-3, schedule='cosine'))
+
+  def init():
+    return init_variables(arch, jax.random.key(0))
+
+  [whole] = train_many([arch], [init()], digits, cfg, 0)
+
+  class Stop(Exception):
+    pass
+
+  def stop_after_epoch_2(line):
+    if line.startswith('train epoch 2/3'):
+      raise Stop
+
+  directory = str(tmp_path / 'progress')
+  with pytest.raises(Stop):
+    train_many([arch], [init()],
+               digits,
+               cfg,
+               0,
+               log=stop_after_epoch_2,
+               progress=EpochProgress(directory, 0))
+  # Rewrite the save as the earlier code wrote it.
+  tx = make_optimizer(cfg.optim, len(digits.train) // 64, 3)
+  template = {'live': [create_state(init(), tx)], 'best': [init()]}
+  meta, arrays = EpochProgress(directory, 0).restore(template)
+  [live] = arrays['live']
+  size = ravel_pytree(live.params)[0].shape
+  unravel = ravel_pytree(live.params)[1]
+  old = live.replace(opt_state=jax.tree.map(
+      lambda t: unravel(t) if t.shape == size else t, live.opt_state))
+  assert jax.tree.structure(old.opt_state) != jax.tree.structure(live.opt_state)
+  meta = {k: v for k, v in meta.items() if k not in ('format', 'epoch')}
+  EpochProgress(directory, 0).save(1, meta, {
+      'live': [old],
+      'best': arrays['best']
+  })
+  logs = []
+  [resumed] = train_many([arch], [init()],
+                         digits,
+                         cfg,
+                         0,
+                         log=logs.append,
+                         progress=EpochProgress(directory, 0))
+  assert logs[0].startswith('train: resumed after epoch 2/3'), logs
+  assert resumed.history == whole.history
+  for a, b in zip(jax.tree_util.tree_leaves(whole.variables),
+                  jax.tree_util.tree_leaves(resumed.variables)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_progress_is_saved_on_its_interval_only(tmp_path):

@@ -13,7 +13,8 @@ from esnac_jax.arch import Arch
 from esnac_jax.data import Dataset, eval_batches
 from esnac_jax.data.device_feed import FEEDS, TrainFeed
 from esnac_jax.train.losses import LossConfig
-from esnac_jax.train.optim import OptimConfig, make_optimizer
+from esnac_jax.train.optim import (OptimConfig, flat_state, make_optimizer,
+                                   per_parameter_state)
 from esnac_jax.train.progress import EpochProgress
 from esnac_jax.train.steps import (accuracy, create_state, logits_fn,
                                    release_programs, train_step_fn)
@@ -137,25 +138,36 @@ def train_many(archs: list[Arch],
     nonlocal states
     states = list(restored)
 
+  earlier = []
+  if progress is not None:  # saves made before the flat optimiser update
+    old = [
+        s.replace(opt_state=per_parameter_state(cfg.optim, steps, cfg.epochs,
+                                                s.params)) for s in states
+    ]
+    earlier.append((
+        old, lambda live:
+        [s.replace(opt_state=flat_state(s.opt_state, s.params)) for s in live]))
   return keep_best_epochs(cfg.epochs, len(archs), train_epoch, validate,
                           weights, log, label, progress,
                           (lambda: states, set_states), cfg.halving,
-                          rank_weights, stop)
+                          rank_weights, stop, earlier)
 
 
-def keep_best_epochs(epochs: int,
-                     count: int,
-                     train_epoch: Callable[[int], None],
-                     validate: Callable[[], Sequence[float]],
-                     weights: Callable[[list[int]], dict[int, Any]],
-                     log: Callable[[str], None] | None = None,
-                     label: str = 'train',
-                     progress: EpochProgress | None = None,
-                     live: tuple[Callable[[], Any], Callable[[Any], None]] |
-                     None = None,
-                     halving: Sequence[int] = (),
-                     rank_weights: Sequence[float] | None = None,
-                     stop: Stop | None = None) -> list[Trained]:
+def keep_best_epochs(
+    epochs: int,
+    count: int,
+    train_epoch: Callable[[int], None],
+    validate: Callable[[], Sequence[float]],
+    weights: Callable[[list[int]], dict[int, Any]],
+    log: Callable[[str], None] | None = None,
+    label: str = 'train',
+    progress: EpochProgress | None = None,
+    live: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
+    halving: Sequence[int] = (),
+    rank_weights: Sequence[float] | None = None,
+    stop: Stop | None = None,
+    earlier_live: Sequence[tuple[Any, Callable[[Any], Any]]] = ()
+) -> list[Trained]:
   """The epoch loop of every training path: `count` networks trained
   together, each keeping its best-validation-epoch weights.
 
@@ -172,7 +184,8 @@ def keep_best_epochs(epochs: int,
   `epochs_done` epochs (before the last) with this best accuracy so far,
   stops where it is (distill.stop_hopeless). With `progress` and `live` (get and set
   the networks' training state), the loop resumes from the last saved
-  epoch and saves as it goes.
+  epoch and saves as it goes; `earlier_live` holds (template, convert)
+  pairs for the live state as older code saved it (EpochProgress.restore).
   """
   if rank_weights is not None and len(rank_weights) != count:
     raise ValueError(f'{len(rank_weights)} rank weights for {count} networks')
@@ -185,7 +198,13 @@ def keep_best_epochs(epochs: int,
         'live': live[0](),
         'best': list(weights(list(range(count))).values())
     }
-    restored = progress.restore(template)
+    restored = progress.restore(
+        template, [(dict(template, live=old),
+                    lambda a, convert=convert: dict(a, live=convert(a['live'])))
+                   for old, convert in earlier_live])
+    if restored is None and progress.discarded and log:
+      log(f'{label}: the saved progress in {progress.directory} does not fit '
+          f'this training ({progress.discarded}); it starts at epoch 1')
     if restored is not None:
       meta, arrays = restored
       live[1](arrays['live'])

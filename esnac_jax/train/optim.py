@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Any
 
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -65,6 +67,12 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int,
   The update runs on all parameters flattened into one vector (optax.flatten):
   the same arithmetic in a few large ops instead of a few per parameter,
   which compiles each student's step ~20% faster on XLA:CPU."""
+  tx = optax.flatten(_per_parameter(cfg, steps_per_epoch, epochs))
+  return optax.GradientTransformation(_zeros_like_init(tx.init), tx.update)
+
+
+def _per_parameter(cfg: OptimConfig, steps_per_epoch: int,
+                   epochs: int) -> optax.GradientTransformation:
   if cfg.schedule == 'constant':
     lr = cfg.lr
   elif cfg.schedule == 'step':
@@ -76,9 +84,29 @@ def make_optimizer(cfg: OptimConfig, steps_per_epoch: int,
     opt = optax.adam(lr)
   else:
     opt = optax.sgd(lr, momentum=cfg.momentum)
-  tx = optax.flatten(
-      optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt))
-  return optax.GradientTransformation(_zeros_like_init(tx.init), tx.update)
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
+
+
+def per_parameter_state(cfg: OptimConfig, steps_per_epoch: int, epochs: int,
+                        params: Any) -> Any:
+  """Zero optimiser state in the per-parameter layout that saves of
+  trainings made before the flat update hold (to read them back)."""
+  tx = _per_parameter(cfg, steps_per_epoch, epochs)
+  return _zeros_like_init(tx.init)(params)
+
+
+def flat_state(state: Any, params: Any) -> Any:
+  """A per-parameter optimiser state in make_optimizer's flat layout: each
+  part shaped like `params` (momenta, moments) becomes one vector, in the
+  order optax.flatten ravels the parameters."""
+  shape = jax.tree.structure(params)
+
+  def like_params(t) -> bool:
+    return jax.tree.structure(t) == shape
+
+  return jax.tree.map(lambda t: ravel_pytree(t)[0] if like_params(t) else t,
+                      state,
+                      is_leaf=like_params)
 
 
 def _zeros_like_init(init):

@@ -10,7 +10,7 @@ training equals an uninterrupted one.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from esnac_jax import checkpoints, paths
 
@@ -25,13 +25,23 @@ class EpochProgress:
     self.directory = paths.join(directory)
     self.every_s = every_s
     self._last = time.monotonic()
+    # Why the last restore discarded a save ('' when it did not).
+    self.discarded = ''
 
-  def restore(self, template: dict[str, Any]) -> tuple[dict, dict] | None:
+  def restore(
+      self,
+      template: dict[str, Any],
+      earlier: Sequence[tuple[Any, Callable[[Any], Any]]] = ()
+  ) -> tuple[dict, dict] | None:
     """(meta, arrays shaped like `template`) of the newest save, or None.
 
-    An unreadable save (a kill can only leave an unfinished one, which
-    orbax ignores; this is damage) is discarded: the training restarts.
+    `earlier`: (template, convert) pairs for layouts older code saved,
+    tried in turn when `template` does not fit; convert(arrays) gives
+    arrays shaped like `template`. A save that fits none (damage: a kill
+    can only leave an unfinished save, which orbax ignores) is discarded,
+    with the reason in `self.discarded`: the training restarts.
     """
+    self.discarded = ''
     if not paths.path(self.directory).is_dir():
       return None
     try:
@@ -42,8 +52,9 @@ class EpochProgress:
         meta = checkpoints.restore_meta(mngr, step)
         if meta.get('format') != FORMAT:
           raise ValueError(f'format {meta.get("format")!r}')
-        arrays = checkpoints.restore_tree(mngr, step, 'arrays', template)
-    except Exception:  # damaged: start this training afresh
+        arrays = _restore_any(mngr, step, template, earlier)
+    except Exception as e:  # damaged: start this training afresh
+      self.discarded = f'{type(e).__name__}: {str(e)[:200]}'
       self.discard()
       return None
     return meta, arrays
@@ -65,3 +76,17 @@ class EpochProgress:
   def discard(self) -> None:
     """Removes the saved progress (the training's result is saved)."""
     paths.rmtree(self.directory)
+
+
+def _restore_any(mngr, step: int, template: Any,
+                 earlier: Sequence[tuple[Any, Callable[[Any], Any]]]) -> Any:
+  try:
+    return checkpoints.restore_tree(mngr, step, 'arrays', template)
+  except Exception as first:
+    for old, convert in earlier:
+      try:
+        arrays = checkpoints.restore_tree(mngr, step, 'arrays', old)
+      except Exception:
+        continue
+      return convert(arrays)
+    raise first
