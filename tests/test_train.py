@@ -297,18 +297,17 @@ def _small_net():
   return b.build()
 
 
-def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
-    digits, tmp_path):
+def _whole_and_stopped(digits, directory: str, optim: OptimConfig):
+  """A small net's 3-epoch training run whole, then again stopped after
+  epoch 2's progress save (as a kill would). Returns (cfg, init, whole):
+  init() gives fresh initial variables (training donates its inputs)."""
   from esnac_jax.models import init_variables
   from esnac_jax.train.loop import train_many
   from esnac_jax.train.progress import EpochProgress
   arch = _small_net()
-  cfg = TrainConfig(epochs=3,
-                    batch_size=64,
-                    checkpoint_every_s=0,
-                    optim=OptimConfig('sgd', 0.05, schedule='cosine'))
+  cfg = TrainConfig(epochs=3, batch_size=64, checkpoint_every_s=0, optim=optim)
 
-  def init():  # fresh each time: training donates its input buffers
+  def init():
     return init_variables(arch, jax.random.key(0))
 
   [whole] = train_many([arch], [init()], digits, cfg, 0)
@@ -318,9 +317,8 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
 
   def stop_after_epoch_2(line):
     if line.startswith('train epoch 2/3'):
-      raise Stop  # as a kill would, after epoch 2's save
+      raise Stop
 
-  directory = str(tmp_path / 'progress')
   with pytest.raises(Stop):
     train_many([arch], [init()],
                digits,
@@ -328,6 +326,17 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
                0,
                log=stop_after_epoch_2,
                progress=EpochProgress(directory, 0))
+  return cfg, init, whole
+
+
+def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
+    digits, tmp_path):
+  from esnac_jax.train.loop import train_many
+  from esnac_jax.train.progress import EpochProgress
+  directory = str(tmp_path / 'progress')
+  cfg, init, whole = _whole_and_stopped(
+      digits, directory, OptimConfig('sgd', 0.05, schedule='cosine'))
+  arch = _small_net()
   logs = []
   [resumed] = train_many([arch], [init()],
                          digits,
@@ -362,36 +371,13 @@ def test_a_save_with_the_per_parameter_optimiser_layout_resumes(
   """Progress saved before optimiser states were flat (one moment tree per
   parameter) resumes, converted, and ends as an uninterrupted run."""
   from jax.flatten_util import ravel_pytree
-  from esnac_jax.models import init_variables
   from esnac_jax.train.loop import train_many
   from esnac_jax.train.progress import EpochProgress
   from esnac_jax.train.steps import create_state
-  arch = _small_net()
-  cfg = TrainConfig(epochs=3,
-                    batch_size=64,
-                    checkpoint_every_s=0,
-                    optim=OptimConfig('adam', 1e-3, schedule='cosine'))
-
-  def init():
-    return init_variables(arch, jax.random.key(0))
-
-  [whole] = train_many([arch], [init()], digits, cfg, 0)
-
-  class Stop(Exception):
-    pass
-
-  def stop_after_epoch_2(line):
-    if line.startswith('train epoch 2/3'):
-      raise Stop
-
   directory = str(tmp_path / 'progress')
-  with pytest.raises(Stop):
-    train_many([arch], [init()],
-               digits,
-               cfg,
-               0,
-               log=stop_after_epoch_2,
-               progress=EpochProgress(directory, 0))
+  cfg, init, whole = _whole_and_stopped(
+      digits, directory, OptimConfig('adam', 1e-3, schedule='cosine'))
+  arch = _small_net()
   # Rewrite the save as the earlier code wrote it.
   tx = make_optimizer(cfg.optim, len(digits.train) // 64, 3)
   template = {'live': [create_state(init(), tx)], 'best': [init()]}
