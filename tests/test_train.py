@@ -329,21 +329,27 @@ def _whole_and_stopped(digits, directory: str, optim: OptimConfig):
   return cfg, init, whole
 
 
-def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
-    digits, tmp_path):
+def _resume(digits, directory: str, cfg: TrainConfig, init):
+  """The training of _whole_and_stopped run again on its progress: the
+  result and the lines it logged."""
   from esnac_jax.train.loop import train_many
   from esnac_jax.train.progress import EpochProgress
+  logs = []
+  [out] = train_many([_small_net()], [init()],
+                     digits,
+                     cfg,
+                     0,
+                     log=logs.append,
+                     progress=EpochProgress(directory, 0))
+  return out, logs
+
+
+def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
+    digits, tmp_path):
   directory = str(tmp_path / 'progress')
   cfg, init, whole = _whole_and_stopped(
       digits, directory, OptimConfig('sgd', 0.05, schedule='cosine'))
-  arch = _small_net()
-  logs = []
-  [resumed] = train_many([arch], [init()],
-                         digits,
-                         cfg,
-                         0,
-                         log=logs.append,
-                         progress=EpochProgress(directory, 0))
+  resumed, logs = _resume(digits, directory, cfg, init)
   assert logs[0].startswith('train: resumed after epoch 2/3')
   assert len(logs) == 2  # only epoch 3 was trained
   assert resumed.history == whole.history
@@ -355,13 +361,7 @@ def test_a_stopped_training_resumes_at_the_next_epoch_and_ends_the_same(
   meta = glob.glob(os.path.join(directory, '*', 'meta', 'metadata'))
   with open(meta[0], 'wb') as f:
     f.write(b'\xff garbage')
-  logs = []
-  [again] = train_many([arch], [init()],
-                       digits,
-                       cfg,
-                       0,
-                       log=logs.append,
-                       progress=EpochProgress(directory, 0))
+  again, logs = _resume(digits, directory, cfg, init)
   assert 'does not fit this training' in logs[0]
   assert len(logs) == 4 and again.history == whole.history
 
@@ -371,13 +371,11 @@ def test_a_save_with_the_per_parameter_optimiser_layout_resumes(
   """Progress saved before optimiser states were flat (one moment tree per
   parameter) resumes, converted, and ends as an uninterrupted run."""
   from jax.flatten_util import ravel_pytree
-  from esnac_jax.train.loop import train_many
   from esnac_jax.train.progress import EpochProgress
   from esnac_jax.train.steps import create_state
   directory = str(tmp_path / 'progress')
   cfg, init, whole = _whole_and_stopped(
       digits, directory, OptimConfig('adam', 1e-3, schedule='cosine'))
-  arch = _small_net()
   # Rewrite the save as the earlier code wrote it.
   tx = make_optimizer(cfg.optim, len(digits.train) // 64, 3)
   template = {'live': [create_state(init(), tx)], 'best': [init()]}
@@ -393,13 +391,7 @@ def test_a_save_with_the_per_parameter_optimiser_layout_resumes(
       'live': [old],
       'best': arrays['best']
   })
-  logs = []
-  [resumed] = train_many([arch], [init()],
-                         digits,
-                         cfg,
-                         0,
-                         log=logs.append,
-                         progress=EpochProgress(directory, 0))
+  resumed, logs = _resume(digits, directory, cfg, init)
   assert logs[0].startswith('train: resumed after epoch 2/3'), logs
   assert resumed.history == whole.history
   for a, b in zip(jax.tree_util.tree_leaves(whole.variables),
