@@ -117,10 +117,10 @@ def _zeros_like_init(init):
 
   def zeros(params):
     shapes = jax.eval_shape(init, params)
-    return jax.tree.map(
-        lambda s: jnp.zeros(s.shape, s.dtype)
-        if _traced(params) else jax.device_put(np.zeros(s.shape, s.dtype)),
-        shapes)
+    if _traced(params):  # inside a jit: zeros made in the program
+      return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.tree.map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype)),
+                        shapes)
 
   return zeros
 
