@@ -54,7 +54,7 @@ class EpochProgress:
           raise ValueError(f'format {meta.get("format")!r}')
         arrays = _restore_any(mngr, step, template, earlier)
     except Exception as e:  # damaged: start this training afresh
-      self.discarded = f'{type(e).__name__}: {str(e)[:200]}'
+      self.discarded = f'{type(e).__name__}: {" ".join(str(e).split())[:200]}'
       self.discard()
       return None
     return meta, arrays
