@@ -199,6 +199,22 @@ def test_optimizers():
   np.testing.assert_allclose(moves, [-0.1, -0.1, -0.01, -0.01], rtol=1e-6)
   with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
     OptimConfig('rmsprop')
+  for field, value, message in [
+      ('lr', float('nan'), 'lr must be a finite number > 0, got nan'),
+      ('momentum', -0.1, r'momentum must be in \[0, 1\), got -0.1'),
+      ('weight_decay', float('inf'), 'weight_decay must be a finite number '
+       '>= 0, got inf'),
+      ('gamma', 0.0, 'gamma must be a finite number > 0, got 0.0'),
+      ('boundaries', (2, 2), r'boundaries must be increasing whole epochs '
+       r'>= 1, got \(2, 2\)'),
+      ('boundaries', (1.5,), 'boundaries must be increasing whole epochs'),
+  ]:
+    with pytest.raises(ValueError, match=message):
+      OptimConfig(**{field: value})
+  with pytest.raises(ValueError,
+                     match='label_weight must be a finite '
+                     'number >= 0, got inf'):
+    LossConfig('kl', label_weight=float('inf'))
   with pytest.raises(ValueError,
                      match="dtype must be 'float32' or "
                      "'bfloat16'"):
@@ -208,6 +224,7 @@ def test_optimizers():
 @pytest.mark.parametrize('name', ['adam', 'sgd'])
 @pytest.mark.parametrize('schedule', ['constant', 'step', 'cosine'])
 def test_optimizers_match_optax_per_parameter(name, schedule):
+  from esnac_jax.train.optim import flat_state
   """The flattened update with host-built zero state moves every parameter
   as optax's own per-parameter chain does."""
   cfg = OptimConfig(name, 0.05, schedule=schedule, boundaries=(1,))
@@ -242,6 +259,11 @@ def test_optimizers_match_optax_per_parameter(name, schedule):
     p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
   jax.tree.map(
       lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), p, q)
+  # The per-parameter state, converted as older saves are on resume, lines
+  # up with the flat state element by element.
+  jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+      flat_state(theirs, q), ours)
   # Inside a jitted function the zero state is built in the program.
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b),
                jax.jit(tx.init)(params), tx.init(params))
