@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from esnac_jax.arch.core import Arch, Layer
+from esnac_jax.models.batchnorm import BatchNorm
 
 # PyTorch defaults, so training recipes transfer (BN momentum 0.1 there).
 BN_MOMENTUM = 0.9
@@ -94,12 +95,12 @@ class ArchNet(nn.Module):
                      param_dtype=jnp.float32,
                      name=name)(h)
     if kind == 'bn':
-      return nn.BatchNorm(use_running_average=not train,
-                          momentum=BN_MOMENTUM,
-                          epsilon=BN_EPSILON,
-                          dtype=self.dtype,
-                          param_dtype=jnp.float32,
-                          name=name)(h)
+      return BatchNorm(use_running_average=not train,
+                       momentum=BN_MOMENTUM,
+                       epsilon=BN_EPSILON,
+                       dtype=self.dtype,
+                       param_dtype=jnp.float32,
+                       name=name)(h)
     if kind == 'linear':
       return nn.Dense(layer.out_channels,
                       use_bias=layer.bias,
