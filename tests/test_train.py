@@ -269,6 +269,39 @@ def test_optimizers_match_optax_per_parameter(name, schedule):
                jax.jit(tx.init)(params), tx.init(params))
 
 
+def test_a_student_step_program_compiles_once(teacher, digits):
+  """Each step returns the state in the tree it took, so the jitted step
+  reuses its one program (a changed tree would retrace and recompile)."""
+  from esnac_jax.models import inherit
+  from esnac_jax.train.steps import create_state, train_step_fn
+  arch, variables = teacher[0], teacher[1]
+  child = sample(arch, np.random.default_rng(3))
+  tx = make_optimizer(OptimConfig(), 10, 1)
+  state = create_state(inherit(arch, child, variables), tx)
+  step = train_step_fn(child, tx, LossConfig('ce'))
+  x, y, _ = next(iter(eval_batches(digits, digits.train, 32)))
+  before = jax.tree.structure(state)
+  events, losses = [], []
+
+  def listen(event, duration, **kwargs):
+    if event.startswith('/jax/core/compile/'):
+      events.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    for _ in range(3):
+      state, value = step(state, x, y, None)
+      losses.append(float(value))
+      if len(losses) == 1:
+        assert any('backend_compile' in e for e in events)
+        events.clear()
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+  assert events == []  # steps 2 and 3 neither traced nor compiled
+  assert jax.tree.structure(state) == before
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
 def test_compiled_programs_are_released():
   """A long search must not keep every child's executable (each holds
   hundreds of memory maps): past PROGRAMS_KEPT distinct Archs, the first

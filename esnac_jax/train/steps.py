@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from esnac_jax.arch import Arch
-from esnac_jax.models import make_model
+from esnac_jax.models.forward import forward
 from esnac_jax.train.losses import LossConfig, loss_fn
 
 PROGRAMS_KEPT = 16  # per function below
@@ -77,10 +77,14 @@ def train_step_fn(arch: Arch,
                   loss: LossConfig,
                   dtype: Any = jnp.float32):
   """(state, x, y, teacher_logits) -> (state, loss), jitted, for `arch`."""
-  model = make_model(arch, dtype)
+
+  def apply(variables, x, train, mutable):
+    del mutable  # forward returns the batch statistics either way
+    logits, stats = forward(arch, variables, x, train, dtype)
+    return logits, {'batch_stats': stats}
 
   def step(state: TrainState, x, y, t_logits):
-    return distill_update(model.apply, tx, loss, state, x, y, t_logits)
+    return distill_update(apply, tx, loss, state, x, y, t_logits)
 
   return jax.jit(step, donate_argnums=0)
 
@@ -88,16 +92,14 @@ def train_step_fn(arch: Arch,
 @functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def logits_fn(arch: Arch, dtype: Any = jnp.float32):
   """(variables, x) -> logits in inference mode, jitted, for `arch`."""
-  model = make_model(arch, dtype)
-  return jax.jit(lambda v, x: model.apply(v, x, train=False))
+  return jax.jit(lambda v, x: forward(arch, v, x, False, dtype)[0])
 
 
 @functools.lru_cache(maxsize=PROGRAMS_KEPT)
 def correct_fn(arch: Arch, dtype: Any = jnp.float32):
-  model = make_model(arch, dtype)
 
   def count(v, x, y, valid):
-    pred = jnp.argmax(model.apply(v, x, train=False), -1)
+    pred = jnp.argmax(forward(arch, v, x, False, dtype)[0], -1)
     return jnp.sum((pred == y) & valid)
 
   return jax.jit(count)
