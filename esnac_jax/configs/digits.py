@@ -2,8 +2,8 @@
 
 Runs anywhere with no download: trains the teacher (15 epochs), searches
 6 steps x 8 candidates (48 evaluated, 4 distillation epochs each), fully
-trains the best 2 (20 epochs), tests the chosen one once. About 7 minutes
-on a 2-core CPU:
+trains the best 2 (20 epochs), tests the chosen one once. About 2-3
+minutes on a 2-core CPU:
 
   python -m esnac_jax.main --config=configs/digits.py --workdir=/tmp/digits
 
