@@ -20,7 +20,8 @@ import jax.numpy as jnp
 from esnac_jax.arch.core import Arch, Layer
 from esnac_jax.models.batchnorm import normalise
 from esnac_jax.models.network import (BN_EPSILON, BN_MOMENTUM, _last_use,
-                                      channel_shuffle, layer_name)
+                                      channel_shuffle, check_input, layer_input,
+                                      layer_name)
 
 
 def forward(arch: Arch,
@@ -32,23 +33,14 @@ def forward(arch: Arch,
   x, train=train, mutable=['batch_stats'])` gives. In training mode the
   batch statistics are the updated running averages; otherwise they are
   returned as given."""
-  if x.shape[1:] != arch.input_shape:
-    raise ValueError(f'input of shape {x.shape[1:]} (without batch) does '
-                     f'not match the arch input {arch.input_shape}')
+  check_input(arch, x)
   params = variables['params']
   stats = dict(variables.get('batch_stats', {}))
   outs: list[jax.Array | None] = [None] * arch.num_layers
   last_use = _last_use(arch)
+  x = x.astype(dtype)
   for i, layer in enumerate(arch.layers):
-    srcs = arch.in_edges[i]
-    if i == 0:
-      h = x.astype(dtype)
-    elif layer.kind == 'concat':
-      h = jnp.concatenate([outs[j] for j in srcs], axis=-1)
-    else:
-      h = outs[srcs[0]]
-      for j in srcs[1:]:
-        h = h + outs[j]
+    h = layer_input(arch, i, outs, x)
     name = layer_name(i)
     outs[i], new = _layer(layer, params.get(name), stats.get(name), h, train,
                           dtype)

@@ -47,7 +47,7 @@ from esnac_jax.arch.core import Arch
 from esnac_jax.arch.operators import check_child, removable_layers, skip_pairs
 from esnac_jax.arch.widths import Space, analyse, is_depthwise
 from esnac_jax.models.inherit import _space_index, inherit, kept_channels
-from esnac_jax.models.network import ArchNet
+from esnac_jax.models.network import ArchNet, layer_input
 
 Masks = dict[str, Any]
 
@@ -142,15 +142,8 @@ class MaskedNet(ArchNet):
     outs: list[jax.Array] = []
     last = arch.num_layers - 1
     for i, layer in enumerate(arch.layers):
-      srcs = arch.in_edges[i]
-      if i == 0:
-        h = x
-      elif layer.kind == 'concat':
-        h = jnp.concatenate([outs[j] for j in srcs], axis=-1)
-      else:
-        h = outs[srcs[0]]
-        for j in srcs[1:]:
-          h = h + outs[j]
+      h = layer_input(arch, i, outs, x)
+      if i != 0 and layer.kind != 'concat':  # extra skips add to sums
         for p, a in plan.summed.get(i, ()):
           h = h + masks['edge'][p].astype(self.dtype) * outs[a]
         if i in plan.stacked:

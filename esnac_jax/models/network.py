@@ -46,23 +46,12 @@ class ArchNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     arch = self.arch
-    if x.shape[1:] != arch.input_shape:
-      raise ValueError(f'input of shape {x.shape[1:]} (without batch) does '
-                       f'not match the arch input {arch.input_shape}')
+    check_input(arch, x)
     x = x.astype(self.dtype)
     outs: list[jax.Array | None] = [None] * arch.num_layers
     last_use = _last_use(arch)
     for i, layer in enumerate(arch.layers):
-      srcs = arch.in_edges[i]
-      if i == 0:
-        h = x
-      elif layer.kind == 'concat':
-        h = jnp.concatenate([outs[j] for j in srcs], axis=-1)
-      else:
-        h = outs[srcs[0]]
-        for j in srcs[1:]:
-          h = h + outs[j]
-      outs[i] = self._apply(i, layer, h, train)
+      outs[i] = self._apply(i, layer, layer_input(arch, i, outs, x), train)
       for j in last_use[i]:
         outs[j] = None
     return outs[-1]
@@ -109,6 +98,26 @@ class ArchNet(nn.Module):
                       param_dtype=jnp.float32,
                       name=name)(h)
     raise ValueError(f'layer {i}: unknown kind {kind!r}')
+
+
+def check_input(arch: Arch, x: jax.Array) -> None:
+  if x.shape[1:] != arch.input_shape:
+    raise ValueError(f'input of shape {x.shape[1:]} (without batch) does '
+                     f'not match the arch input {arch.input_shape}')
+
+
+def layer_input(arch: Arch, i: int, outs: list, x: jax.Array) -> jax.Array:
+  """What layer i reads: the network input for layer 0, its sources
+  concatenated on channels for a concat layer, else their sum."""
+  srcs = arch.in_edges[i]
+  if i == 0:
+    return x
+  if arch.layers[i].kind == 'concat':
+    return jnp.concatenate([outs[j] for j in srcs], axis=-1)
+  h = outs[srcs[0]]
+  for j in srcs[1:]:
+    h = h + outs[j]
+  return h
 
 
 def _last_use(arch: Arch) -> list[list[int]]:
