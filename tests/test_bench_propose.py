@@ -13,6 +13,7 @@ def test_pool_row_times_both_paths():
     r = row[kind]
     assert r['arch_path_s'] > r['arch_draw_s'] > 0
     assert r['array_path_s'] >= r['array_draw_s'] > 0
+    assert 0 < r['array_path_later_s'] < r['arch_path_s']
 
 
 @pytest.mark.slow
