@@ -50,8 +50,9 @@ def create_state(variables: dict,
 def distill_update(apply_fn, tx: optax.GradientTransformation, loss: LossConfig,
                    state: TrainState, x, y, t_logits,
                    *extra) -> tuple[TrainState, jax.Array]:
-  """One optimiser step on the distillation loss; `apply_fn` is a Flax
-  module's apply, called as apply_fn(variables, x, *extra, train=True)."""
+  """One optimiser step on the distillation loss; `apply_fn` is called as
+  a Flax module's apply: apply_fn(variables, x, *extra, train=True,
+  mutable=['batch_stats']) -> (logits, {'batch_stats': ...})."""
 
   def objective(params):
     logits, upd = apply_fn({
