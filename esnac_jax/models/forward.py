@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from esnac_jax.arch.core import Arch, Layer
 from esnac_jax.models.batchnorm import normalise
-from esnac_jax.models.network import (BN_EPSILON, BN_MOMENTUM, _last_use,
-                                      channel_shuffle, check_input, layer_input,
-                                      layer_name)
+from esnac_jax.models.network import (BN_EPSILON, BN_MOMENTUM, STATELESS,
+                                      _last_use, check_input, layer_input,
+                                      layer_name, stateless_layer)
 
 
 def forward(arch: Arch,
@@ -54,19 +53,8 @@ def forward(arch: Arch,
 def _layer(layer: Layer, p: dict | None, st: dict | None, h: jax.Array,
            train: bool, dtype: Any) -> tuple[jax.Array, dict | None]:
   kind = layer.kind
-  if kind in ('identity', 'concat'):
-    return h, None
-  if kind == 'relu':
-    y = nn.relu(h)
-    return (jnp.minimum(y, layer.clip) if layer.clip else y), None
-  if kind == 'flatten':
-    return h.reshape(h.shape[0], -1), None
-  if kind == 'shuffle':
-    return channel_shuffle(h, layer.groups), None
-  if kind in ('maxpool', 'avgpool'):
-    k, s, pad = layer.kernel, layer.stride, layer.padding
-    pool = nn.max_pool if kind == 'maxpool' else nn.avg_pool
-    return pool(h, (k, k), (s, s), ((pad, pad), (pad, pad))), None
+  if kind in STATELESS:
+    return stateless_layer(layer, h), None
   if kind == 'conv':
     pad, s = layer.padding, layer.stride
     y = jax.lax.conv_general_dilated(h,

@@ -59,19 +59,8 @@ class ArchNet(nn.Module):
   def _apply(self, i: int, layer: Layer, h: jax.Array,
              train: bool) -> jax.Array:
     kind, name = layer.kind, layer_name(i)
-    if kind in ('identity', 'concat'):
-      return h
-    if kind == 'relu':
-      return jnp.minimum(nn.relu(h), layer.clip) if layer.clip else nn.relu(h)
-    if kind == 'flatten':
-      return h.reshape(h.shape[0], -1)
-    if kind == 'shuffle':
-      return channel_shuffle(h, layer.groups)
-    if kind in ('maxpool', 'avgpool'):
-      k, s, p = layer.kernel, layer.stride, layer.padding
-      pool = nn.max_pool if kind == 'maxpool' else nn.avg_pool
-      # avg_pool counts padded zeros, as PyTorch's default does.
-      return pool(h, (k, k), (s, s), ((p, p), (p, p)))
+    if kind in STATELESS:
+      return stateless_layer(layer, h)
     if kind == 'conv':
       p = layer.padding
       return nn.Conv(layer.out_channels, (layer.kernel, layer.kernel),
@@ -98,6 +87,31 @@ class ArchNet(nn.Module):
                       param_dtype=jnp.float32,
                       name=name)(h)
     raise ValueError(f'layer {i}: unknown kind {kind!r}')
+
+
+# Layer kinds without variables.
+STATELESS = ('identity', 'concat', 'relu', 'flatten', 'shuffle', 'maxpool',
+             'avgpool')
+
+
+def stateless_layer(layer: Layer, h: jax.Array) -> jax.Array:
+  """A layer of a STATELESS kind applied to its input."""
+  kind = layer.kind
+  if kind in ('identity', 'concat'):
+    return h
+  if kind == 'relu':
+    y = nn.relu(h)
+    return jnp.minimum(y, layer.clip) if layer.clip else y
+  if kind == 'flatten':
+    return h.reshape(h.shape[0], -1)
+  if kind == 'shuffle':
+    return channel_shuffle(h, layer.groups)
+  if kind in ('maxpool', 'avgpool'):
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    pool = nn.max_pool if kind == 'maxpool' else nn.avg_pool
+    # avg_pool counts padded zeros, as PyTorch's default does.
+    return pool(h, (k, k), (s, s), ((p, p), (p, p)))
+  raise ValueError(f'layer kind {kind!r} has variables')
 
 
 def check_input(arch: Arch, x: jax.Array) -> None:
